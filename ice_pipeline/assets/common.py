@@ -1,0 +1,97 @@
+"""What every asset of the migration shares: run options, the writer lock, metadata helpers."""
+
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import pandas as pd
+import psycopg2
+from dagster import ConfigurableResource, Failure, MetadataValue
+from psycopg2 import errors
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
+from pydantic import Field
+
+from ice_pipeline.schema import check_production_schema
+
+# pg_advisory_xact_lock key: every asset that writes production takes it, so
+# two migrations never write at once; the second waits (up to lock_wait_seconds).
+MIGRATION_LOCK_KEY = 0x1CE0001
+
+GROUP_STAGING = "staging"
+GROUP_PRODUCTION = "production"
+OWNERS = ["team:ice-data-ops"]
+
+
+class MigrationOptions(ConfigurableResource):
+    """Run options, also settable in the Dagster launchpad (resources.options.config)."""
+
+    dry_run: bool = Field(default=False, description="Compute everything, write nothing (production and bucket untouched).")
+    limit: int = Field(default=0, description="At most this many new/changed rows per staging table (0 = all).")
+    full_refresh: bool = Field(default=False, description="Re-read every staging row, ignoring the watermarks.")
+    lock_wait_seconds: int = Field(default=600, description="How long to wait for another migration to finish writing.")
+
+
+@dataclass
+class StagingBatch:
+    """The rows of one staging table to process in this run, and how far they reach."""
+
+    table: str
+    rows: pd.DataFrame
+    high: tuple[str, int] | None      # (updated_at, id) of the last row read, for the watermark
+    retried: int = 0                  # rows read again because an earlier run could not load them yet
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+@contextmanager
+def writer_transaction(conn: Connection, options: MigrationOptions) -> Iterator[Cursor]:
+    """One transaction per asset, holding the migration lock; rolled back on dry runs.
+
+    The plan is computed inside this transaction, after the lock, so a second
+    migration that waited sees what the first one wrote and duplicates nothing.
+    """
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET LOCAL lock_timeout = %s", (f"{options.lock_wait_seconds}s",))
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+            cur.execute("SET LOCAL lock_timeout = 0")
+            check_production_schema(conn)
+            yield cur
+        if options.dry_run:
+            conn.rollback()
+        else:
+            conn.commit()
+    except errors.LockNotAvailable:
+        conn.rollback()
+        raise Failure(
+            description=f"Another migration kept the production lock for more than {options.lock_wait_seconds} s; "
+            "this run stopped without writing. It will be picked up by the next run."
+        ) from None
+    except psycopg2.Error as error:
+        conn.rollback()
+        # The server's DETAIL line can quote the row (personal data): report the
+        # primary message and the constraint only.
+        diag = error.diag
+        where = f" (constraint {diag.constraint_name})" if diag.constraint_name else ""
+        raise Failure(description=f"Production write failed and was rolled back: "
+                      f"{diag.message_primary or type(error).__name__}{where}.") from None
+    except BaseException:
+        conn.rollback()
+        raise
+
+
+def markdown_counts(title: str, counts: pd.Series | dict[str, int]) -> MetadataValue:
+    """A small two-column markdown table (reason -> rows) for the UI."""
+    items = counts.items() if isinstance(counts, dict) else counts.to_dict().items()
+    lines = [f"| {title} | rows |", "|---|---:|"]
+    lines += [f"| {key} | {int(value)} |" for key, value in sorted(items, key=lambda kv: -kv[1])]
+    if len(lines) == 2:
+        lines.append("| (none) | 0 |")
+    return MetadataValue.md("\n".join(lines))
+
+
+def rate(numerator: float, denominator: float) -> float:
+    return round(float(numerator) / float(denominator), 4) if denominator else 0.0

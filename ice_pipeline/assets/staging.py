@@ -1,0 +1,175 @@
+"""staging_*: the staging rows to process in this run, read in one snapshot and normalized.
+
+"To process" = new or changed since the production-side watermark (or all of
+them with full_refresh), plus rows an earlier run could not load yet.
+"""
+
+
+import pandas as pd
+from dagster import AssetExecutionContext, AssetOut, MetadataValue, Output, multi_asset
+from psycopg2.extensions import cursor as Cursor
+
+from ice_pipeline.assets.common import GROUP_STAGING, OWNERS, MigrationOptions, StagingBatch, markdown_counts
+from ice_pipeline.db import read_frame
+from ice_pipeline.logic import normalize as nz
+from ice_pipeline.logic.people import alias_map, prepare_person_rows
+from ice_pipeline.resources import ProductionDatabase, StagingDatabase
+from ice_pipeline.schema import check_staging_schema
+
+READ_WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
+READ_RETRYABLE = """
+SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows WHERE retryable
+"""
+# Rows beyond the watermark in (updated_at, id) order, plus rows to retry.
+READ_STUDENTS = """
+SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, city, country,
+       program, student_number, source, csv_enriched, created_at, updated_at
+FROM staging_student
+WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+ORDER BY updated_at, id
+LIMIT %(limit)s
+"""
+READ_LEADS = """
+SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, city, country,
+       interest_program, service, event, status, notes, source_file, source_sheet, source_row,
+       created_at, updated_at
+FROM staging_lead
+WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+ORDER BY updated_at, id
+LIMIT %(limit)s
+"""
+READ_DOCUMENTS = """
+SELECT id, student_id, document_type, original_file_path, staging_file_path, normalized_file_name,
+       checksum, file_size, mime_type, created_at, updated_at
+FROM staging_document
+WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+ORDER BY updated_at, id
+LIMIT %(limit)s
+"""
+READ_REFERENCE = """
+SELECT id, source_file, category, code, label, aliases, attributes, updated_at
+FROM staging_reference_data ORDER BY category, code
+"""
+BEGINNING = ("-infinity", 0)
+
+LEAD_STATUS = {"nuevo": "NEW", "new": "NEW", "contactado": "CONTACTED", "contacted": "CONTACTED",
+               "interesado": "INTERESTED", "interested": "INTERESTED", "inscrito": "ENROLLED",
+               "enrolled": "ENROLLED", "perdido": "LOST", "lost": "LOST", "noresponde": "NO_ANSWER"}
+
+
+def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], limit: int) -> StagingBatch:
+    rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "limit": limit or None})
+    rows["id"] = rows["id"].astype("int64")
+    high = None
+    if len(rows):
+        last_ts, last_id = rows["updated_at"].iloc[-1], int(rows["id"].iloc[-1])
+        beyond = len(rows) - int(rows["id"].isin(retry).sum())
+        if beyond:
+            high = (str(last_ts), last_id)
+    return StagingBatch(table=table, rows=rows, high=high, retried=int(rows["id"].isin(retry).sum()))
+
+
+def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Person fields plus the student's own: program through aliases, student number, source."""
+    out = prepare_person_rows(rows, reference)
+    out["staging_table"], out["staging_id"], out["updated_at"] = "staging_student", rows["id"], rows["updated_at"]
+    out["program"] = nz.canonical_label(rows["program"], alias_map(reference, "program"))
+    number = nz.clean_text(rows["student_number"], max_length=64).str.upper()
+    out["student_number"] = number
+    source = nz.clean_text(rows["source"]).str.lower()
+    out["data_source"] = source
+    csv_flag = rows["csv_enriched"].fillna("f").isin(["t", "true", "True"])
+    from_csv = csv_flag | source.str.contains("csv", regex=False).fillna(False)
+    out["csv_enriched"] = from_csv.to_numpy()
+    out["source_kind"] = pd.Series(from_csv.to_numpy(), index=rows.index).map({True: "CSV", False: "DIRECTORY"})
+    return out
+
+
+def normalize_leads(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
+    """Person fields plus the lead's own: program type, service, event, status, provenance."""
+    out = prepare_person_rows(rows, reference)
+    out["staging_table"], out["staging_id"], out["updated_at"] = "staging_lead", rows["id"], rows["updated_at"]
+    out["program_type"] = nz.canonical_label(rows["interest_program"], alias_map(reference, "program"))
+    out["service_key"] = nz.label_key(nz.clean_text(rows["service"]))
+    out["event_key"] = nz.label_key(nz.clean_text(rows["event"]))
+    out["service_text"] = nz.clean_text(rows["service"], max_length=200)
+    out["event_text"] = nz.clean_text(rows["event"], max_length=200)
+    status = nz.clean_text(rows["status"], max_length=50)
+    out["lead_status"] = nz.label_key(status).map(LEAD_STATUS).astype("string").fillna(status.str.upper())
+    out["notes"] = nz.clean_text(rows["notes"])
+    out["source_file"] = nz.clean_text(rows["source_file"], max_length=500)
+    out["source_sheet"] = nz.clean_text(rows["source_sheet"], max_length=200)
+    out["source_row"] = pd.to_numeric(rows["source_row"], errors="coerce").astype("Int64")
+    out["lead_date"] = rows["created_at"]
+    out["source_kind"] = "CSV"
+    return out
+
+
+def _reference(cur: Cursor) -> pd.DataFrame:
+    cur.execute(READ_REFERENCE)
+    columns = [d[0] for d in cur.description]
+    return pd.DataFrame(cur.fetchall(), columns=columns)
+
+
+def _summary(batch: StagingBatch, normalized: pd.DataFrame | None = None) -> dict:
+    metadata = {
+        "rows": len(batch),
+        "retried_rows": batch.retried,
+        "watermark_after": MetadataValue.text(f"{batch.high[0]} / id {batch.high[1]}" if batch.high else "unchanged"),
+    }
+    if normalized is not None:
+        warnings = normalized["warnings"].dropna().str.split("; ").explode()
+        metadata["warnings"] = markdown_counts("warning", warnings.value_counts())
+        metadata["rejected_at_normalization"] = int(normalized["reject_reason"].notna().sum())
+    return metadata
+
+
+@multi_asset(
+    outs={
+        "staging_students": AssetOut(description="Staging students to process, normalized.", group_name=GROUP_STAGING,
+                                     owners=OWNERS, kinds={"postgres", "pandas"}),
+        "staging_leads": AssetOut(description="Staging leads to process, normalized.", group_name=GROUP_STAGING,
+                                  owners=OWNERS, kinds={"postgres", "pandas"}),
+        "staging_documents": AssetOut(description="Staged documents to process.", group_name=GROUP_STAGING,
+                                      owners=OWNERS, kinds={"postgres", "pandas"}),
+        "staging_reference_data": AssetOut(description="Programs, services, events, cities and countries (all rows).",
+                                           group_name=GROUP_STAGING, owners=OWNERS, kinds={"postgres", "pandas"}),
+    },
+    description="Reads the staging rows new or changed since the production watermarks, in one snapshot.",
+)
+def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, production_db: ProductionDatabase,
+                   options: MigrationOptions):
+    with production_db.connection() as prod, prod.cursor() as cur:
+        cur.execute(READ_WATERMARKS)
+        marks = {table: (ts, high_id) for table, ts, high_id in cur.fetchall()}
+        cur.execute(READ_RETRYABLE)
+        retry: dict[str, list[int]] = {}
+        for table, staging_id in cur.fetchall():
+            retry.setdefault(table, []).append(int(staging_id))
+        prod.rollback()
+    if options.full_refresh:
+        marks = {}
+
+    with staging_db.connection() as conn:
+        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        check_staging_schema(conn)
+        with conn.cursor() as cur:
+            cur.execute("SET TIME ZONE 'UTC'")
+            reference = _reference(cur)
+            students = _read_batch(cur, "staging_student", READ_STUDENTS, marks.get("staging_student", BEGINNING),
+                                   retry.get("staging_student", []), options.limit)
+            leads = _read_batch(cur, "staging_lead", READ_LEADS, marks.get("staging_lead", BEGINNING),
+                                retry.get("staging_lead", []), options.limit)
+            documents = _read_batch(cur, "staging_document", READ_DOCUMENTS, marks.get("staging_document", BEGINNING),
+                                    retry.get("staging_document", []), options.limit)
+        conn.rollback()
+
+    context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents to process")
+    students.rows = normalize_students(students.rows, reference)
+    leads.rows = normalize_leads(leads.rows, reference)
+    yield Output(students, "staging_students", metadata=_summary(students, students.rows))
+    yield Output(leads, "staging_leads", metadata=_summary(leads, leads.rows))
+    yield Output(documents, "staging_documents", metadata=_summary(documents))
+    categories = reference["category"].value_counts() if len(reference) else pd.Series(dtype=int)
+    yield Output(reference, "staging_reference_data",
+                 metadata={"rows": len(reference), "by_category": markdown_counts("category", categories)})

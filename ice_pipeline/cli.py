@@ -1,0 +1,258 @@
+"""`ice-pipeline`: the fixed command-line interface of DESIGN §6."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import closing
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ice_pipeline import local, settings
+from ice_pipeline.local import LocalServiceError
+from ice_pipeline.resources import DatabaseUnavailable, connect
+from ice_pipeline.schema import SchemaError
+from ice_pipeline.settings import SettingsError
+
+app = typer.Typer(help="Move V3 staging data into the ICE bot's production database and MinIO.",
+                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+local_app = typer.Typer(help="Embedded PostgreSQL + S3 server under .ice/ for development, demo and tests.",
+                        no_args_is_help=True)
+db_app = typer.Typer(help="Schemas: staging, production baseline + migration, ice_pipeline.", no_args_is_help=True)
+app.add_typer(local_app, name="local")
+app.add_typer(db_app, name="db")
+err = Console(stderr=True)
+out = Console()
+
+EXPECTED_ERRORS = (SettingsError, DatabaseUnavailable, SchemaError, LocalServiceError)
+
+SUMMARY_KEYS = ("persons_created", "persons_updated", "students_created", "students_updated", "leads_created",
+                "leads_updated", "documents_uploaded", "documents_skipped", "rows_rejected", "rows_in_review",
+                "checks_failed")
+
+
+def fail(message: str, code: int = 2) -> None:
+    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+# --- local ----------------------------------------------------------------
+
+@local_app.command("up")
+def local_up() -> None:
+    """Start the embedded PostgreSQL cluster and S3 server (safe to call twice)."""
+    services = local.up(dagster_yaml=Path("dagster.yaml") if Path("dagster.yaml").exists() else None)
+    out.print(f"PostgreSQL on 127.0.0.1:{services.pg_port}, S3 on 127.0.0.1:{services.s3_port} ({services.root})")
+
+
+@local_app.command("down")
+def local_down() -> None:
+    """Stop the embedded services (data stays on disk; S3 objects are in memory and are lost)."""
+    local.down()
+    out.print("embedded services stopped")
+
+
+@local_app.command("status")
+def local_status() -> None:
+    """Say whether the embedded services run."""
+    services = local.status()
+    if services is None:
+        out.print("not initialised: run `ice-pipeline local up`")
+        raise typer.Exit(1)
+    out.print(f"PostgreSQL 127.0.0.1:{services.pg_port}: {'running' if services.pg_running else 'stopped'}; "
+              f"S3 127.0.0.1:{services.s3_port}: {'running' if services.s3_running else 'stopped'}")
+    if not (services.pg_running and services.s3_running):
+        raise typer.Exit(1)
+
+
+@local_app.command("env")
+def local_env() -> None:
+    """Print `export` lines for every variable of DESIGN §3 (eval "$(ice-pipeline local env)")."""
+    env = local.embedded_env()
+    if env is None:
+        fail("the embedded services are not running: run `ice-pipeline local up` first.")
+    sys.stdout.write(local.env_exports(env) + "\n")
+
+
+# --- db -------------------------------------------------------------------
+
+def _production():
+    return connect(settings.require("DATABASE_URL"), "DATABASE_URL")
+
+
+def _staging(read_only: bool = True):
+    return connect(settings.require("STAGING_DATABASE_URL"), "STAGING_DATABASE_URL", read_only=read_only)
+
+
+@db_app.command("init")
+def db_init() -> None:
+    """Development/test: staging tables, production baseline + migration, ice_pipeline schema (idempotent)."""
+    from ice_pipeline.schema import init_production, init_staging
+
+    with closing(_staging(read_only=False)) as conn:
+        init_staging(conn)
+    with closing(_production()) as conn:
+        init_production(conn, baseline=True)
+    out.print("schemas ready: staging, production (baseline + 20251105_add_staging_fields), ice_pipeline")
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """A real ICE bot database: apply 20251105_add_staging_fields and the ice_pipeline schema only."""
+    from ice_pipeline.schema import check_production_schema, init_production
+
+    with closing(_production()) as conn:
+        init_production(conn, baseline=False)
+        check_production_schema(conn)
+    out.print("production migrated: 20251105_add_staging_fields + ice_pipeline schema")
+
+
+# --- demo data ------------------------------------------------------------
+
+@app.command("demo-data")
+def demo_data(persons: Annotated[int, typer.Option(help="How many distinct people to generate.")] = 1000,
+              seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 0,
+              documents: Annotated[bool, typer.Option(help="Also stage document files.")] = True) -> None:
+    """Load realistic, messy staging rows (students, leads, documents, reference data, lead failures)."""
+    from ice_pipeline import demo_data as demo
+
+    started = time.monotonic()
+    data = demo.generate(persons, seed=seed, documents=documents)
+    root = Path(settings.require("STAGING_FILES_ROOT"))
+    with closing(_staging(read_only=False)) as conn:
+        result = demo.load(conn, data, root)
+    counts = ", ".join(f"{table} {n}" for table, n in result.counts.items())
+    out.print(f"demo data loaded in {time.monotonic() - started:.1f} s: {counts}; "
+              f"{result.files_written} files ({result.bytes_written / 1e6:.1f} MB) under STAGING_FILES_ROOT")
+
+
+# --- migrate --------------------------------------------------------------
+
+def _instance():
+    from dagster import DagsterInstance
+
+    if os.environ.get("DAGSTER_HOME"):
+        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
+        return DagsterInstance.get()
+    return DagsterInstance.ephemeral()
+
+
+def run_migration(dry_run: bool = False, limit: int = 0, full_refresh: bool = False) -> dict:
+    """Run the migrate_to_production job in process; return the summary of DESIGN §6."""
+    from dagster import DagsterEventType
+
+    from ice_pipeline.definitions import defs
+    from ice_pipeline.jobs import MIGRATION_JOB
+
+    job = defs.resolve_job_def(MIGRATION_JOB)
+    run_config = {
+        "resources": {"options": {"config": {"dry_run": dry_run, "limit": limit, "full_refresh": full_refresh}}},
+        "loggers": {"console": {"config": {"log_level": "WARNING"}}},
+    }
+    started = time.monotonic()
+    with _instance() as instance:
+        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
+                                        tags={"ice_pipeline/trigger": "cli", "ice_pipeline/dry_run": str(dry_run)})
+        summary: dict = {key: 0 for key in SUMMARY_KEYS}
+        assets: dict[str, dict] = {}
+        checks: list[dict] = []
+        failure = None
+        for event in result.all_events:
+            if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                materialization = event.step_materialization_data.materialization
+                assets[materialization.asset_key.to_user_string()] = {
+                    k: v.value for k, v in materialization.metadata.items()}
+            elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
+                evaluation = event.event_specific_data
+                checks.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
+                               "passed": evaluation.passed, "severity": evaluation.severity.value})
+            elif event.event_type == DagsterEventType.STEP_FAILURE and failure is None:
+                error = event.step_failure_data.error
+                while error is not None and error.cause is not None:
+                    error = error.cause  # the root cause says what went wrong, not "error in op X"
+                failure = (error.message or "").strip().splitlines()[-1] if error else event.message
+    persons, students = assets.get("resolved_persons", {}), assets.get("prod_students", {})
+    leads, documents = assets.get("prod_leads", {}), assets.get("prod_documents", {})
+    summary.update({
+        "persons_created": persons.get("persons_created", 0), "persons_updated": persons.get("persons_updated", 0),
+        "students_created": students.get("students_created", 0),
+        "students_updated": students.get("students_updated", 0),
+        "leads_created": leads.get("leads_created", 0), "leads_updated": leads.get("leads_updated", 0),
+        "documents_uploaded": documents.get("documents_uploaded", 0),
+        "documents_skipped": documents.get("documents_skipped", 0),
+        "rows_rejected": persons.get("rows_rejected", 0) + documents.get("documents_rejected", 0),
+        "rows_in_review": persons.get("rows_in_review", 0) + students.get("rows_in_review", 0),
+        "checks_failed": sum(1 for c in checks if not c["passed"] and c["severity"] == "ERROR"),
+        "checks_warned": sum(1 for c in checks if not c["passed"] and c["severity"] == "WARN"),
+        "checks_passed": sum(1 for c in checks if c["passed"]),
+        "staging_rows": {"students": assets.get("staging_students", {}).get("rows", 0),
+                         "leads": assets.get("staging_leads", {}).get("rows", 0),
+                         "documents": assets.get("staging_documents", {}).get("rows", 0)},
+        "success": result.success, "dry_run": dry_run, "run_id": result.run_id,
+        "seconds": round(time.monotonic() - started, 2),
+        "asset_seconds": {name: meta["seconds"] for name, meta in assets.items() if "seconds" in meta},
+        "failed_checks": [c for c in checks if not c["passed"]],
+        "error": failure,
+    })
+    return summary
+
+
+@app.command("migrate")
+def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exact counts, write nothing.")] = False,
+            limit: Annotated[int, typer.Option(help="At most N new/changed rows per staging table (0 = all).")] = 0,
+            full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
+            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Run the migrate_to_production job in process (the same job the UI and the schedule run)."""
+    summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh)
+    if as_json:
+        sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    else:
+        table = Table(title=f"migration {'(dry run) ' if dry_run else ''}{summary['run_id']}")
+        table.add_column("figure")
+        table.add_column("value", justify="right")
+        for key in SUMMARY_KEYS:
+            table.add_row(key, str(summary[key]))
+        table.add_row("seconds", str(summary["seconds"]))
+        out.print(table)
+        for check in summary["failed_checks"]:
+            err.print(f"check failed ({check['severity']}): {check['asset']} / {check['check']}")
+    if not summary["success"]:
+        err.print(f"[bold red]migration failed:[/] {summary['error']}", highlight=False)
+    if not summary["success"] or summary["checks_failed"]:
+        raise typer.Exit(1)
+
+
+@app.command("report")
+def report(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Duplicates, orphans, review queue and the accounting identity, over the whole database."""
+    from ice_pipeline.reporting import build_report, print_report
+
+    with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
+        figures = build_report(staging_conn, production_conn)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, default=str) + "\n")
+    else:
+        print_report(out, figures)
+    if not figures["healthy"]:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    """Entry point: settings from the environment, and one clear sentence on expected errors."""
+    try:
+        filled = settings.apply_environment()
+        if filled and os.environ.get("ICE_PIPELINE_VERBOSE"):
+            err.print(f"using the embedded services for {', '.join(filled)}")
+        app()
+    except EXPECTED_ERRORS as error:
+        fail(str(error))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""Moving frames in and out of PostgreSQL with COPY, and the shared bookkeeping writes.
+
+Set-based by construction: a frame goes into a temporary table with one
+COPY, then one INSERT ... SELECT / UPDATE ... FROM per target table.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import pandas as pd
+from psycopg2 import sql
+from psycopg2.extensions import cursor as Cursor
+
+NULL = r"\N"
+
+
+def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None) -> pd.DataFrame:
+    """Run a SELECT and return all rows as text columns, through COPY (fast at millions of rows)."""
+    bound = cur.mogrify(query, params).decode("utf-8")
+    buffer = io.StringIO()
+    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{NULL}')", buffer)
+    buffer.seek(0)
+    return pd.read_csv(buffer, dtype="string", keep_default_na=False, na_values=[NULL])
+
+
+def copy_into_temp(cur: Cursor, table: str, columns: dict[str, str], frame: pd.DataFrame) -> int:
+    """Create temp table `table` (dropped at commit) with `columns` {name: type} and COPY `frame` into it."""
+    definition = sql.SQL(", ").join(
+        sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns.items()
+    )
+    cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.Identifier(table), definition))
+    if frame.empty:
+        return 0
+    buffer = io.StringIO()
+    frame[list(columns)].to_csv(buffer, index=False, header=False, na_rep=NULL)
+    buffer.seek(0)
+    cur.copy_expert(
+        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, NULL '{}')").format(sql.Identifier(table), sql.SQL(NULL)),
+        buffer,
+    )
+    return len(frame)
+
+
+LINK_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "entity": "text", "entity_id": "uuid",
+                "matched_by": "text", "warnings": "text"}
+INSERT_LINKS = """
+INSERT INTO ice_pipeline.source_links (staging_table, staging_id, entity, entity_id, matched_by, run_id, warnings)
+SELECT staging_table, staging_id, entity, entity_id, matched_by, %(run_id)s,
+       coalesce(string_to_array(warnings, '; '), '{}')
+FROM tmp_links
+ON CONFLICT (staging_table, staging_id, entity) DO NOTHING
+"""
+# A row that now loads or waits in review is no longer rejected.
+CLEAR_REJECTIONS = """
+DELETE FROM ice_pipeline.rejected_rows r USING tmp_links l
+WHERE r.staging_table = l.staging_table AND r.staging_id = l.staging_id
+"""
+# A row that is now linked no longer waits for an identity decision.
+SUPERSEDE_IDENTITY_REVIEWS = """
+UPDATE ice_pipeline.review_queue q SET status = 'superseded', resolved_at = now()
+FROM tmp_links l
+WHERE q.kind = 'identity_conflict' AND q.status = 'open'
+  AND q.staging_table = l.staging_table AND q.staging_id = l.staging_id
+"""
+
+
+def write_links(cur: Cursor, links: pd.DataFrame, run_id: str) -> int:
+    """Record lineage (source_links) for loaded rows; returns rows newly linked."""
+    copy_into_temp(cur, "tmp_links", LINK_COLUMNS, links)
+    cur.execute(INSERT_LINKS, {"run_id": run_id})
+    inserted = cur.rowcount
+    cur.execute(CLEAR_REJECTIONS)
+    cur.execute(SUPERSEDE_IDENTITY_REVIEWS)
+    cur.execute("DROP TABLE tmp_links")
+    return inserted
+
+
+REJECTION_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "reason": "text", "details": "jsonb",
+                     "retryable": "boolean"}
+UPSERT_REJECTIONS = """
+INSERT INTO ice_pipeline.rejected_rows (staging_table, staging_id, reason, details, retryable, run_id)
+SELECT staging_table, staging_id, reason, coalesce(details, '{}'), coalesce(retryable, false), %(run_id)s
+FROM tmp_rejections
+ON CONFLICT (staging_table, staging_id) DO UPDATE
+SET reason = EXCLUDED.reason, details = EXCLUDED.details, retryable = EXCLUDED.retryable,
+    run_id = EXCLUDED.run_id, rejected_at = now()
+WHERE (ice_pipeline.rejected_rows.reason, ice_pipeline.rejected_rows.details, ice_pipeline.rejected_rows.retryable)
+      IS DISTINCT FROM (EXCLUDED.reason, EXCLUDED.details, EXCLUDED.retryable)
+"""
+
+
+def write_rejections(cur: Cursor, rejections: pd.DataFrame, run_id: str) -> int:
+    """Record rows that cannot be loaded, with their reason; returns rows written or changed."""
+    if rejections.empty:
+        return 0
+    copy_into_temp(cur, "tmp_rejections", REJECTION_COLUMNS, rejections)
+    cur.execute(UPSERT_REJECTIONS, {"run_id": run_id})
+    written = cur.rowcount
+    cur.execute("DROP TABLE tmp_rejections")
+    return written
+
+
+REVIEW_COLUMNS = {"kind": "text", "staging_table": "text", "staging_id": "bigint", "person_id": "uuid",
+                  "candidate_person_id": "uuid", "field": "text", "existing_value": "text",
+                  "incoming_value": "text", "score": "real", "reason": "text"}
+INSERT_REVIEWS = """
+INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, person_id, candidate_person_id, field,
+                                       existing_value, incoming_value, score, reason, run_id)
+SELECT kind, staging_table, staging_id, person_id, candidate_person_id, field,
+       existing_value, incoming_value, score, reason, %(run_id)s
+FROM tmp_reviews
+ON CONFLICT (kind, staging_table, staging_id, field) DO NOTHING
+"""
+
+
+def write_reviews(cur: Cursor, reviews: pd.DataFrame, run_id: str) -> int:
+    """Queue review items; the same question is never queued twice. Returns items added."""
+    if reviews.empty:
+        return 0
+    frame = reviews.copy()
+    for column in REVIEW_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
+    copy_into_temp(cur, "tmp_reviews", REVIEW_COLUMNS, frame)
+    cur.execute(INSERT_REVIEWS, {"run_id": run_id})
+    added = cur.rowcount
+    cur.execute("DROP TABLE tmp_reviews")
+    return added
+
+
+ADVANCE_WATERMARK = """
+INSERT INTO ice_pipeline.watermarks (staging_table, high_updated_at, high_id, run_id)
+VALUES (%(table)s, %(high_updated_at)s, %(high_id)s, %(run_id)s)
+ON CONFLICT (staging_table) DO UPDATE
+SET high_updated_at = EXCLUDED.high_updated_at, high_id = EXCLUDED.high_id, run_id = EXCLUDED.run_id, updated_at = now()
+WHERE (EXCLUDED.high_updated_at, EXCLUDED.high_id)
+      > (ice_pipeline.watermarks.high_updated_at, ice_pipeline.watermarks.high_id)
+"""
+
+
+def advance_watermark(cur: Cursor, table: str, high: tuple[str, int] | None, run_id: str) -> None:
+    """Move the table's watermark forward (never back), in the caller's transaction."""
+    if high is None:
+        return
+    cur.execute(ADVANCE_WATERMARK, {"table": table, "high_updated_at": high[0], "high_id": high[1], "run_id": run_id})

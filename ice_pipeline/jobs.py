@@ -1,0 +1,34 @@
+"""The migration job and its daily schedule."""
+
+
+from dagster import (
+    AssetSelection,
+    DefaultScheduleStatus,
+    ScheduleDefinition,
+    define_asset_job,
+    in_process_executor,
+)
+
+MIGRATION_JOB = "migrate_to_production"
+# dagster.yaml limits runs with this tag to one at a time.
+SERIAL_TAG = {"ice_pipeline/serial": "migration"}
+
+migrate_to_production = define_asset_job(
+    MIGRATION_JOB,
+    selection=AssetSelection.all(include_sources=False),
+    description="Staging -> production: persons, students, leads, documents, with their checks. Incremental: "
+    "only rows new or changed since the last successful run.",
+    # One process for the whole run: steps share nothing but the database, and a
+    # step-per-process executor would only add start-up time.
+    executor_def=in_process_executor,
+    tags={**SERIAL_TAG, "dagster/retry_strategy": "ALL_STEPS"},
+)
+
+daily_migration = ScheduleDefinition(
+    name="daily_migration",
+    job=migrate_to_production,
+    cron_schedule="0 2 * * *",
+    execution_timezone="America/Bogota",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every day at 02:00 Bogotá time, after the nightly V3 ingestion: an incremental migration.",
+)

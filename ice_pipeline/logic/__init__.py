@@ -1,0 +1,1 @@
+"""Pure logic: normalization, identity resolution, survivorship. No Dagster, no database."""

@@ -1,0 +1,250 @@
+"""Identity resolution: which staging rows and existing persons are one person (DESIGN §4).
+
+Input is one frame of *nodes* in a fixed order: the existing production
+persons that share a key with the batch first, then the staging rows in
+arrival order (updated_at, table, id). Each node carries its match keys.
+
+Keys are applied strongest first -- an earlier link of the same staging row,
+cédula, e-mail, (name key + birth date), (name key + mobile) -- and nodes
+sharing a key are joined, unless the join is *vetoed*: the clusters it would
+join disagree on a stronger identifier (two cédulas; two e-mails or two
+birth dates below the e-mail level), or it would join two existing persons
+(the pipeline never merges production persons). Chains are checked as a
+whole, so no chain of matches joins two cédulas.
+
+A vetoed join keeps the clusters apart. A staging-only cluster that could
+join more than one of them (ambiguous), or that carries an e-mail already
+owned by a person with another cédula, goes to review instead of being
+merged or created: it is not lost, it waits for a person.
+
+The common case -- no disagreement in a connected group -- is resolved
+vectorised; only the rare conflicting groups take the exact slow path.
+A cluster's anchor is its first node, so the result depends only on node
+order, never on staging ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+KEY_COLUMNS = ("cedula", "email", "name_key", "birth_date", "mobile")
+
+# (matched_by name, key columns, stronger identifiers that veto a join at this level)
+LEVELS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("linked", ("linked_person_id",), ()),
+    ("cedula", ("cedula",), ()),
+    ("email", ("email",), ("cedula",)),
+    ("name_birth_date", ("name_key", "birth_date"), ("cedula", "email")),
+    ("name_phone", ("name_key", "mobile"), ("cedula", "email", "birth_date")),
+)
+
+EMAIL_TAKEN = "e-mail belongs to another person with a different cédula"
+AMBIGUOUS = "matches more than one person that cannot be the same ({level})"
+
+
+@dataclass
+class Resolution:
+    """Per node: its cluster anchor, how it matched, and whether it waits in review."""
+
+    anchor: np.ndarray                 # node index of the cluster's first node
+    matched_by: np.ndarray             # object: level name, 'new' for a new person's first row, None for existing nodes
+    in_review: np.ndarray              # bool: staging node sent to review (identity_conflict)
+    review_reason: np.ndarray          # object
+    review_candidate: np.ndarray       # int: node index of the closest candidate's anchor, -1 when none
+    review_level: np.ndarray           # object
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def _level_key(nodes: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
+    """One string key per node for a level; NA when any part is missing."""
+    parts = [nodes[c].astype("string") for c in columns]
+    key = parts[0]
+    for part in parts[1:]:
+        key = key + "\x1f" + part
+    return key
+
+
+class _SlowCluster:
+    __slots__ = ("anchor", "existing", "sets")
+
+    def __init__(self, anchor: int, existing: bool, sets: dict[str, set]):
+        self.anchor = anchor
+        self.existing = existing
+        self.sets = sets
+
+
+def _compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...]) -> bool:
+    if a.existing and b.existing:
+        return False
+    for attr in stronger:
+        sa, sb = a.sets[attr], b.sets[attr]
+        if sa and sb and sa.isdisjoint(sb):
+            return False
+    return True
+
+
+def resolve_persons(nodes: pd.DataFrame) -> Resolution:
+    """Cluster the nodes into persons; see the module docstring for the rules.
+
+    `nodes` columns: is_existing (bool), linked_person_id, cedula, email,
+    name_key, birth_date, mobile (keys; NA when absent). Row order matters:
+    existing persons first, then staging rows in arrival order.
+    """
+    n = len(nodes)
+    anchor = np.arange(n)
+    matched_by = np.full(n, None, dtype=object)
+    in_review = np.zeros(n, dtype=bool)
+    review_reason = np.full(n, None, dtype=object)
+    review_candidate = np.full(n, -1, dtype=np.int64)
+    review_level = np.full(n, None, dtype=object)
+    is_existing = nodes["is_existing"].to_numpy(dtype=bool)
+    attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None) for c in ("cedula", "email", "birth_date")}
+    stats = {"slow_components": 0, "vetoed_joins": 0}
+    if n == 0:
+        return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
+
+    for level, columns, stronger in LEVELS:
+        key = _level_key(nodes, columns)
+        active = ~in_review & key.notna().to_numpy()
+        idx = np.flatnonzero(active)
+        if len(idx) < 2:
+            continue
+        codes, _ = pd.factorize(key.to_numpy()[idx])
+        first_of_code = pd.Series(idx).groupby(codes).transform("min").to_numpy()
+        u, v = anchor[idx], anchor[first_of_code]
+        joining = u != v
+        if not joining.any():
+            continue
+        u, v = u[joining], v[joining]
+        graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
+        _, comp = connected_components(graph, directed=False)
+        touched = np.unique(comp[u])
+        live = np.flatnonzero(~in_review)
+        node_comp = comp[anchor[live]]
+        in_touched = np.isin(node_comp, touched)
+        members = live[in_touched]
+        member_comp = node_comp[in_touched]
+        frame = pd.DataFrame({"comp": member_comp, "existing": is_existing[members]})
+        for attr in stronger:
+            frame[attr] = attrs[attr][members]
+        grouped = frame.groupby("comp")
+        bad = grouped["existing"].sum() > 1
+        for attr in stronger:
+            bad |= grouped[attr].nunique() > 1
+        bad_comps = set(bad.index[bad.to_numpy()])
+        good = ~np.isin(member_comp, list(bad_comps)) if bad_comps else np.ones(len(members), dtype=bool)
+        if good.any():
+            good_nodes, good_comp = members[good], member_comp[good]
+            new_anchor = pd.Series(anchor[good_nodes]).groupby(good_comp).transform("min").to_numpy()
+            changed = new_anchor != anchor[good_nodes]
+            matched_by[good_nodes[changed]] = level
+            anchor[good_nodes] = new_anchor
+        for comp_id in sorted(bad_comps):
+            stats["slow_components"] += 1
+            comp_nodes = members[member_comp == comp_id]
+            stats["vetoed_joins"] += _resolve_conflicted(
+                level, stronger, key.to_numpy(), comp_nodes, anchor, matched_by, is_existing, attrs,
+                in_review, review_reason, review_candidate, review_level,
+            )
+
+    staging_first = (matched_by == None) & ~is_existing & ~in_review  # noqa: E711
+    matched_by[staging_first] = "new"
+    return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
+
+
+def _resolve_conflicted(
+    level: str, stronger: tuple[str, ...], key: np.ndarray, comp_nodes: np.ndarray, anchor: np.ndarray,
+    matched_by: np.ndarray, is_existing: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
+    review_reason: np.ndarray, review_candidate: np.ndarray, review_level: np.ndarray,
+) -> int:
+    """Exact, order-deterministic resolution of one conflicting group. Returns vetoed joins."""
+    clusters: dict[int, _SlowCluster] = {}
+    for node in comp_nodes:
+        a = int(anchor[node])
+        c = clusters.get(a)
+        if c is None:
+            c = clusters[a] = _SlowCluster(a, False, {attr: set() for attr in stronger})
+        c.existing |= bool(is_existing[node])
+        for attr in stronger:
+            value = attrs[attr][node]
+            if value is not None:
+                c.sets[attr].add(value)
+    parent = {a: a for a in clusters}
+
+    def find(a: int) -> int:
+        while parent[a] != a:
+            parent[a] = parent[parent[a]]
+            a = parent[a]
+        return a
+
+    def merge(into: int, other: int) -> None:
+        parent[other] = into
+        target, source = clusters[into], clusters[other]
+        target.existing |= source.existing
+        for attr in stronger:
+            target.sets[attr] |= source.sets[attr]
+
+    reviewed: dict[int, tuple[str, int]] = {}
+    groups: dict[object, list[int]] = {}
+    for node in sorted(comp_nodes):
+        k = key[node]
+        if k is not None and k is not pd.NA:
+            groups.setdefault(k, []).append(int(anchor[node]))
+    vetoed = 0
+    for members in groups.values():
+        roots = sorted({find(a) for a in members if find(a) not in reviewed})
+        if len(roots) < 2:
+            continue
+        cs = [clusters[r] for r in roots]
+        if all(_compatible(cs[i], cs[j], stronger) for i in range(len(cs)) for j in range(i + 1, len(cs))):
+            for r in roots[1:]:
+                merge(roots[0], r)
+            continue
+        vetoed += 1
+        if level == "email":
+            # The e-mail has one owner: the existing person, else the first to arrive.
+            owner = roots[0]
+            for r in roots[1:]:
+                if _compatible(clusters[owner], clusters[r], stronger):
+                    merge(owner, r)
+                elif not clusters[r].existing:
+                    reviewed[r] = (EMAIL_TAKEN, owner)
+            continue
+        # First decide who is ambiguous, then join the rest: joining first
+        # would let the order of the group decide an ambiguous row's person.
+        def partners_of(r: int, pool: list[int]) -> list[int]:
+            return [o for o in pool if o != r and _compatible(clusters[r], clusters[o], stronger)]
+
+        for r in roots:
+            partners = partners_of(r, roots)
+            if clusters[r].existing or not partners:
+                continue
+            if not all(_compatible(clusters[p], clusters[q], stronger)
+                       for i, p in enumerate(partners) for q in partners[i + 1:]):
+                reviewed[r] = (AMBIGUOUS.format(level=level.replace("_", " + ")), partners[0])
+        remaining = [r for r in roots if r not in reviewed]
+        for r in remaining:
+            for p in partners_of(r, remaining):
+                a, b = sorted((find(r), find(p)))
+                if a != b and _compatible(clusters[a], clusters[b], stronger):
+                    merge(a, b)
+
+    for node in comp_nodes:
+        old = int(anchor[node])
+        new = find(old)
+        if new in reviewed:
+            reason, candidate = reviewed[new]
+            in_review[node] = True
+            review_reason[node] = reason
+            review_candidate[node] = find(candidate)
+            review_level[node] = level
+            continue
+        if new != old:
+            matched_by[node] = level
+            anchor[node] = new
+    return vetoed

@@ -1,0 +1,172 @@
+"""Survivorship: what a person's fields become once its rows are known (DESIGN §4).
+
+Fill NULLs only. An existing person's non-null value is never overwritten; a
+new person takes, per field, the first non-null value in arrival order (the
+name: the best-written one). An incoming value that differs from the value
+kept becomes a *field conflict* for review. `data_source` is a set of tokens,
+never `CSV,CSV,CSV`. Unique identifiers (e-mail, cédula) are only filled when
+no other person holds them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# (person column, value column on the node frame, comparison key column)
+PERSON_FIELDS: tuple[tuple[str, str, str], ...] = (
+    ("full_name", "display_name", "name_key"),
+    ("email", "email", "email"),
+    ("phone", "phone", "phone"),
+    ("cedula", "cedula", "cedula"),
+    ("birth_date", "birth_date", "birth_date"),
+    ("address", "address", "address_key"),
+    ("city", "city", "city_key"),
+    ("country", "country", "country_key"),
+)
+UNIQUE_FIELDS = ("email", "cedula")
+SOURCE_TOKENS = ("CSV", "DIRECTORY")
+
+
+@dataclass
+class PersonPlan:
+    """What resolved_persons writes: new persons, fills, links and review items."""
+
+    assignment: pd.DataFrame       # staging nodes: staging_table, staging_id, person_id, matched_by, is_new_person
+    new_persons: pd.DataFrame      # person_id + PERSON_FIELDS columns + data_source, original_name, csv_enriched
+    updates: pd.DataFrame          # person_id + fills (NA = keep) + data_source, csv_enriched
+    field_conflicts: pd.DataFrame  # staging_table, staging_id, person_id, field, existing_value, incoming_value, reason
+    person_of_anchor: dict[int, str]  # cluster anchor node -> person id (existing or new)
+
+
+def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
+    """Union of comma-separated tokens, sorted: 'MANUAL' + {'CSV'} -> 'CSV,MANUAL'."""
+    tokens = {t.strip() for t in (existing or "").split(",") if t.strip()} | incoming
+    return ",".join(sorted(tokens)) if tokens else None
+
+
+def new_person_ids(anchors: np.ndarray) -> dict[int, str]:
+    return {int(a): str(uuid.uuid4()) for a in anchors}
+
+
+def _as_text(values: pd.Series) -> pd.Series:
+    return values.astype("string")
+
+
+def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray, in_review: np.ndarray) -> PersonPlan:
+    """Apply survivorship to resolved clusters.
+
+    `nodes` is the frame given to resolve_persons plus value columns
+    (PERSON_FIELDS), for existing persons `person_id` and the raw
+    `stored_<column>` values (PERSON_FIELDS, data_source, csv_enriched,
+    original_name), for staging rows `staging_table`,
+    `staging_id`, `name_rank` (lower = better written name), `source_kind`
+    (CSV | DIRECTORY for staging rows) and `original_name`.
+    """
+    frame = nodes.assign(anchor=anchor, matched_by=matched_by, in_review=in_review, order=np.arange(len(nodes)))
+    live = frame[~frame["in_review"]]
+    existing = live[live["is_existing"]].set_index("anchor")
+    staging = live[~live["is_existing"]]
+    anchors = np.unique(staging["anchor"].to_numpy())
+    new_anchors = anchors[~np.isin(anchors, existing.index.to_numpy())]
+    ids = {int(a): str(pid) for a, pid in existing["person_id"].items()}
+    ids.update(new_person_ids(new_anchors))
+
+    person_of = staging["anchor"].map(ids)
+    assignment = pd.DataFrame({
+        "staging_table": staging["staging_table"].to_numpy(),
+        "staging_id": staging["staging_id"].to_numpy(),
+        "person_id": person_of.to_numpy(),
+        "matched_by": staging["matched_by"].to_numpy(),
+        "is_new_person": np.isin(staging["anchor"].to_numpy(), new_anchors),
+    })
+
+    chosen: dict[str, pd.Series] = {}
+    fills: dict[str, pd.Series] = {}
+    conflicts: list[pd.DataFrame] = []
+    for column, value_col, key_col in PERSON_FIELDS:
+        present = staging[staging[value_col].notna()]
+        sort_cols = ["anchor", "name_rank", "order"] if column == "full_name" else ["anchor", "order"]
+        first = present.sort_values(sort_cols).drop_duplicates("anchor").set_index("anchor")
+        incoming_value, incoming_key = first[value_col], first[key_col]
+        # The stored value as the bot or an earlier run wrote it (may be unnormalized),
+        # and its key: fill only where the stored value is NULL.
+        stored_key = existing[key_col]
+        stored_value = existing[f"stored_{column}"]
+        if column in UNIQUE_FIELDS:
+            # A value another cluster holds (or also brings) cannot be filled: unique in production.
+            holders = pd.concat([
+                stored_key.dropna().rename("key").reset_index(),
+                present[["anchor", key_col]].rename(columns={key_col: "key"}),
+            ]).drop_duplicates()
+            shared = holders.groupby("key")["anchor"].nunique()
+            shared_keys = set(shared.index[shared.to_numpy() > 1])
+            blocked = incoming_key.isin(shared_keys)
+            incoming_value, incoming_key = incoming_value[~blocked], incoming_key[~blocked]
+        final_key = _as_text(stored_key).reindex(anchors).fillna(_as_text(incoming_key).reindex(anchors))
+        final_value = _as_text(stored_value).reindex(anchors).fillna(_as_text(incoming_value).reindex(anchors))
+        chosen[column] = final_value
+        exist_anchors = existing.index[existing.index.isin(anchors)]
+        needs = _as_text(stored_value).reindex(exist_anchors).isna()
+        fills[column] = _as_text(incoming_value).reindex(exist_anchors)[needs.to_numpy()].dropna()
+        kept_key = final_key.reindex(present["anchor"]).to_numpy(dtype=object, na_value=None)
+        own_key = _as_text(present[key_col]).to_numpy(dtype=object, na_value=None)
+        differing = present[(kept_key != None) & (own_key != None) & (own_key != kept_key)]  # noqa: E711
+        if len(differing):
+            kept = final_value.reindex(differing["anchor"]).to_numpy()
+            held_elsewhere = column in UNIQUE_FIELDS and _as_text(stored_value).reindex(differing["anchor"]).isna().to_numpy()
+            conflicts.append(pd.DataFrame({
+                "staging_table": differing["staging_table"].to_numpy(),
+                "staging_id": differing["staging_id"].to_numpy(),
+                "person_id": differing["anchor"].map(ids).to_numpy(),
+                "field": column,
+                "existing_value": kept,
+                "incoming_value": _as_text(differing[value_col]).to_numpy(),
+                "reason": np.where(held_elsewhere, "value held by another person", "differs from the value kept"),
+            }))
+
+    by_anchor = staging.assign(csv=staging["source_kind"].eq("CSV"), directory=staging["source_kind"].eq("DIRECTORY")).groupby("anchor")
+    csv_any, directory_any = by_anchor["csv"].any(), by_anchor["directory"].any()
+
+    def tokens_of(a: int) -> set[str]:
+        return {t for t, flag in (("CSV", csv_any.get(a, False)), ("DIRECTORY", directory_any.get(a, False))) if flag}
+    originals = staging[staging["original_name"].notna()].sort_values(["anchor", "order"]).drop_duplicates("anchor").set_index("anchor")["original_name"]
+
+    new_persons = pd.DataFrame({"person_id": [ids[int(a)] for a in new_anchors]}, index=new_anchors)
+    for column, _, _ in PERSON_FIELDS:
+        new_persons[column] = chosen[column].reindex(new_anchors).to_numpy()
+    csv_new = csv_any.reindex(new_anchors).fillna(False).to_numpy(dtype=bool)
+    directory_new = directory_any.reindex(new_anchors).fillna(False).to_numpy(dtype=bool)
+    new_persons["data_source"] = np.select(
+        [csv_new & directory_new, csv_new, directory_new], ["CSV,DIRECTORY", "CSV", "DIRECTORY"], None)
+    new_persons["csv_enriched"] = csv_new
+    new_persons["original_name"] = originals.reindex(new_anchors).to_numpy()
+
+    exist_anchors = existing.index[existing.index.isin(anchors)]
+    updates = pd.DataFrame({"person_id": existing.loc[exist_anchors, "person_id"].to_numpy()}, index=exist_anchors)
+    changed = np.zeros(len(updates), dtype=bool)
+    for column, _, _ in PERSON_FIELDS:
+        fill = fills[column].reindex(exist_anchors)
+        updates[column] = fill.to_numpy()
+        changed |= fill.notna().to_numpy()
+    old_source = existing.loc[exist_anchors, "stored_data_source"]
+    new_source = [merge_data_source(old if isinstance(old, str) else None, tokens_of(a))
+                  for a, old in zip(exist_anchors, old_source, strict=True)]
+    updates["data_source"] = new_source
+    changed |= np.array([new != (old if isinstance(old, str) else None)
+                         for new, old in zip(new_source, old_source, strict=True)], dtype=bool)
+    old_csv = existing.loc[exist_anchors, "stored_csv_enriched"].isin(["t", "true", True]).to_numpy(dtype=bool)
+    new_csv = old_csv | csv_any.reindex(exist_anchors).fillna(False).to_numpy(dtype=bool)
+    updates["csv_enriched"] = new_csv
+    changed |= new_csv != old_csv
+    fill_original = originals.reindex(exist_anchors).where(existing.loc[exist_anchors, "stored_original_name"].isna().to_numpy())
+    updates["original_name"] = fill_original.to_numpy()
+    changed |= fill_original.notna().to_numpy()
+    updates = updates[changed]
+
+    field_conflicts = pd.concat(conflicts, ignore_index=True) if conflicts else pd.DataFrame(
+        columns=["staging_table", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"])
+    return PersonPlan(assignment, new_persons.reset_index(drop=True), updates.reset_index(drop=True), field_conflicts, ids)

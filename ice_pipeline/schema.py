@@ -1,0 +1,126 @@
+"""Applying the schemas and checking that a production database has what we need.
+
+The SQL lives in `ice_pipeline/sql/`; each file is safe to apply twice.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from psycopg2.extensions import connection as Connection
+
+STAGING_SCHEMA = "staging_schema.sql"
+PRODUCTION_BASELINE = "production_baseline.sql"
+PRODUCTION_MIGRATION = "20251105_add_staging_fields.sql"
+PIPELINE_SCHEMA = "ice_pipeline_schema.sql"
+
+# Serialises concurrent `db init`/`db migrate` (and migration runs, see
+# assets/common.py) on one production database.
+SCHEMA_LOCK_KEY = 0x1CE5C4E
+
+# What the pipeline writes or reads in production, by table (DESIGN §3.2/§3.3).
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "persons": ("id", "full_name", "email", "phone", "city", "address", "cedula", "birth_date",
+                "country", "data_source", "original_name", "csv_enriched", "created_at", "updated_at"),
+    "students": ("id", "person_id", "student_number", "program", "status", "data_source",
+                 "csv_enriched", "created_at", "updated_at"),
+    "services": ("id", "name", "created_at", "updated_at"),
+    "events": ("id", "name", "event_date", "location", "service_id", "created_at", "updated_at"),
+    "leads": ("id", "person_id", "service_id", "event_id", "lead_date", "lead_status", "notes",
+              "program_type", "source_file", "source_sheet", "source_row", "created_at", "updated_at"),
+    "student_documents": ("id", "student_id", "document_type", "file_name", "object_key", "bucket",
+                          "file_size", "mime_type", "checksum", "original_file_path",
+                          "storage_provider", "status", "created_at", "updated_at"),
+}
+REQUIRED_PIPELINE_TABLES = ("source_links", "rejected_rows", "review_queue", "watermarks", "runs")
+STAGING_TABLES = ("staging_student", "staging_lead", "staging_document",
+                  "staging_reference_data", "staging_lead_failures")
+
+
+class SchemaError(RuntimeError):
+    """A database lacks tables or columns the pipeline needs; the message names them."""
+
+
+def sql_file(name: str) -> str:
+    return resources.files("ice_pipeline.sql").joinpath(name).read_text(encoding="utf-8")
+
+
+def _apply(conn: Connection, names: tuple[str, ...]) -> None:
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_KEY,))
+        for name in names:
+            cur.execute(sql_file(name))
+
+
+def init_staging(conn: Connection) -> None:
+    """Create the V3 staging tables (dev/test: V3 owns them in real life)."""
+    _apply(conn, (STAGING_SCHEMA,))
+
+
+def init_production(conn: Connection, *, baseline: bool) -> None:
+    """Production migration + ice_pipeline schema; with `baseline`, the Prisma baseline first."""
+    names = (PRODUCTION_BASELINE,) if baseline else ()
+    if not baseline:
+        missing_tables = [t for t in REQUIRED_COLUMNS if t not in _existing_columns(conn)]
+        if missing_tables:
+            raise SchemaError(
+                "The production database lacks the ICE bot's tables "
+                f"({', '.join(missing_tables)}): apply the bot's Prisma migrations first, "
+                "or use `ice-pipeline db init` for a development database."
+            )
+    _apply(conn, names + (PRODUCTION_MIGRATION, PIPELINE_SCHEMA))
+
+
+def _existing_columns(conn: Connection, schema: str = "public") -> dict[str, set[str]]:
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = %s",
+            (schema,),
+        )
+        rows = cur.fetchall()
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return found
+
+
+def missing_production_objects(conn: Connection) -> list[str]:
+    """Every required table/column the production database lacks, as `table.column` names."""
+    existing = _existing_columns(conn)
+    missing: list[str] = []
+    for table, columns in REQUIRED_COLUMNS.items():
+        if table not in existing:
+            missing.append(table)
+            continue
+        missing.extend(f"{table}.{c}" for c in columns if c not in existing[table])
+    pipeline = _existing_columns(conn, "ice_pipeline")
+    missing.extend(f"ice_pipeline.{t}" for t in REQUIRED_PIPELINE_TABLES if t not in pipeline)
+    return missing
+
+
+def check_production_schema(conn: Connection) -> None:
+    """Stop before writing if production lacks anything we need, naming what."""
+    missing = missing_production_objects(conn)
+    if missing:
+        raise SchemaError(
+            "The production database is missing " + ", ".join(missing)
+            + ": run `ice-pipeline db migrate` (or apply prisma/migrations/20251105_add_staging_fields)."
+        )
+
+
+def check_staging_schema(conn: Connection) -> None:
+    """Stop with a clear message when the staging database lacks the V3 tables."""
+    with conn.cursor() as cur:
+        cur.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
+            "AND table_name = ANY(%s)",
+            (list(STAGING_TABLES),),
+        )
+        present = {row[0] for row in cur.fetchall()}
+    missing = [t for t in STAGING_TABLES if t not in present]
+    if missing:
+        raise SchemaError(
+            "The staging database has no " + ", ".join(missing)
+            + ": check STAGING_DATABASE_URL points at the V3 database (leads_project), "
+            "or run `ice-pipeline db init` for a development one."
+        )

@@ -1,0 +1,117 @@
+-- The pipeline's own state, in schema ice_pipeline of the production database
+-- (DESIGN §3.4). Prisma ignores other schemas, so this lives apart from the
+-- bot's tables. Safe to apply twice.
+
+CREATE SCHEMA IF NOT EXISTS ice_pipeline;
+
+-- Lineage and exactly-once bookkeeping: one row per (staging row, entity it
+-- produced or joined). External checks read this table: names are fixed.
+CREATE TABLE IF NOT EXISTS ice_pipeline.source_links (
+    staging_table  text        NOT NULL,
+    staging_id     bigint      NOT NULL,
+    entity         text        NOT NULL CHECK (entity IN ('person', 'student', 'lead', 'document')),
+    entity_id      uuid        NOT NULL,
+    matched_by     text        NOT NULL,
+    run_id         text        NOT NULL,
+    linked_at      timestamptz NOT NULL DEFAULT now(),
+    warnings       text[]      NOT NULL DEFAULT '{}',   -- values dropped while loading, e.g. an impossible birth date
+    PRIMARY KEY (staging_table, staging_id, entity)
+);
+CREATE INDEX IF NOT EXISTS source_links_entity_idx ON ice_pipeline.source_links (entity, entity_id);
+
+-- Rows that could not be loaded, with a reason a person understands.
+-- `retryable` rows (a document whose student waits in review, a file not
+-- there yet) are read again by every run until they load.
+CREATE TABLE IF NOT EXISTS ice_pipeline.rejected_rows (
+    staging_table  text        NOT NULL,
+    staging_id     bigint      NOT NULL,
+    reason         text        NOT NULL,
+    details        jsonb       NOT NULL DEFAULT '{}',
+    retryable      boolean     NOT NULL DEFAULT false,
+    run_id         text        NOT NULL,
+    rejected_at    timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (staging_table, staging_id)
+);
+
+-- Ambiguous identities and conflicting values wait here for a person.
+--   identity_conflict : the staging row is NOT linked; it waits for a decision
+--   field_conflict    : the row is linked; an incoming value differs from the stored one
+--   possible_duplicate: the row is linked; it also resembles another person
+CREATE TABLE IF NOT EXISTS ice_pipeline.review_queue (
+    id                   bigserial   PRIMARY KEY,
+    kind                 text        NOT NULL CHECK (kind IN ('identity_conflict', 'field_conflict', 'possible_duplicate')),
+    staging_table        text        NOT NULL,
+    staging_id           bigint      NOT NULL,
+    person_id            uuid,
+    candidate_person_id  uuid,
+    field                text,
+    existing_value       text,
+    incoming_value       text,
+    score                real,
+    reason               text,
+    status               text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'dismissed', 'superseded')),
+    run_id               text,
+    created_at           timestamptz NOT NULL DEFAULT now(),
+    resolved_at          timestamptz
+);
+-- One item per (kind, row, field): re-running never queues the same question twice.
+CREATE UNIQUE INDEX IF NOT EXISTS review_queue_item_key
+    ON ice_pipeline.review_queue (kind, staging_table, staging_id, field) NULLS NOT DISTINCT;
+CREATE INDEX IF NOT EXISTS review_queue_open_idx ON ice_pipeline.review_queue (status, kind);
+
+-- How far each staging table has been processed: (updated_at, id) of the last
+-- row covered, advanced in the same transaction as the data it covers.
+CREATE TABLE IF NOT EXISTS ice_pipeline.watermarks (
+    staging_table    text        PRIMARY KEY,
+    high_updated_at  timestamptz NOT NULL,
+    high_id          bigint      NOT NULL,
+    run_id           text        NOT NULL,
+    updated_at       timestamptz NOT NULL DEFAULT now()
+);
+
+-- One row per pipeline run: what it did, for the report and the sensor.
+CREATE TABLE IF NOT EXISTS ice_pipeline.runs (
+    run_id       text        PRIMARY KEY,
+    started_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    dry_run      boolean     NOT NULL DEFAULT false,
+    status       text        NOT NULL DEFAULT 'running',
+    stats        jsonb       NOT NULL DEFAULT '{}'
+);
+
+-- Match keys, identical to ice_pipeline/logic/normalize.py (a test holds
+-- them equal). They let the pipeline find persons the bot created with
+-- values that were never normalized ('Maria@Mail.COM ', '52.123.456').
+CREATE OR REPLACE FUNCTION ice_pipeline.cedula_key(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
+    AS $$ SELECT nullif(regexp_replace(value, '[^0-9]', '', 'g'), '') $$;
+
+CREATE OR REPLACE FUNCTION ice_pipeline.email_key(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
+    AS $$ SELECT nullif(translate(value,
+        'ABCDEFGHIJKLMNOPQRSTUVWXYZ' || chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160),
+        'abcdefghijklmnopqrstuvwxyz'), '') $$;
+
+CREATE OR REPLACE FUNCTION ice_pipeline.name_key(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
+    AS $$ SELECT nullif(array_to_string(ARRAY(
+        SELECT token FROM regexp_split_to_table(translate(value,
+            'ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ',
+            'abcdefghijklmnopqrstuvwxyzaaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzsoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyy'),
+            '[^a-z0-9]+') AS token
+        WHERE token <> '' ORDER BY token COLLATE "C"), ' '), '') $$;
+
+-- Last ten digits of a phone: a Colombian mobile's national number whatever
+-- the format it was stored in ('+57 300 123 4567', '3001234567').
+CREATE OR REPLACE FUNCTION ice_pipeline.phone_tail(value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
+    AS $$ SELECT nullif(right(regexp_replace(value, '[^0-9]', '', 'g'), 10), '') $$;
+
+-- Expression indexes so that matching an increment against a large
+-- production table is an index lookup per key, not a scan.
+CREATE INDEX IF NOT EXISTS persons_ice_cedula_key_idx ON public.persons (ice_pipeline.cedula_key(cedula));
+CREATE INDEX IF NOT EXISTS persons_ice_email_key_idx ON public.persons (ice_pipeline.email_key(email));
+CREATE INDEX IF NOT EXISTS persons_ice_name_birth_idx ON public.persons (ice_pipeline.name_key(full_name), birth_date);
+CREATE INDEX IF NOT EXISTS persons_ice_phone_tail_idx ON public.persons (ice_pipeline.phone_tail(phone));
+CREATE INDEX IF NOT EXISTS leads_ice_person_program_idx ON public.leads (person_id, program_type);
+CREATE INDEX IF NOT EXISTS events_ice_name_idx ON public.events (lower(name));

@@ -1,0 +1,165 @@
+"""Shared fixtures: real PostgreSQL and a real S3 server (moto over HTTP), per DESIGN §6.
+
+One embedded cluster + S3 server per test session (`ice_pipeline.local.up`
+on a private directory); every test gets fresh databases cloned from
+templates that already hold the schemas, its own bucket and files root.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psycopg2
+import pytest
+from minio import Minio
+
+from ice_pipeline import local
+from ice_pipeline.schema import init_production, init_staging
+
+_counter = itertools.count()
+STAGING_TEMPLATE = "tpl_staging"
+PRODUCTION_TEMPLATE = "tpl_production"
+
+
+def _admin(services: local.LocalServices) -> psycopg2.extensions.connection:
+    conn = psycopg2.connect(host="127.0.0.1", port=services.pg_port, user="postgres", dbname="postgres")
+    conn.autocommit = True
+    return conn
+
+
+def _url(services: local.LocalServices, database: str) -> str:
+    return f"postgresql://postgres@127.0.0.1:{services.pg_port}/{database}"
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[local.LocalServices]:
+    """The session's PostgreSQL cluster and S3 server, with template databases holding the schemas."""
+    root = Path(tempfile.mkdtemp(prefix="ice-tests-", dir="/var/tmp"))
+    started = local.up(root)
+    try:
+        with closing(_admin(started)) as admin, admin.cursor() as cur:
+            for name in (STAGING_TEMPLATE, PRODUCTION_TEMPLATE):
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                cur.execute(f'CREATE DATABASE "{name}"')
+        with closing(psycopg2.connect(_url(started, STAGING_TEMPLATE))) as conn:
+            init_staging(conn)
+        with closing(psycopg2.connect(_url(started, PRODUCTION_TEMPLATE))) as conn:
+            init_production(conn, baseline=True)
+        yield started
+    finally:
+        local.down(root)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@dataclass
+class Pipeline:
+    """One isolated staging DB + production DB + bucket + files root, and the job to run on them."""
+
+    services: local.LocalServices
+    staging_url: str
+    production_url: str
+    bucket: str
+    files_root: Path
+    env: dict[str, str]
+    _connections: list = field(default_factory=list)
+
+    def connect(self, which: str) -> psycopg2.extensions.connection:
+        conn = psycopg2.connect(self.staging_url if which == "staging" else self.production_url)
+        conn.autocommit = True
+        self._connections.append(conn)
+        return conn
+
+    @property
+    def staging(self) -> psycopg2.extensions.connection:
+        return self.connect("staging")
+
+    @property
+    def production(self) -> psycopg2.extensions.connection:
+        return self.connect("production")
+
+    @property
+    def minio(self) -> Minio:
+        env = self.env
+        return Minio(env["MINIO_ENDPOINT"], access_key=env["MINIO_ACCESS_KEY"], secret_key=env["MINIO_SECRET_KEY"],
+                     secure=False)
+
+    def run(self, **options) -> dict:
+        """Run migrate_to_production in process (as `ice-pipeline migrate --json`); returns its summary."""
+        from ice_pipeline.cli import run_migration
+
+        return run_migration(**options)
+
+    def query(self, sql: str, params=None, *, db: str = "production") -> list[tuple]:
+        conn = self.production if db == "production" else self.staging
+        with conn.cursor() as cur:
+            cur.execute(sql, params)
+            return cur.fetchall() if cur.description else []
+
+    def scalar(self, sql: str, params=None, *, db: str = "production"):
+        rows = self.query(sql, params, db=db)
+        return rows[0][0] if rows else None
+
+    def insert(self, table: str, rows: list[dict]) -> list[int]:
+        """Insert staging rows (table: staging_student | staging_lead | ...); returns their ids."""
+        ids = []
+        with self.staging.cursor() as cur:
+            for row in rows:
+                columns = list(row)
+                placeholders = ", ".join(["%s"] * len(columns))
+                cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id",
+                            [row[c] for c in columns])
+                ids.append(cur.fetchone()[0])
+        return ids
+
+    def dump(self) -> dict[str, list[tuple]]:
+        """The production tables' full contents, for byte-for-byte comparisons."""
+        tables = ["persons", "students", "leads", "services", "events", "student_documents",
+                  "ice_pipeline.source_links", "ice_pipeline.rejected_rows", "ice_pipeline.review_queue",
+                  "ice_pipeline.watermarks"]
+        return {t: self.query(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in tables}
+
+    def close(self) -> None:
+        for conn in self._connections:
+            conn.close()
+
+
+@pytest.fixture
+def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pipeline]:
+    """Fresh databases from the templates, a fresh bucket name and files root, env pointing at them."""
+    n = next(_counter)
+    tag = f"{os.getpid()}_{n}"
+    staging_db, production_db = f"stg_{tag}", f"prod_{tag}"
+    with closing(_admin(services)) as admin, admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{staging_db}" TEMPLATE "{STAGING_TEMPLATE}"')
+        cur.execute(f'CREATE DATABASE "{production_db}" TEMPLATE "{PRODUCTION_TEMPLATE}"')
+    files_root = tmp_path / "staging_files"
+    files_root.mkdir()
+    dagster_home = tmp_path / "dagster_home"
+    dagster_home.mkdir()
+    env = services.env()
+    bucket = f"docs-{uuid.uuid4().hex[:12]}"
+    env.update({
+        "STAGING_DATABASE_URL": _url(services, staging_db),
+        "DATABASE_URL": _url(services, production_db),
+        "MINIO_BUCKET": bucket,
+        "STAGING_FILES_ROOT": str(files_root),
+        "DAGSTER_HOME": str(dagster_home),
+    })
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = Pipeline(services, env["STAGING_DATABASE_URL"], env["DATABASE_URL"], bucket, files_root, env)
+    try:
+        yield result
+    finally:
+        result.close()
+        with closing(_admin(services)) as admin, admin.cursor() as cur:
+            for name in (staging_db, production_db):
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

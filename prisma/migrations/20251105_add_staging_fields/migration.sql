@@ -1,0 +1,1 @@
+../../../ice_pipeline/sql/20251105_add_staging_fields.sql
