@@ -48,6 +48,14 @@ def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
     return ",".join(sorted(tokens)) if tokens else None
 
 
+def names_compatible(a: str | None, b: str | None) -> bool:
+    """One name key's tokens contain the other's (a partly written name)."""
+    if not a or not b:
+        return True
+    ta, tb = set(a.split()), set(b.split())
+    return ta <= tb or tb <= ta
+
+
 def new_person_ids(anchors: np.ndarray) -> dict[int, str]:
     return {int(a): str(uuid.uuid4()) for a in anchors}
 
@@ -114,7 +122,12 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         fills[column] = _as_text(incoming_value).reindex(exist_anchors)[needs.to_numpy()].dropna()
         kept_key = final_key.reindex(present["anchor"]).to_numpy(dtype=object, na_value=None)
         own_key = _as_text(present[key_col]).to_numpy(dtype=object, na_value=None)
-        differing = present[(kept_key != None) & (own_key != None) & (own_key != kept_key)]  # noqa: E711
+        differs = (kept_key != None) & (own_key != None) & (own_key != kept_key)  # noqa: E711
+        if column == "full_name":
+            # 'Sara Ramírez' and 'Sara Ramírez Gómez' are the same name, partly written: not a conflict.
+            differs &= np.array([not names_compatible(a, b) if d else False
+                                 for a, b, d in zip(own_key, kept_key, differs, strict=True)], dtype=bool)
+        differing = present[differs]
         if len(differing):
             kept = final_value.reindex(differing["anchor"]).to_numpy()
             held_elsewhere = column in UNIQUE_FIELDS and _as_text(stored_value).reindex(differing["anchor"]).isna().to_numpy()

@@ -1,0 +1,50 @@
+# ice_pipeline — the two-command start: `make demo` and `make test` (README).
+SHELL  := /bin/bash
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+ICE    := $(BIN)/ice-pipeline
+export ICE_LOCAL_DIR ?= $(CURDIR)/.ice
+
+.PHONY: install demo test lint ui down bench clean
+
+install: $(STAMP)
+
+# Reinstall when the dependencies or the lock change; constraints.txt pins every package.
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip wheel
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
+	touch $(STAMP)
+
+demo: install
+	$(ICE) local up
+	$(ICE) db init
+	$(ICE) demo-data --persons $${DEMO_PERSONS:-2000} --seed $${DEMO_SEED:-1}
+	$(ICE) migrate
+	$(ICE) report
+	@echo
+	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
+	@echo "Stop the embedded services with: make down"
+
+test: install
+	$(BIN)/ruff check ice_pipeline ice_pipeline_tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check ice_pipeline ice_pipeline_tests benchmarks
+
+ui: install
+	$(ICE) local up
+	$(ICE) db init
+	. <($(ICE) local env) && $(BIN)/python -m ice_pipeline.launcher dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+
+down:
+	-$(ICE) local down
+
+bench: install
+	$(BIN)/python -m benchmarks.migration --persons $${BENCH_PERSONS:-100000}
+
+clean: down
+	rm -rf $(VENV) .ice
