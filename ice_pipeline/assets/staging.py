@@ -57,6 +57,12 @@ LEAD_STATUS = {"nuevo": "NEW", "new": "NEW", "contactado": "CONTACTED", "contact
                "enrolled": "ENROLLED", "perdido": "LOST", "lost": "LOST", "noresponde": "NO_ANSWER"}
 
 
+def canonical_status(values: pd.Series) -> pd.Series:
+    """'nuevo', 'New ', 'NEW' -> 'NEW'; unknown statuses kept, upper-cased."""
+    status = nz.clean_text(values, max_length=50)
+    return nz.label_key(status).map(LEAD_STATUS).astype("string").fillna(status.str.upper())
+
+
 def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], limit: int) -> StagingBatch:
     rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "limit": limit or None})
     rows["id"] = rows["id"].astype("int64")
@@ -74,9 +80,8 @@ def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFr
     out = prepare_person_rows(rows, reference)
     out["staging_table"], out["staging_id"], out["updated_at"] = "staging_student", rows["id"], rows["updated_at"]
     out["program"] = nz.canonical_label(rows["program"], alias_map(reference, "program"))
-    number = nz.clean_text(rows["student_number"], max_length=64).str.upper()
-    out["student_number"] = number
-    source = nz.clean_text(rows["source"]).str.lower()
+    out["student_number"] = nz.clean_text(rows["student_number"], max_length=64).str.upper()
+    source = nz.by_unique(rows["source"], nz.clean_text).str.lower()
     out["data_source"] = source
     csv_flag = rows["csv_enriched"].fillna("f").isin(["t", "true", "True"])
     from_csv = csv_flag | source.str.contains("csv", regex=False).fillna(False)
@@ -90,15 +95,12 @@ def normalize_leads(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame
     out = prepare_person_rows(rows, reference)
     out["staging_table"], out["staging_id"], out["updated_at"] = "staging_lead", rows["id"], rows["updated_at"]
     out["program_type"] = nz.canonical_label(rows["interest_program"], alias_map(reference, "program"))
-    out["service_key"] = nz.label_key(nz.clean_text(rows["service"]))
-    out["event_key"] = nz.label_key(nz.clean_text(rows["event"]))
-    out["service_text"] = nz.clean_text(rows["service"], max_length=200)
-    out["event_text"] = nz.clean_text(rows["event"], max_length=200)
-    status = nz.clean_text(rows["status"], max_length=50)
-    out["lead_status"] = nz.label_key(status).map(LEAD_STATUS).astype("string").fillna(status.str.upper())
+    out["service_key"] = nz.by_unique(rows["service"], nz.label_key)
+    out["event_key"] = nz.by_unique(rows["event"], nz.label_key)
+    out["lead_status"] = nz.by_unique(rows["status"], canonical_status)
     out["notes"] = nz.clean_text(rows["notes"])
-    out["source_file"] = nz.clean_text(rows["source_file"], max_length=500)
-    out["source_sheet"] = nz.clean_text(rows["source_sheet"], max_length=200)
+    out["source_file"] = nz.by_unique(rows["source_file"], lambda s: nz.clean_text(s, max_length=500))
+    out["source_sheet"] = nz.by_unique(rows["source_sheet"], lambda s: nz.clean_text(s, max_length=200))
     out["source_row"] = pd.to_numeric(rows["source_row"], errors="coerce").astype("Int64")
     out["lead_date"] = rows["created_at"]
     out["source_kind"] = "CSV"

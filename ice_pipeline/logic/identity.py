@@ -60,13 +60,25 @@ class Resolution:
     stats: dict[str, int] = field(default_factory=dict)
 
 
-def _level_key(nodes: pd.DataFrame, columns: tuple[str, ...]) -> pd.Series:
-    """One string key per node for a level; NA when any part is missing."""
-    parts = [nodes[c].astype("string") for c in columns]
-    key = parts[0]
-    for part in parts[1:]:
-        key = key + "\x1f" + part
-    return key
+def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarray, live: np.ndarray) -> pd.DataFrame:
+    """(anchor, key) pairs of a level for the live nodes.
+
+    Single-column levels use each node's own key. Combined levels (name +
+    birth date, name + mobile) combine every name key of a *cluster* with
+    every birth date / mobile of that cluster: a person known by cédula from
+    one row with the full name and another with the birth date is found by a
+    third row carrying both, in one batch exactly as across increments.
+    """
+    idx = np.flatnonzero(live)
+    parts = [nodes[c].astype("string").to_numpy(dtype=object, na_value=None)[idx] for c in columns]
+    if len(columns) == 1:
+        frame = pd.DataFrame({"anchor": anchor[idx], "key": parts[0]}).dropna()
+    else:
+        left = pd.DataFrame({"anchor": anchor[idx], "a": parts[0]}).dropna().drop_duplicates()
+        right = pd.DataFrame({"anchor": anchor[idx], "b": parts[1]}).dropna().drop_duplicates()
+        frame = left.merge(right, on="anchor")
+        frame = pd.DataFrame({"anchor": frame["anchor"].to_numpy(), "key": (frame["a"] + "\x1f" + frame["b"]).to_numpy()})
+    return frame.drop_duplicates().sort_values(["anchor", "key"], kind="stable").reset_index(drop=True)
 
 
 class _SlowCluster:
@@ -109,18 +121,16 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
         return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
 
     for level, columns, stronger in LEVELS:
-        key = _level_key(nodes, columns)
-        active = ~in_review & key.notna().to_numpy()
-        idx = np.flatnonzero(active)
-        if len(idx) < 2:
+        pairs = _level_pairs(nodes, columns, anchor, ~in_review)
+        if len(pairs) < 2:
             continue
-        codes, _ = pd.factorize(key.to_numpy()[idx])
-        first_of_code = pd.Series(idx).groupby(codes).transform("min").to_numpy()
-        u, v = anchor[idx], anchor[first_of_code]
-        joining = u != v
+        codes, _ = pd.factorize(pairs["key"].to_numpy())
+        pair_anchor = pairs["anchor"].to_numpy()
+        first_of_code = pd.Series(pair_anchor).groupby(codes).transform("min").to_numpy()
+        joining = pair_anchor != first_of_code
         if not joining.any():
             continue
-        u, v = u[joining], v[joining]
+        u, v = pair_anchor[joining], first_of_code[joining]
         graph = coo_matrix((np.ones(len(u), dtype=np.int8), (u, v)), shape=(n, n))
         _, comp = connected_components(graph, directed=False)
         touched = np.unique(comp[u])
@@ -144,13 +154,17 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
             changed = new_anchor != anchor[good_nodes]
             matched_by[good_nodes[changed]] = level
             anchor[good_nodes] = new_anchor
-        for comp_id in sorted(bad_comps):
-            stats["slow_components"] += 1
-            comp_nodes = members[member_comp == comp_id]
-            stats["vetoed_joins"] += _resolve_conflicted(
-                level, stronger, key.to_numpy(), comp_nodes, anchor, matched_by, is_existing, attrs,
-                in_review, review_reason, review_candidate, review_level,
-            )
+        if bad_comps:
+            pair_comp = comp[pair_anchor]
+            for comp_id in sorted(bad_comps):
+                stats["slow_components"] += 1
+                in_comp = pairs[pair_comp == comp_id]
+                groups = sorted((sorted(set(g)) for g in in_comp.groupby("key", sort=False)["anchor"].agg(list)),
+                                key=lambda g: g[0])
+                stats["vetoed_joins"] += _resolve_conflicted(
+                    level, stronger, groups, members[member_comp == comp_id], anchor, matched_by, is_existing,
+                    attrs, in_review, review_reason, review_candidate, review_level,
+                )
 
     staging_first = (matched_by == None) & ~is_existing & ~in_review  # noqa: E711
     matched_by[staging_first] = "new"
@@ -158,7 +172,7 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
 
 
 def _resolve_conflicted(
-    level: str, stronger: tuple[str, ...], key: np.ndarray, comp_nodes: np.ndarray, anchor: np.ndarray,
+    level: str, stronger: tuple[str, ...], groups: list[list[int]], comp_nodes: np.ndarray, anchor: np.ndarray,
     matched_by: np.ndarray, is_existing: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
     review_reason: np.ndarray, review_candidate: np.ndarray, review_level: np.ndarray,
 ) -> int:
@@ -190,13 +204,8 @@ def _resolve_conflicted(
             target.sets[attr] |= source.sets[attr]
 
     reviewed: dict[int, tuple[str, int]] = {}
-    groups: dict[object, list[int]] = {}
-    for node in sorted(comp_nodes):
-        k = key[node]
-        if k is not None and k is not pd.NA:
-            groups.setdefault(k, []).append(int(anchor[node]))
     vetoed = 0
-    for members in groups.values():
+    for members in groups:  # anchors sharing one key, groups ordered by their first anchor
         roots = sorted({find(a) for a in members if find(a) not in reviewed})
         if len(roots) < 2:
             continue

@@ -21,6 +21,25 @@ import phonenumbers
 
 # --- text -----------------------------------------------------------------
 
+
+def by_unique(values: pd.Series, normalize):
+    """Apply `normalize` once per distinct value and spread the result back.
+
+    For low-cardinality columns (city, program, status, dates) this turns a
+    million-row string pass into a few thousand. `normalize` returns a Series
+    or a tuple of Series aligned with its input.
+    """
+    codes, uniques = pd.factorize(values.astype("string"), use_na_sentinel=False)
+    result = normalize(pd.Series(uniques, dtype="string"))
+
+    def spread(series: pd.Series) -> pd.Series:
+        return pd.Series(series.to_numpy()[codes], index=values.index, dtype=series.dtype)
+
+    if isinstance(result, tuple):
+        return tuple(spread(part) for part in result)
+    return spread(result)
+
+
 _CONTROL = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]"
 
 
@@ -124,9 +143,11 @@ def cedula_key(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 # --- phone ----------------------------------------------------------------
 
-# Colombian mobile ranges (phonenumbers' main CO mobile pattern), 10 digits.
-_CO_MOBILE = r"3(?:0[0-5]|1\d|2[0-3]|5[01]|70)\d{7}"
-_CO_LANDLINE = r"60[1-8][2-9]\d{6}"
+# Colombian national-number patterns straight from phonenumbers' metadata, so
+# the vectorised fast path agrees with phonenumbers by construction.
+_CO = phonenumbers.PhoneMetadata.metadata_for_region("CO")
+_CO_MOBILE = _CO.mobile.national_number_pattern
+_CO_LANDLINE = _CO.fixed_line.national_number_pattern
 
 
 @lru_cache(maxsize=65536)
@@ -154,18 +175,22 @@ def phone_e164(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     raw = values.astype("string")
     digits = raw.str.replace(r"[^0-9]", "", regex=True)
     digits = digits.mask(digits == "")
-    national = digits.str.replace(r"^(?:00)?57(?=\d{10}$)", "", regex=True)
-    mobile = national.str.fullmatch(_CO_MOBILE).fillna(False)
-    landline = national.str.fullmatch(_CO_LANDLINE).fillna(False)
+    foreign = (raw.str.contains("+", regex=False).fillna(False) & ~digits.str.startswith("57").fillna(False))
+    national = digits.str.replace(r"^(?:00)?57(?=\d{10}$)", "", regex=True).where(~foreign)
+    ten = (national.str.len() == 10).fillna(False)
+    mobile = ten & national.str.fullmatch(_CO_MOBILE).fillna(False)
+    landline = ten & ~mobile & national.str.fullmatch(_CO_LANDLINE).fillna(False)
     # Pre-2021 landlines: one area digit + 7 digits -> 60<area> + 7 digits.
-    old_landline = national.str.fullmatch(r"[124-8][2-9]\d{6}").fillna(False) & ~raw.str.contains(r"\+", regex=False).fillna(False)
+    old_landline = national.str.fullmatch(r"[124-8][2-9]\d{6}").fillna(False) & ~foreign
+    # Ten Colombian digits that match no range, or a bare 7-digit number with no
+    # area: not a reachable number. Decided here, without phonenumbers.
+    unknown = (ten & ~mobile & ~landline) | (national.str.len() == 7).fillna(False)
     e164 = pd.Series(pd.NA, index=values.index, dtype="string")
     kind = pd.Series("missing", index=values.index, dtype=object)
-    fast = mobile | landline
-    e164 = e164.mask(fast, "+57" + national)
+    e164 = e164.mask(mobile | landline, "+57" + national)
     e164 = e164.mask(old_landline, "+5760" + national)
-    kind = kind.mask(mobile, "mobile").mask(landline | old_landline, "landline")
-    slow = digits.notna() & ~fast & ~old_landline
+    kind = kind.mask(mobile, "mobile").mask(landline | old_landline, "landline").mask(unknown, "invalid")
+    slow = digits.notna() & ~(mobile | landline | old_landline | unknown)
     if slow.any():
         parsed = [_parse_phone_slow(t) for t in raw[slow].to_numpy(dtype=object)]
         e164.loc[slow] = [p[0] for p in parsed]
@@ -225,6 +250,9 @@ def label_key(values: pd.Series) -> pd.Series:
 
 def canonical_label(values: pd.Series, alias_to_label: dict[str, str]) -> pd.Series:
     """Canonical label through reference-data aliases; unknown values are kept cleaned."""
-    cleaned = clean_text(values, max_length=100)
-    mapped = label_key(cleaned).map(alias_to_label)
-    return mapped.astype("string").fillna(cleaned)
+
+    def canonical(distinct: pd.Series) -> pd.Series:
+        cleaned = clean_text(distinct, max_length=100)
+        return label_key(cleaned).map(alias_to_label).astype("string").fillna(cleaned)
+
+    return by_unique(values, canonical)

@@ -29,6 +29,8 @@ PERSON_FIELDS: tuple[tuple[str, str, str], ...] = (
 )
 UNIQUE_FIELDS = ("email", "cedula")
 SOURCE_TOKENS = ("CSV", "DIRECTORY")
+STORED_COLUMNS = tuple(f"stored_{c}" for c in (*(f for f, _, _ in PERSON_FIELDS), "data_source", "csv_enriched",
+                                                "original_name"))
 
 
 @dataclass
@@ -75,6 +77,9 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     (CSV | DIRECTORY for staging rows) and `original_name`.
     """
     frame = nodes.assign(anchor=anchor, matched_by=matched_by, in_review=in_review, order=np.arange(len(nodes)))
+    for column in STORED_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.NA
     live = frame[~frame["in_review"]]
     existing = live[live["is_existing"]].set_index("anchor")
     staging = live[~live["is_existing"]]
