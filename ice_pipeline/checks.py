@@ -119,8 +119,10 @@ SELECT 'linked' AS place, staging_id FROM ice_pipeline.source_links WHERE stagin
 UNION ALL
 SELECT 'rejected', staging_id FROM ice_pipeline.rejected_rows WHERE staging_table = %(table)s
 UNION ALL
-SELECT DISTINCT 'in_review', staging_id FROM ice_pipeline.review_queue
- WHERE staging_table = %(table)s AND kind = 'identity_conflict' AND status = 'open'
+SELECT DISTINCT 'in_review', q.staging_id FROM ice_pipeline.review_queue q
+ WHERE q.staging_table = %(table)s AND q.kind = 'identity_conflict' AND q.status IN ('open', 'resolved')
+   AND NOT EXISTS (SELECT 1 FROM ice_pipeline.source_links l WHERE l.staging_table = q.staging_table
+                   AND l.staging_id = q.staging_id AND l.entity = %(entity)s)
 """
 WATERMARK = "SELECT high_updated_at, high_id FROM ice_pipeline.watermarks WHERE staging_table = %(table)s"
 STAGING_IDS = {

@@ -27,6 +27,8 @@ local_app = typer.Typer(help="Embedded PostgreSQL + S3 server under .ice/ for de
 db_app = typer.Typer(help="Schemas: staging, production baseline + migration, ice_pipeline.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
+review_app = typer.Typer(help="The review queue: identity conflicts and conflicting values.", no_args_is_help=True)
+app.add_typer(review_app, name="review")
 err = Console(stderr=True)
 out = Console()
 
@@ -241,6 +243,46 @@ def report(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
         print_report(out, figures)
     if not figures["healthy"]:
         raise typer.Exit(1)
+
+
+@review_app.command("list")
+def review_list(kind: Annotated[str | None, typer.Option(help="identity_conflict | field_conflict | possible_duplicate")] = None,
+                status: Annotated[str, typer.Option(help="open | resolved | applied | dismissed | superseded | all")] = "open",
+                limit: Annotated[int, typer.Option(help="At most this many items.")] = 50,
+                as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False) -> None:
+    """List review items (they show the values in question: for operators only)."""
+    from ice_pipeline.review import list_items
+
+    with closing(_production()) as conn:
+        items = list_items(conn, kind, None if status == "all" else status, limit)
+    if as_json:
+        for item in items:
+            sys.stdout.write(json.dumps(item, default=str) + "\n")
+        return
+    table = Table(title=f"review queue ({status})")
+    for column in ("id", "kind", "staging_table", "staging_id", "candidate_person_id", "field", "existing_value",
+                   "incoming_value", "reason"):
+        table.add_column(column)
+    for item in items:
+        table.add_row(*(str(item[c]) if item[c] is not None and item[c] == item[c] else "" for c in (
+            "id", "kind", "staging_table", "staging_id", "candidate_person_id", "field", "existing_value",
+            "incoming_value", "reason")))
+    out.print(table)
+
+
+@review_app.command("resolve")
+def review_resolve(item_id: Annotated[int, typer.Argument(help="The review item id.")],
+                   merge_into: Annotated[str | None, typer.Option(help="Link the row to this person id.")] = None,
+                   new_person: Annotated[bool, typer.Option("--new-person", help="Make the row a person of its own.")] = False,
+                   dismiss: Annotated[bool, typer.Option("--dismiss", help="Do not load the row (it counts as rejected).")] = False) -> None:
+    """Answer an open identity conflict; the next migration run applies it."""
+    from ice_pipeline.review import ReviewError, resolve_item
+
+    with closing(_production()) as conn:
+        try:
+            out.print(resolve_item(conn, item_id, merge_into=merge_into, new_person=new_person, dismiss=dismiss))
+        except ReviewError as error:
+            fail(str(error))
 
 
 def main() -> None:

@@ -57,12 +57,17 @@ CLEAR_REJECTIONS = """
 DELETE FROM ice_pipeline.rejected_rows r USING tmp_links l
 WHERE r.staging_table = l.staging_table AND r.staging_id = l.staging_id
 """
-# A row that is now linked no longer waits for an identity decision.
-SUPERSEDE_IDENTITY_REVIEWS = """
-UPDATE ice_pipeline.review_queue q SET status = 'superseded', resolved_at = now()
+# A row that is now linked no longer waits for an identity decision: an open
+# question about it is superseded, an operator's decision is applied. Person
+# questions have no field; a student's has field 'student_number'.
+CLOSE_IDENTITY_REVIEWS = """
+UPDATE ice_pipeline.review_queue q
+SET status = CASE q.status WHEN 'open' THEN 'superseded' ELSE 'applied' END,
+    resolved_at = coalesce(q.resolved_at, now())
 FROM tmp_links l
-WHERE q.kind = 'identity_conflict' AND q.status = 'open'
+WHERE q.kind = 'identity_conflict' AND q.status IN ('open', 'resolved')
   AND q.staging_table = l.staging_table AND q.staging_id = l.staging_id
+  AND ((l.entity = 'person' AND q.field IS NULL) OR (l.entity = 'student' AND q.field = 'student_number'))
 """
 
 
@@ -72,7 +77,7 @@ def write_links(cur: Cursor, links: pd.DataFrame, run_id: str) -> int:
     cur.execute(INSERT_LINKS, {"run_id": run_id})
     inserted = cur.rowcount
     cur.execute(CLEAR_REJECTIONS)
-    cur.execute(SUPERSEDE_IDENTITY_REVIEWS)
+    cur.execute(CLOSE_IDENTITY_REVIEWS)
     cur.execute("DROP TABLE tmp_links")
     return inserted
 

@@ -29,6 +29,15 @@ from ice_pipeline.resources import ProductionDatabase
 
 KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "cedula": "text", "email": "text",
                "name_key": "text", "birth_date": "date", "phone_tail": "text"}
+# Identity questions a person answered (`ice-pipeline review resolve`).
+READ_DECISIONS = """
+SELECT q.staging_table, q.staging_id,
+       CASE WHEN q.decision LIKE 'merge:%%' THEN substring(q.decision from 7) END AS decided_person_id,
+       q.decision = 'new' AS decided_new
+FROM ice_pipeline.review_queue q
+JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
+WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.field IS NULL AND q.decision IS NOT NULL
+"""
 READ_LINKED = """
 SELECT l.staging_table, l.staging_id, l.entity_id::text AS linked_person_id
 FROM ice_pipeline.source_links l
@@ -54,6 +63,10 @@ WHERE p.id IN (
     SELECT entity_id FROM ice_pipeline.source_links l
       JOIN tmp_keys k ON k.staging_table = l.staging_table AND k.staging_id = l.staging_id
      WHERE l.entity = 'person'
+    UNION
+    SELECT substring(q.decision from 7)::uuid FROM ice_pipeline.review_queue q
+      JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
+     WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.decision LIKE 'merge:%%'
 )
 ORDER BY p.id
 """
@@ -84,6 +97,7 @@ UPDATE persons p SET
 FROM tmp_person_fills f
 WHERE p.id = f.person_id
 """
+KEY_FIELDS = ("cedula", "email", "name_key", "birth_date", "mobile")
 ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1}
 
 
@@ -102,6 +116,24 @@ def existing_nodes(candidates: pd.DataFrame, reference: pd.DataFrame) -> pd.Data
     for column in [c for c, _, _ in PERSON_FIELDS] + ["data_source", "csv_enriched", "original_name"]:
         nodes[f"stored_{column}"] = candidates[column]
     return nodes
+
+
+def apply_decisions(nodes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
+    """The match keys as resolution sees them, after a person's decisions.
+
+    'merge:<id>' links the row to that person; 'new' makes it a person of its
+    own: its keys are hidden from matching (its values still fill the person,
+    except unique ones another person holds).
+    """
+    keys = nodes[["is_existing", "linked_person_id", *KEY_FIELDS]].copy()
+    if decisions.empty:
+        return keys
+    decided = nodes[["staging_table", "staging_id"]].merge(decisions, on=["staging_table", "staging_id"], how="left")
+    merge_into = decided["decided_person_id"].to_numpy()
+    keys["linked_person_id"] = keys["linked_person_id"].where(pd.isna(merge_into), merge_into)
+    pinned = decided["decided_new"].fillna("f").eq("t").to_numpy(dtype=bool)
+    keys.loc[pinned, list(KEY_FIELDS)] = pd.NA
+    return keys
 
 
 def person_rejections(rows: pd.DataFrame) -> pd.DataFrame:
@@ -137,6 +169,7 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         copy_into_temp(cur, "tmp_keys", KEY_COLUMNS, keys)
         cur.execute("ANALYZE tmp_keys")
         linked = read_frame(cur, READ_LINKED).astype({"staging_id": "int64"})
+        decisions = read_frame(cur, READ_DECISIONS).astype({"staging_id": "int64"})
         candidates = read_frame(cur, READ_CANDIDATES)
         context.log.info(f"resolving {len(loadable)} rows against {len(candidates)} existing persons")
 
@@ -146,7 +179,7 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         nodes = pd.concat([existing_nodes(candidates, staging_reference_data),
                            staging_nodes.assign(is_existing=False, person_id=pd.NA)], ignore_index=True)
         nodes["is_existing"] = nodes["is_existing"].astype(bool)
-        resolution = resolve_persons(nodes)
+        resolution = resolve_persons(apply_decisions(nodes, decisions))
         plan = plan_persons(nodes, resolution.anchor, resolution.matched_by, resolution.in_review)
 
         staged = nodes.index[~nodes["is_existing"]]

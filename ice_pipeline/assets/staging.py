@@ -17,8 +17,13 @@ from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.schema import check_staging_schema
 
 READ_WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
+# Rows to read again whatever the watermark: rejections that may load later
+# (a document waiting for its student), identity questions a person answered.
 READ_RETRYABLE = """
 SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows WHERE retryable
+UNION
+SELECT staging_table, staging_id FROM ice_pipeline.review_queue
+WHERE kind = 'identity_conflict' AND status = 'resolved' AND decision IS NOT NULL
 """
 # Rows beyond the watermark in (updated_at, id) order, plus rows to retry.
 READ_STUDENTS = """

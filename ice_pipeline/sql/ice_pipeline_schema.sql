@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.rejected_rows (
 --   identity_conflict : the staging row is NOT linked; it waits for a decision
 --   field_conflict    : the row is linked; an incoming value differs from the stored one
 --   possible_duplicate: the row is linked; it also resembles another person
+-- An operator resolves an identity_conflict (`ice-pipeline review resolve`):
+-- status 'resolved' + decision; the next run applies it (status 'applied').
 CREATE TABLE IF NOT EXISTS ice_pipeline.review_queue (
     id                   bigserial   PRIMARY KEY,
     kind                 text        NOT NULL CHECK (kind IN ('identity_conflict', 'field_conflict', 'possible_duplicate')),
@@ -49,7 +51,8 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.review_queue (
     incoming_value       text,
     score                real,
     reason               text,
-    status               text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'dismissed', 'superseded')),
+    status               text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'applied', 'dismissed', 'superseded')),
+    decision             text,       -- identity_conflict resolved by a person: 'merge:<person uuid>' | 'new'
     run_id               text,
     created_at           timestamptz NOT NULL DEFAULT now(),
     resolved_at          timestamptz
