@@ -178,7 +178,8 @@ def run_migration(dry_run: bool = False, limit: int = 0, full_refresh: bool = Fa
                 error = event.step_failure_data.error
                 while error is not None and error.cause is not None:
                     error = error.cause  # the root cause says what went wrong, not "error in op X"
-                failure = (error.message or "").strip().splitlines()[-1] if error else event.message
+                lines = (error.message or "").strip().splitlines() if error else []
+                failure = lines[0] if lines else event.message  # the first line names the problem
     persons, students = assets.get("resolved_persons", {}), assets.get("prod_students", {})
     leads, documents = assets.get("prod_leads", {}), assets.get("prod_documents", {})
     summary.update({

@@ -32,7 +32,14 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
                           "file_size", "mime_type", "checksum", "original_file_path",
                           "storage_provider", "status", "created_at", "updated_at"),
 }
-REQUIRED_PIPELINE_TABLES = ("source_links", "rejected_rows", "review_queue", "watermarks", "runs")
+REQUIRED_PIPELINE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "source_links": ("staging_table", "staging_id", "entity", "entity_id", "matched_by", "run_id", "warnings"),
+    "rejected_rows": ("staging_table", "staging_id", "reason", "details", "retryable", "run_id"),
+    "review_queue": ("id", "kind", "staging_table", "staging_id", "person_id", "candidate_person_id", "field",
+                     "existing_value", "incoming_value", "score", "status", "decision"),
+    "watermarks": ("staging_table", "high_updated_at", "high_id", "run_id"),
+    "runs": ("run_id",),
+}
 STAGING_TABLES = ("staging_student", "staging_lead", "staging_document",
                   "staging_reference_data", "staging_lead_failures")
 
@@ -86,15 +93,15 @@ def _existing_columns(conn: Connection, schema: str = "public") -> dict[str, set
 
 def missing_production_objects(conn: Connection) -> list[str]:
     """Every required table/column the production database lacks, as `table.column` names."""
-    existing = _existing_columns(conn)
     missing: list[str] = []
-    for table, columns in REQUIRED_COLUMNS.items():
-        if table not in existing:
-            missing.append(table)
-            continue
-        missing.extend(f"{table}.{c}" for c in columns if c not in existing[table])
-    pipeline = _existing_columns(conn, "ice_pipeline")
-    missing.extend(f"ice_pipeline.{t}" for t in REQUIRED_PIPELINE_TABLES if t not in pipeline)
+    for schema, required, prefix in (("public", REQUIRED_COLUMNS, ""),
+                                     ("ice_pipeline", REQUIRED_PIPELINE_COLUMNS, "ice_pipeline.")):
+        existing = _existing_columns(conn, schema)
+        for table, columns in required.items():
+            if table not in existing:
+                missing.append(f"{prefix}{table}")
+                continue
+            missing.extend(f"{prefix}{table}.{c}" for c in columns if c not in existing[table])
     return missing
 
 

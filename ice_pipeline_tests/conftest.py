@@ -155,6 +155,9 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     })
     for name, value in env.items():
         monkeypatch.setenv(name, value)
+    # In-process runs use an ephemeral Dagster instance: a SQLite event log in
+    # a fresh DAGSTER_HOME costs seconds per run. The CLI tests cover a real one.
+    monkeypatch.delenv("DAGSTER_HOME")
     result = Pipeline(services, env["STAGING_DATABASE_URL"], env["DATABASE_URL"], bucket, files_root, env)
     try:
         yield result

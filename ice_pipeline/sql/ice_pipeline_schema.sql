@@ -51,12 +51,17 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.review_queue (
     incoming_value       text,
     score                real,
     reason               text,
-    status               text        NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'resolved', 'applied', 'dismissed', 'superseded')),
+    status               text        NOT NULL DEFAULT 'open',
     decision             text,       -- identity_conflict resolved by a person: 'merge:<person uuid>' | 'new'
     run_id               text,
     created_at           timestamptz NOT NULL DEFAULT now(),
     resolved_at          timestamptz
 );
+-- Columns and constraints added after the first release, for databases that have the table already.
+ALTER TABLE ice_pipeline.review_queue ADD COLUMN IF NOT EXISTS decision text;
+ALTER TABLE ice_pipeline.review_queue DROP CONSTRAINT IF EXISTS review_queue_status_check;
+ALTER TABLE ice_pipeline.review_queue ADD CONSTRAINT review_queue_status_check
+    CHECK (status IN ('open', 'resolved', 'applied', 'dismissed', 'superseded'));
 -- One item per (kind, row, field): re-running never queues the same question twice.
 CREATE UNIQUE INDEX IF NOT EXISTS review_queue_item_key
     ON ice_pipeline.review_queue (kind, staging_table, staging_id, field) NULLS NOT DISTINCT;
