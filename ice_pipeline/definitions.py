@@ -4,6 +4,7 @@
 from dagster import Definitions, EnvVar
 
 from ice_pipeline.assets.common import MigrationOptions
+from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
@@ -14,11 +15,6 @@ from ice_pipeline.jobs import daily_migration, migrate_to_production
 from ice_pipeline.resources import DocumentStore, ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
 from ice_pipeline.settings import apply_environment
-
-try:  # the documents stage lives in its own module
-    from ice_pipeline.assets.documents import document_checks, prod_documents
-except ImportError:  # pragma: no cover - only while the module is being written
-    prod_documents, document_checks = None, []
 
 # With no variables set, use the embedded services of `ice-pipeline local up`.
 apply_environment()
@@ -41,12 +37,8 @@ def build_resources() -> dict:
     }
 
 
-assets = [staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads]
-if prod_documents is not None:
-    assets.append(prod_documents)
-
 defs = Definitions(
-    assets=assets,
+    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
     asset_checks=[*build_checks(), *document_checks],
     jobs=[migrate_to_production],
     schedules=[daily_migration],

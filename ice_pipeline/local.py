@@ -423,7 +423,10 @@ def _pg_env() -> dict[str, str]:
 
 
 def _port_free(port: int) -> bool:
+    # SO_REUSEADDR: a port whose last connections sit in TIME_WAIT (a server
+    # just killed) is free to listen on again; keep it so clients keep working.
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((_HOST, port))
         except OSError:

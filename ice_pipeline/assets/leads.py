@@ -68,8 +68,8 @@ def resolve_service_event(rows: pd.DataFrame, names: dict) -> pd.DataFrame:
 
 
 @asset(
-    ins={"staging_leads": AssetIn(), "resolved_persons": AssetIn(), "prod_students": AssetIn(),
-         "prod_services_events": AssetIn()},
+    ins={"staging_leads": AssetIn(), "resolved_persons": AssetIn(), "prod_services_events": AssetIn()},
+    deps=["prod_students"],  # the design card's order: students, then leads
     group_name=GROUP_PRODUCTION,
     owners=OWNERS,
     kinds={"postgres"},
@@ -77,7 +77,7 @@ def resolve_service_event(rows: pd.DataFrame, names: dict) -> pd.DataFrame:
     "a later sighting fills NULLs, never duplicates. Advances the staging_lead watermark with its writes.",
 )
 def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, resolved_persons: pd.DataFrame,
-               prod_students: pd.DataFrame, prod_services_events: dict, production_db: ProductionDatabase,
+               prod_services_events: dict, production_db: ProductionDatabase,
                options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     persons = resolved_persons[resolved_persons["staging_table"] == "staging_lead"][["staging_id", "person_id"]]
@@ -88,10 +88,13 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         cur.execute("ANALYZE tmp_lead_persons")
         existing = read_frame(cur, READ_LEADS)
         plan = plan_leads(rows[["staging_id", "person_id", *FILL_FIELDS, "warnings"]], existing)
-        copy_into_temp(cur, "tmp_new_leads", LEAD_COLUMNS, plan.new_leads)
-        cur.execute(INSERT_LEADS, {"now": now})
-        copy_into_temp(cur, "tmp_lead_fills", LEAD_COLUMNS, plan.updates.assign(person_id=pd.NA))
-        cur.execute(FILL_LEADS, {"now": now})
+        # A dry run predicts from the plan: the persons it would create were
+        # rolled back, so inserting rows that reference them cannot even be tried.
+        if not options.dry_run:
+            copy_into_temp(cur, "tmp_new_leads", LEAD_COLUMNS, plan.new_leads)
+            cur.execute(INSERT_LEADS, {"now": now})
+            copy_into_temp(cur, "tmp_lead_fills", LEAD_COLUMNS, plan.updates.assign(person_id=pd.NA))
+            cur.execute(FILL_LEADS, {"now": now})
         links = plan.links.assign(staging_table="staging_lead", entity="lead", entity_id=plan.links["lead_id"])
         write_links(cur, links, context.run_id)
         advance_watermark(cur, "staging_lead", staging_leads.high, context.run_id)

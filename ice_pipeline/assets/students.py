@@ -66,11 +66,14 @@ def prod_students(context: AssetExecutionContext, staging_students: StagingBatch
         existing = read_frame(cur, READ_STUDENTS)
         existing["csv_enriched"] = existing["csv_enriched"] == "t"
         plan = plan_students(rows, existing)
-        copy_into_temp(cur, "tmp_new_students", STUDENT_COLUMNS, plan.new_students)
-        cur.execute(INSERT_STUDENTS, {"now": now})
-        copy_into_temp(cur, "tmp_student_fills", STUDENT_COLUMNS,
-                       plan.updates.assign(person_id=pd.NA))
-        cur.execute(FILL_STUDENTS, {"now": now})
+        # A dry run predicts from the plan: the persons it would create were
+        # rolled back, so inserting rows that reference them cannot even be tried.
+        if not options.dry_run:
+            copy_into_temp(cur, "tmp_new_students", STUDENT_COLUMNS, plan.new_students)
+            cur.execute(INSERT_STUDENTS, {"now": now})
+            copy_into_temp(cur, "tmp_student_fills", STUDENT_COLUMNS,
+                           plan.updates.assign(person_id=pd.NA))
+            cur.execute(FILL_STUDENTS, {"now": now})
         links = plan.links.assign(staging_table="staging_student", entity="student", entity_id=plan.links["student_id"])
         write_links(cur, links, context.run_id)
         reviews = plan.reviews.assign(staging_table="staging_student")

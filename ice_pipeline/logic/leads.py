@@ -43,10 +43,10 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
         for keys in (ex["key"], pt):
             for key, lead_id in zip(keys, ex["lead_id"], strict=True):
                 known.setdefault(key, lead_id)
-    existing_id = rows["key"].map(known)
+    existing_id = rows["key"].map(known).astype("string")
     new_keys = rows.loc[existing_id.isna(), "key"].drop_duplicates()
     new_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_keys))], index=new_keys.to_numpy())
-    rows["lead_id"] = existing_id.fillna(rows["key"].map(new_ids))
+    rows["lead_id"] = existing_id.fillna(rows["key"].map(new_ids).astype("string"))
     first_row = ~rows.duplicated("key")
     is_new = existing_id.isna()
     by_service = rows["service_id"].notna() & rows["event_id"].notna()

@@ -36,7 +36,7 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
     first_claim = claims.drop_duplicates("student_number").set_index("student_number")["person_id"]
     owner = owner_existing.reindex(first_claim.index).fillna(first_claim)
     owner = pd.concat([owner, owner_existing[~owner_existing.index.isin(owner.index)]])
-    row_owner = rows["student_number"].map(owner)
+    row_owner = rows["student_number"].map(owner).astype("string")
     taken = rows["student_number"].notna() & (row_owner != rows["person_id"]).fillna(False)
     reviews = rows[taken].assign(kind="identity_conflict", field="student_number", reason=NUMBER_TAKEN,
                                  incoming_value=rows.loc[taken, "student_number"], existing_value=pd.NA)
@@ -47,7 +47,7 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
     new_persons = persons[~persons.isin(by_person.index)]
     student_of = pd.concat([by_person["student_id"],
                             pd.Series([str(uuid.uuid4()) for _ in range(len(new_persons))], index=new_persons.to_numpy())])
-    ok = ok.assign(student_id=ok["person_id"].map(student_of))
+    ok = ok.assign(student_id=ok["person_id"].map(student_of).astype("string"))
     is_new = ok["person_id"].isin(new_persons)
     first_row = ~ok.duplicated("person_id")
     number_hit = ok["student_number"].notna() & ok["student_number"].isin(owner_existing.index)
