@@ -29,8 +29,8 @@ app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
 review_app = typer.Typer(help="The review queue: identity conflicts and conflicting values.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
-err = Console(stderr=True)
-out = Console()
+err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 EXPECTED_ERRORS = (SettingsError, DatabaseUnavailable, SchemaError, LocalServiceError)
 
@@ -42,6 +42,16 @@ SUMMARY_KEYS = ("persons_created", "persons_updated", "students_created", "stude
 def fail(message: str, code: int = 2) -> None:
     err.print(f"[bold red]error:[/] {message}", highlight=False)
     raise typer.Exit(code)
+
+
+def check_databases(staging_conn, production_conn) -> None:
+    """Both databases reachable and holding the tables the pipeline needs (raises SchemaError)."""
+    from ice_pipeline.schema import check_production_schema, check_staging_schema
+
+    check_staging_schema(staging_conn)
+    check_production_schema(production_conn)
+    staging_conn.rollback()
+    production_conn.rollback()
 
 
 # --- local ----------------------------------------------------------------
@@ -212,6 +222,9 @@ def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exa
             full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
             as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
     """Run the migrate_to_production job in process (the same job the UI and the schedule run)."""
+    # Unreachable databases or missing schemas: one sentence, before Dagster starts.
+    with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
+        check_databases(staging_conn, production_conn)
     summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh)
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
@@ -237,6 +250,7 @@ def report(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
     from ice_pipeline.reporting import build_report, print_report
 
     with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
+        check_databases(staging_conn, production_conn)
         figures = build_report(staging_conn, production_conn)
     if as_json:
         sys.stdout.write(json.dumps(figures, default=str) + "\n")
@@ -294,7 +308,8 @@ def main() -> None:
             err.print(f"using the embedded services for {', '.join(filled)}")
         app()
     except EXPECTED_ERRORS as error:
-        fail(str(error))
+        err.print(f"[bold red]error:[/] {error}", highlight=False)
+        sys.exit(2)
 
 
 if __name__ == "__main__":

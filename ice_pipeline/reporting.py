@@ -54,8 +54,8 @@ def build_report(staging_conn, production_conn) -> dict:
         for name, query in ORPHANS.items():
             cur.execute(query)
             figures["orphans"][name] = cur.fetchone()[0]
-        figures["review_queue"] = read_frame(cur, REVIEW).to_dict("records")
-        figures["rejections"] = read_frame(cur, REJECTIONS).to_dict("records")
+        figures["review_queue"] = read_frame(cur, REVIEW).astype({"n": "int64"}).astype(object).to_dict("records")
+        figures["rejections"] = read_frame(cur, REJECTIONS).astype({"n": "int64"}).astype(object).to_dict("records")
         cur.execute(TOTALS)
         figures["totals"] = dict(zip(("persons", "students", "leads", "documents"), cur.fetchone(), strict=True))
     production_conn.rollback()

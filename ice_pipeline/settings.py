@@ -86,7 +86,7 @@ def parse_database_url(raw: str, name: str) -> URL:
     """
     try:
         url = make_url(raw)
-    except ArgumentError:
+    except (ArgumentError, ValueError):  # ValueError: a port that is not a number
         raise SettingsError(
             f"{name} is not a valid database URL: expected postgresql://user:password@host:port/database."
         ) from None
