@@ -16,14 +16,17 @@ the staging ids that ``load`` assigned to the ground-truth person index.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
 import json
-import math
+import queue
+import threading
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -231,11 +234,20 @@ _LOREM = (
 class DemoData:
     """Staging rows to load plus the ground truth needed to score the pipeline.
 
-    Frames hold staging columns as V3 writes them (missing values are pandas
-    NA, loaded as SQL NULL; only ``full_name`` can be ``''``), plus the truth
-    columns that are never loaded: ``person_ref`` (students, leads),
-    ``student_row``/``content_kind``/``content_key`` (documents).
-    ``hard_cases`` lists the deliberately hard identity cases by person_ref.
+    Frames hold staging columns as V3 writes them. Text columns are ``object``
+    dtype holding ``str`` or ``None`` (missing -> SQL NULL; never ``''``,
+    except ``full_name``, which is NOT NULL and has a few blank bad rows);
+    ``reference_data.aliases`` holds lists and ``attributes`` /
+    ``lead_failures.raw_data`` hold dicts (``load`` writes text[] / jsonb).
+
+    Truth columns, never loaded: ``person_ref`` (students, leads: the person
+    index, per call); for documents ``student_row`` (position in
+    ``students``), ``content_kind`` ('pdf' | 'jpeg' written as is;
+    'bad_checksum' written but the staged checksum is wrong; 'missing' listed
+    but never written; 'outside_root' path escapes the files root, never
+    written) and ``content_key`` (equal keys mean identical bytes).
+    ``hard_cases`` (kind, person_ref, other_person_ref, detail) lists the
+    deliberately hard identity cases and the nasty rows.
     """
 
     students: pd.DataFrame
@@ -244,8 +256,8 @@ class DemoData:
     reference_data: pd.DataFrame
     lead_failures: pd.DataFrame
     hard_cases: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(
-        {"kind": pd.Series(dtype="str"), "person_ref": pd.Series(dtype="int64"),
-         "other_person_ref": pd.Series(dtype="Int64"), "detail": pd.Series(dtype="str")}))
+        {"kind": pd.Series(dtype=object), "person_ref": pd.Series(dtype="int64"),
+         "other_person_ref": pd.Series(dtype="Int64"), "detail": pd.Series(dtype=object)}))
 
 
 @dataclass
@@ -334,24 +346,32 @@ def _no_repdigit_ranges(lo: int, hi: int) -> list[tuple[int, int]]:
 
 
 def _unique_numbers(rng: np.random.Generator, k: int, ranges: list[tuple[int, int]]) -> np.ndarray:
-    """k distinct numbers from the union of ranges, in random order (affine
-    permutation with seed-dependent coefficients: O(k), no rejection loop)."""
+    """k distinct numbers drawn uniformly from the union of ranges, in random
+    order (draw, deduplicate, top up: no visible arithmetic pattern)."""
     sizes = np.array([b - a for a, b in ranges], dtype=np.int64)
     space = int(sizes.sum())
     if k > space:
         raise ValueError(f"cannot draw {k} distinct values from a space of {space}")
-    if k == 0:
-        return np.zeros(0, dtype=np.int64)
-    while True:
-        a = int(rng.integers(1, space))
-        if math.gcd(a, space) == 1:
-            break
-    b = int(rng.integers(0, space))
-    v = (rng.permutation(k).astype(np.int64) * a + b) % space
+    chosen = np.zeros(0, dtype=np.int64)
+    while len(chosen) < k:
+        extra = rng.integers(0, space, (k - len(chosen)) * 11 // 10 + 16, dtype=np.int64)
+        merged = np.sort(np.concatenate([chosen, extra]))
+        chosen = merged[np.r_[True, merged[1:] != merged[:-1]]]
+    v = rng.permutation(chosen)[:k]
     ends = np.cumsum(sizes)
     which = np.searchsorted(ends, v, side="right")
     starts = np.array([a_ for a_, _ in ranges], dtype=np.int64)
     return starts[which] + v - (ends[which] - sizes[which])
+
+
+def _variants_s(f: np.ndarray, builders: list[Callable[[np.ndarray], np.ndarray]]) -> np.ndarray:
+    """Like ``_variants`` but keeps numpy strings (for further vectorised concatenation)."""
+    out = np.empty(len(f), dtype=_S)
+    for k, build in enumerate(builders):
+        idx = np.flatnonzero(f == k)
+        if len(idx):
+            out[idx] = build(idx)
+    return out
 
 
 def _obj(n: int) -> np.ndarray:
@@ -524,10 +544,10 @@ def _make_persons(rng: np.random.Generator, n: int, seed: int) -> _Persons:
     gl, gc = _GIVEN_MAIL[f1], _GIVEN_MAIL_C[f1]
     sl, sc = _SUR_MAIL[s1], _SUR_MAIL_C[s1]
     il, ic = np.strings.slice(gl, 0, 1), np.strings.slice(gc, 0, 1)
-    local = np.select([pattern == 0, pattern == 1, pattern == 2, pattern == 3],
-                      [gl + "." + sl, gl + sl, il + sl, gl + "_" + sl], sl + "." + gl) + token
-    local_c = np.select([pattern == 0, pattern == 1, pattern == 2, pattern == 3],
-                        [gc + "." + sc, gc + sc, ic + sc, gc + "_" + sc], sc + "." + gc) + token
+    local = _variants_s(pattern, [lambda i: gl[i] + "." + sl[i], lambda i: gl[i] + sl[i], lambda i: il[i] + sl[i],
+                                  lambda i: gl[i] + "_" + sl[i], lambda i: sl[i] + "." + gl[i]]) + token
+    local_c = _variants_s(pattern, [lambda i: gc[i] + "." + sc[i], lambda i: gc[i] + sc[i], lambda i: ic[i] + sc[i],
+                                    lambda i: gc[i] + "_" + sc[i], lambda i: sc[i] + "." + gc[i]]) + token
     dom = _pick(rng, n, [w for _, w in _DOMAINS])
     email = local + "@" + _DOMAIN_T[dom, 0]
     email_cap = local_c + "@" + _DOMAIN_T[dom, 3]
@@ -547,11 +567,15 @@ def _make_persons(rng: np.random.Generator, n: int, seed: int) -> _Persons:
     suf = np.array(["", "A", "B", "C", " Bis", "A Bis"], dtype=_S)[_pick(rng, n, [70, 12, 8, 3, 4, 3])]
     sep = np.array(["# ", "#", "No. ", "N° ", "No "], dtype=_S)[_pick(rng, n, [50, 20, 15, 10, 5])]
     extra_kind = _pick(rng, n, [50, 20, 10, 8, 6, 6])
-    num = _s(rng.integers(101, 1505, n))
-    extra = np.select(
-        [extra_kind == 1, extra_kind == 2, extra_kind == 3, extra_kind == 4, extra_kind == 5],
-        [" Apto " + num, " Torre " + _s(rng.integers(1, 9, n)) + " Apto " + num, " Casa " + _s(rng.integers(1, 80, n)),
-         " Sur", " Int. " + _s(rng.integers(1, 12, n))], "")
+    num, small = rng.integers(101, 1505, n), rng.integers(1, 80, n)
+    extra = _variants_s(extra_kind, [
+        lambda i: np.full(len(i), "", dtype=_S),
+        lambda i: " Apto " + _s(num[i]),
+        lambda i: " Torre " + _s(small[i] % 8 + 1) + " Apto " + _s(num[i]),
+        lambda i: " Casa " + _s(small[i]),
+        lambda i: np.full(len(i), " Sur", dtype=_S),
+        lambda i: " Int. " + _s(small[i] % 11 + 1),
+    ])
     address = (st[st_i] + " " + _s(rng.integers(1, 180, n)) + suf + " " + sep
                + _s(rng.integers(1, 150, n)) + "-" + _z(rng.integers(1, 99, n), 2) + extra)
     address[father] = address[son]
@@ -615,15 +639,16 @@ def _render_names(rng: np.random.Generator, P: _Persons, ctx: _RowCtx) -> tuple[
     p, r = ctx.p, len(ctx.p)
     mode = np.where(ctx.upper_bias, _pick(rng, r, [8, 8, 20, 55, 2, 7]), _pick(rng, r, [40, 25, 8, 17, 3, 7]))
     plain = ctx.plain_name
-    g1 = _GIVEN_T[P.f1[p], mode]
-    has2 = (P.f2[p] >= 0) & ((rng.random(r) > 0.12) | plain)
-    given = np.where(has2, g1 + " " + _GIVEN_T[np.maximum(P.f2[p], 0), mode], g1)
-    has_s2 = (rng.random(r) > 0.08) | plain
-    sn1 = _SUR_T[P.s1[p], mode]
-    sur = np.where(has_s2, sn1 + " " + _SUR_T[P.s2[p], mode], sn1)
+    given = _GIVEN_T[P.f1[p], mode]
+    has2 = np.flatnonzero((P.f2[p] >= 0) & ((rng.random(r) > 0.12) | plain))
+    given[has2] = given[has2] + " " + _GIVEN_T[P.f2[p[has2]], mode[has2]]
+    sur = _SUR_T[P.s1[p], mode]
+    has_s2 = np.flatnonzero((rng.random(r) > 0.08) | plain)
+    sur[has_s2] = sur[has_s2] + " " + _SUR_T[P.s2[p[has_s2]], mode[has_s2]]
     upper = (mode == 2) | (mode == 3)
     sur_first = (rng.random(r) < np.where(upper, 0.15, 0.03)) & ~plain
-    clean = np.where(sur_first, sur + " " + given, given + " " + sur)
+    clean = _variants_s(sur_first.astype(np.int8), [lambda i: given[i] + " " + sur[i],
+                                                    lambda i: sur[i] + " " + given[i]])
     spacing = np.where(plain, 0, _pick(rng, r, [80, 8, 6, 4, 2]))
     raw = _variants(spacing, [
         lambda i: clean[i],
@@ -765,7 +790,7 @@ def _render_birth(rng: np.random.Generator, P: _Persons, ctx: _RowCtx) -> np.nda
     if bad.any():
         yb = (_EPOCH + P.birth[p[bad]].astype("timedelta64[D]")).astype("datetime64[Y]").astype(np.int64) + 1970
         tpl = rng.integers(0, len(_IMPOSSIBLE_DATES), len(yb))
-        out[bad] = [_IMPOSSIBLE_DATES[t].format(y=yy) for t, yy in zip(tpl.tolist(), yb.tolist())]
+        out[bad] = [_IMPOSSIBLE_DATES[t].format(y=yy) for t, yy in zip(tpl.tolist(), yb.tolist(), strict=True)]
     return out
 
 
@@ -966,23 +991,24 @@ def generate(persons: int, seed: int = 0, documents: bool = True) -> DemoData:
     # ---- nasty values on a handful of rows (truth unchanged)
     hard: list[tuple[str, int, int | None, str]] = []
     if persons >= 40:
-        nasty_rows = np.flatnonzero(rows_of(sp["nasty"]))
         texts = ["'; DROP TABLE persons; --", None, "محمد عبد الله الحسن", "דוד כהן לוי"]
-        for row, text in zip(nasty_rows.tolist(), texts):
+        for person, text in zip(sp["nasty"].tolist(), texts, strict=True):
+            row = int(np.flatnonzero(rows_p == person)[0])
             name = text if text is not None else str(full_name[row]).strip() + " 😊✈️"
             cols["full_name"][row] = name
             cols["original_name"][row] = name
-            hard.append(("nasty_name", int(rows_p[row]), None, "unusual full_name (SQL text, emoji, RTL script)"))
+            hard.append(("nasty_name", person, None, "unusual full_name (SQL text, emoji, RTL script)"))
         specials_all = np.concatenate([v for v in sp.values()])
         ordinary = np.flatnonzero(~np.isin(rows_p, specials_all))
-        blanks = rng.choice(ordinary, size=min(5, len(ordinary)), replace=False)
-        for row, text in zip(blanks.tolist(), ["", "", "   ", " \t ", ""]):
+        stud_ordinary, lead_ordinary = ordinary[ordinary < n_s], ordinary[ordinary >= n_s]
+        blanks = np.r_[rng.choice(stud_ordinary, size=min(2, len(stud_ordinary)), replace=False),
+                       rng.choice(lead_ordinary, size=min(3, len(lead_ordinary)), replace=False)]
+        for row, text in zip(blanks.tolist(), ["", " \t ", "", "   ", ""][:len(blanks)], strict=True):
             cols["full_name"][row] = text
             cols["original_name"][row] = None
             hard.append(("blank_name", int(rows_p[row]), None, "full_name empty or whitespace only"))
-        stud_ordinary = ordinary[ordinary < n_s]
         if len(stud_ordinary):
-            row = int(stud_ordinary[0])
+            row = int(rng.choice(stud_ordinary))
             cols["address"][row] = (_LOREM * 60)[:10_000]
             hard.append(("long_text", int(rows_p[row]), None, "10,000-character address"))
 
@@ -992,10 +1018,10 @@ def generate(persons: int, seed: int = 0, documents: bool = True) -> DemoData:
     sn = P.student_number[stud_p].astype(object)
     sn[rng.random(n_s) < np.where(src == 1, 0.20, 0.06)] = None
     students = pd.DataFrame({
-        **{k: pd.Series(v, dtype="str") for k, v in sv.items()},
-        "program": pd.Series(prog_s, dtype="str"),
-        "student_number": pd.Series(sn, dtype="str"),
-        "source": pd.Series(np.array(_STUDENT_SOURCES, dtype=object)[src], dtype="str"),
+        **{k: pd.Series(v, dtype=object) for k, v in sv.items()},
+        "program": pd.Series(prog_s, dtype=object),
+        "student_number": pd.Series(sn, dtype=object),
+        "source": pd.Series(np.array(_STUDENT_SOURCES, dtype=object)[src], dtype=object),
         "csv_enriched": src != 2,
         "person_ref": stud_p.astype(np.int64),
     })
@@ -1016,7 +1042,7 @@ def generate(persons: int, seed: int = 0, documents: bool = True) -> DemoData:
     alias_m = rng.random(n_l) < 0.10
     svc_alias = [s[2] for s in _SERVICES]
     service[alias_m] = [svc_alias[i][j % len(svc_alias[i])] for i, j in
-                        zip(svc[alias_m].tolist(), rng.integers(0, 10, int(alias_m.sum())).tolist())]
+                        zip(svc[alias_m].tolist(), rng.integers(0, 10, int(alias_m.sum())).tolist(), strict=True)]
     unk = rng.random(n_l) < 0.05
     service[unk] = np.array(_UNKNOWN_SERVICES, dtype=object)[rng.integers(0, len(_UNKNOWN_SERVICES), int(unk.sum()))]
     service[rng.random(n_l) < 0.35] = None
@@ -1038,14 +1064,14 @@ def generate(persons: int, seed: int = 0, documents: bool = True) -> DemoData:
     src_files = np.array([s[0] for s in _LEAD_SOURCES], dtype=object)
     src_sheets = np.array([s[1] for s in _LEAD_SOURCES], dtype=object)
     leads = pd.DataFrame({
-        **{k: pd.Series(v, dtype="str") for k, v in lv.items()},
-        "interest_program": pd.Series(interest_s, dtype="str"),
-        "service": pd.Series(service, dtype="str"),
-        "event": pd.Series(event, dtype="str"),
-        "status": pd.Series(status, dtype="str"),
-        "notes": pd.Series(notes, dtype="str"),
-        "source_file": pd.Series(src_files[lead_src], dtype="str"),
-        "source_sheet": pd.Series(src_sheets[lead_src], dtype="str"),
+        **{k: pd.Series(v, dtype=object) for k, v in lv.items()},
+        "interest_program": pd.Series(interest_s, dtype=object),
+        "service": pd.Series(service, dtype=object),
+        "event": pd.Series(event, dtype=object),
+        "status": pd.Series(status, dtype=object),
+        "notes": pd.Series(notes, dtype=object),
+        "source_file": pd.Series(src_files[lead_src], dtype=object),
+        "source_sheet": pd.Series(src_sheets[lead_src], dtype=object),
         "source_row": pd.array(lead_row_no, dtype="Int64"),
         "person_ref": lead_p.astype(np.int64),
     })
@@ -1058,14 +1084,14 @@ def generate(persons: int, seed: int = 0, documents: bool = True) -> DemoData:
         ("siblings_shared_email", sp["sib_a"], sp["sib_b"], "siblings share a parent's e-mail, different cédulas: identity conflict, two persons"),
         ("namesakes", sp["namesake_a"], sp["namesake_b"], "same full name, different cédulas and birth dates: two persons"),
     ]:
-        hard.extend((kind, int(x), int(y), detail) for x, y in zip(a.tolist(), b.tolist()))
+        hard.extend((kind, int(x), int(y), detail) for x, y in zip(a.tolist(), b.tolist(), strict=True))
     hard.extend(("cedula_then_email", int(x), None, "student row has cédula+e-mail; one lead row only the e-mail, another only the cédula: one person")
                 for x in sp.get("cedula_email", np.zeros(0, dtype=np.int64)).tolist())
     hard_cases = pd.DataFrame({
-        "kind": pd.Series([h[0] for h in hard], dtype="str"),
+        "kind": pd.Series([h[0] for h in hard], dtype=object),
         "person_ref": pd.Series([h[1] for h in hard], dtype="int64"),
         "other_person_ref": pd.array([h[2] for h in hard], dtype="Int64"),
-        "detail": pd.Series([h[3] for h in hard], dtype="str"),
+        "detail": pd.Series([h[3] for h in hard], dtype=object),
     })
 
     docs = _documents(rng, students, seed) if documents else _empty_documents()
@@ -1082,29 +1108,28 @@ def _lead_failures(rng: np.random.Generator, cols: dict[str, np.ndarray], src: n
                    row_no: np.ndarray) -> pd.DataFrame:
     """Rows V3 could not parse, as the raw JSON it kept, with the error text."""
     n = len(src)
-    donors = rng.integers(0, len(cols["full_name"]), n) if len(cols["full_name"]) else np.zeros(n, dtype=np.int64)
+    total = len(cols["full_name"])
+    donors = rng.integers(0, total, n) if total else np.zeros(n, dtype=np.int64)
     kinds = rng.integers(0, 6, n)
+    donor = {c: [cols[c][d] if total else None for d in donors.tolist()]
+             for c in ("full_name", "email", "phone", "cedula")}
     raws, errors = [], []
     for i in range(n):
-        d = int(donors[i])
         row = int(row_no[i])
-
-        def val(c: str) -> Any:
-            return cols[c][d] if len(cols[c]) else None
-
+        name, email, phone, cedula = (donor[c][i] for c in ("full_name", "email", "phone", "cedula"))
         k = int(kinds[i])
         if k == 0:
-            raw = {"Nombre completo": None, "Correo": val("email"), "Celular": val("phone"), "Programa": "Au Pair"}
+            raw = {"Nombre completo": None, "Correo": email, "Celular": phone, "Programa": "Au Pair"}
             err = "missing required field: full_name"
         elif k == 1:
-            parts = [str(val("full_name") or ""), str(val("phone") or ""), str(val("email") or "")]
+            parts = [str(name or ""), str(phone or ""), str(email or "")]
             raw = {"_line": ";".join(parts), "_columns": 3}
             err = f"row {row}: expected 12 columns, got 3"
         elif k == 2:
-            raw = {"Nombre completo": val("full_name"), "Fecha de nacimiento": "45123.5", "Cédula": val("cedula")}
+            raw = {"Nombre completo": name, "Fecha de nacimiento": "45123.5", "Cédula": cedula}
             err = "could not parse Excel serial date '45123.5' in column 'Fecha de nacimiento'"
         elif k == 3:
-            raw = {"Nombre completo": "Mar\ufffda G\ufffdmez", "Correo": val("email"), "Ciudad": "Bogot\ufffd"}
+            raw = {"Nombre completo": "Mar\ufffda G\ufffdmez", "Correo": email, "Ciudad": "Bogot\ufffd"}
             err = 'invalid byte sequence for encoding "UTF8": 0xed 0x61'
         elif k == 4:
             raw = {"Nombre completo": "#REF!", "Correo": "#N/A", "Celular": "=+57 300 000 0000"}
@@ -1115,11 +1140,11 @@ def _lead_failures(rng: np.random.Generator, cols: dict[str, np.ndarray], src: n
         raws.append(raw)
         errors.append(err)
     return pd.DataFrame({
-        "source_file": pd.Series(np.array([s[0] for s in _LEAD_SOURCES], dtype=object)[src], dtype="str"),
-        "source_sheet": pd.Series(np.array([s[1] for s in _LEAD_SOURCES], dtype=object)[src], dtype="str"),
+        "source_file": pd.Series(np.array([s[0] for s in _LEAD_SOURCES], dtype=object)[src], dtype=object),
+        "source_sheet": pd.Series(np.array([s[1] for s in _LEAD_SOURCES], dtype=object)[src], dtype=object),
         "source_row": pd.array(row_no, dtype="Int64"),
         "raw_data": pd.Series(raws, dtype=object),
-        "error": pd.Series(errors, dtype="str"),
+        "error": pd.Series(errors, dtype=object),
     })
 
 
@@ -1133,7 +1158,7 @@ def _reference_data() -> pd.DataFrame:
     for code, label, date, city, service in _EVENTS:
         rows.append(("eventos_2023_2024.xlsx", "event", code, label, [],
                      {"date": date, "city": city, "service": service}))
-    for i, (label, dep, dane, area, alias, _) in enumerate(_CITIES):
+    for i, (label, dep, dane, area, _alias, _) in enumerate(_CITIES):
         variants = [str(v) for v in _CITY_T[i].tolist()]
         aliases = sorted({v.strip() for v in variants if v.strip() != label})
         rows.append(("ciudades_colombia.csv", "city", dane, label, aliases,
@@ -1141,10 +1166,10 @@ def _reference_data() -> pd.DataFrame:
     for code, label, aliases, calling in _COUNTRIES:
         rows.append(("paises.csv", "country", code, label, list(aliases), {"calling_code": calling}))
     return pd.DataFrame({
-        "source_file": pd.Series([r[0] for r in rows], dtype="str"),
-        "category": pd.Series([r[1] for r in rows], dtype="str"),
-        "code": pd.Series([r[2] for r in rows], dtype="str"),
-        "label": pd.Series([r[3] for r in rows], dtype="str"),
+        "source_file": pd.Series([r[0] for r in rows], dtype=object),
+        "category": pd.Series([r[1] for r in rows], dtype=object),
+        "code": pd.Series([r[2] for r in rows], dtype=object),
+        "label": pd.Series([r[3] for r in rows], dtype=object),
         "aliases": pd.Series([r[4] for r in rows], dtype=object),
         "attributes": pd.Series([r[5] for r in rows], dtype=object),
     })
@@ -1152,11 +1177,11 @@ def _reference_data() -> pd.DataFrame:
 
 def _empty_documents() -> pd.DataFrame:
     return pd.DataFrame({
-        "document_type": pd.Series(dtype="str"), "original_file_path": pd.Series(dtype="str"),
-        "staging_file_path": pd.Series(dtype="str"), "normalized_file_name": pd.Series(dtype="str"),
-        "checksum": pd.Series(dtype="str"), "file_size": pd.Series(dtype="Int64"),
-        "mime_type": pd.Series(dtype="str"), "student_row": pd.Series(dtype="int64"),
-        "content_kind": pd.Series(dtype="str"), "content_key": pd.Series(dtype="str"),
+        "document_type": pd.Series(dtype=object), "original_file_path": pd.Series(dtype=object),
+        "staging_file_path": pd.Series(dtype=object), "normalized_file_name": pd.Series(dtype=object),
+        "checksum": pd.Series(dtype=object), "file_size": pd.Series(dtype="Int64"),
+        "mime_type": pd.Series(dtype=object), "student_row": pd.Series(dtype="int64"),
+        "content_kind": pd.Series(dtype=object), "content_key": pd.Series(dtype=object),
     })
 
 
@@ -1213,8 +1238,9 @@ def _jpeg_bytes(key: str) -> bytes:
     ])
 
 
-def _document_bytes(kind: str, document_type: str, key: str) -> bytes:
-    if kind == "jpeg":
+def _document_bytes(path: str, document_type: str, key: str) -> bytes:
+    """The file's bytes, rebuilt from its key (``load`` never keeps them in memory)."""
+    if path.endswith(".jpg"):
         return _jpeg_bytes(key)
     return _pdf_bytes(key, 12 if document_type == "BANK_STATEMENT" else 2)
 
@@ -1283,7 +1309,7 @@ def _documents(rng: np.random.Generator, students: pd.DataFrame, seed: int) -> p
             if kind == "outside_root":
                 row.update(checksum=None, file_size=None)
                 continue
-            data = _document_bytes("jpeg" if kind == "jpeg" else "pdf", row["document_type"], row["content_key"])
+            data = _document_bytes(row["staging_file_path"], row["document_type"], row["content_key"])
             digest = hashlib.sha256(data).hexdigest()
             if kind == "bad_checksum":
                 digest = hashlib.sha256(data + b"stale").hexdigest()
@@ -1300,7 +1326,7 @@ def _documents(rng: np.random.Generator, students: pd.DataFrame, seed: int) -> p
     return pd.DataFrame({
         c: (pd.array([row.get(c) for row in rows], dtype="Int64") if c == "file_size"
             else pd.Series([row[c] for row in rows], dtype="int64") if c == "student_row"
-            else pd.Series([row.get(c) for row in rows], dtype="str"))
+            else pd.Series([row.get(c) for row in rows], dtype=object))
         for c in frame.columns
     })
 
@@ -1310,37 +1336,92 @@ def _documents(rng: np.random.Generator, students: pd.DataFrame, seed: int) -> p
 # ---------------------------------------------------------------------------
 
 
-def _csv_column(s: pd.Series) -> np.ndarray:
-    """One column as CSV fields for COPY: strings always quoted (so '' stays an
-    empty string), NULL as an unquoted empty field."""
-    if pd.api.types.is_bool_dtype(s.dtype):
-        return np.where(s.to_numpy(dtype=bool), "t", "f").astype(_S)
-    isna = s.isna().to_numpy()
-    if pd.api.types.is_integer_dtype(s.dtype):
-        vals = s.to_numpy(dtype=np.int64, na_value=0).astype(_S)
-        return np.where(isna, "", vals)
-    obj = s.to_numpy(dtype=object, na_value=None).copy()
-    obj[isna] = ""
-    vals = obj.astype(_S)
-    quoted = '"' + np.strings.replace(vals, '"', '""') + '"'
-    return np.where(isna, "", quoted)
+_NULL = "\\N"  # COPY's NULL marker; the generator never produces this text as a value
 
 
-def _csv_text(frame: pd.DataFrame) -> str:
-    line = None
+def _csv_columns(frame: pd.DataFrame) -> list[np.ndarray]:
+    """Columns as object arrays for the csv module; missing values become the
+    NULL marker (written unquoted, so it cannot be confused with '')."""
+    out = []
     for c in frame.columns:
-        col = _csv_column(frame[c])
-        line = col if line is None else line + "," + col
-    return "\n".join(line.tolist()) + "\n" if line is not None and len(line) else ""
+        s = frame[c]
+        values = s.to_numpy(dtype=object, na_value=None)
+        isna = s.isna().to_numpy()
+        if isna.any():
+            values = values.copy()
+            values[isna] = _NULL
+        out.append(values)
+    return out
 
 
-def _copy(cur: Any, table: str, frame: pd.DataFrame, chunk: int = 200_000) -> None:
-    cols = ", ".join(frame.columns)
-    sql = f"COPY {table} ({cols}) FROM STDIN WITH (FORMAT csv)"
-    for start in range(0, len(frame), chunk):
-        text = _csv_text(frame.iloc[start:start + chunk])
-        if text:
-            cur.copy_expert(sql, io.StringIO(text))
+class _CsvStream:
+    """File-like object for ``copy_expert``: a thread renders the CSV in chunks
+    (UTF-8 bytes) while the server parses the previous ones, so rendering and
+    loading overlap instead of adding up."""
+
+    def __init__(self, columns: list[np.ndarray], chunk: int) -> None:
+        self._queue: queue.Queue[bytes | None] = queue.Queue(maxsize=4)
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._buf, self._pos, self._done = b"", 0, False
+        self._thread = threading.Thread(target=self._produce, args=(columns, chunk), daemon=True)
+        self._thread.start()
+
+    def _produce(self, columns: list[np.ndarray], chunk: int) -> None:
+        try:
+            n = len(columns[0]) if columns else 0
+            for start in range(0, n, chunk):
+                if self._stop.is_set():
+                    return
+                text = io.StringIO()
+                csv.writer(text, lineterminator="\n").writerows(
+                    zip(*(c[start:start + chunk] for c in columns), strict=True))
+                self._put(text.getvalue().encode("utf-8"))
+        except BaseException as exc:  # handed to the reading thread
+            self._error = exc
+        finally:
+            self._put(None)
+
+    def _put(self, item: bytes | None) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read(self, size: int = -1) -> bytes:
+        while self._pos >= len(self._buf):
+            if self._done:
+                return b""
+            item = self._queue.get()
+            if item is None:
+                self._done = True
+                if self._error is not None:
+                    raise self._error
+                return b""
+            self._buf, self._pos = item, 0
+        end = len(self._buf) if size is None or size < 0 else self._pos + size
+        out = self._buf[self._pos:end]
+        self._pos += len(out)
+        return out
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def _copy(cur: Any, table: str, frame: pd.DataFrame, chunk: int = 50_000) -> None:
+    """COPY the frame's columns into ``table`` (CSV, streamed from memory)."""
+    if not len(frame):
+        return
+    sql = (f"COPY {table} ({', '.join(frame.columns)}) FROM STDIN "
+           f"WITH (FORMAT csv, NULL '{_NULL}', ENCODING 'UTF8')")
+    stream = _CsvStream(_csv_columns(frame), chunk)
+    try:
+        cur.copy_expert(sql, stream, size=1 << 20)
+    finally:
+        stream.close()
 
 
 def _reserve_ids(cur: Any, table: str, n: int) -> np.ndarray:
@@ -1365,7 +1446,8 @@ def _write_files(documents: pd.DataFrame, files_root: Path) -> tuple[int, int]:
     made: set[Path] = set()
     total = 0
     for path, kind, dtype_, key in zip(documents["staging_file_path"].tolist(), documents["content_kind"].tolist(),
-                                       documents["document_type"].tolist(), documents["content_key"].tolist()):
+                                       documents["document_type"].tolist(), documents["content_key"].tolist(),
+                                       strict=True):
         if kind not in _WRITTEN_KINDS or path in written:
             continue
         rel = PurePosixPath(path)
@@ -1375,7 +1457,7 @@ def _write_files(documents: pd.DataFrame, files_root: Path) -> tuple[int, int]:
         if target.parent not in made:
             target.parent.mkdir(parents=True, exist_ok=True)
             made.add(target.parent)
-        data = _document_bytes("jpeg" if kind == "jpeg" else "pdf", dtype_, key)
+        data = _document_bytes(path, dtype_, key)
         target.write_bytes(data)
         written.add(path)
         total += len(data)
@@ -1421,8 +1503,8 @@ def load(conn: Any, data: DemoData, files_root: Path) -> LoadResult:
             _copy(cur, "_demo_reference_data", pd.DataFrame({
                 "source_file": ref["source_file"], "category": ref["category"], "code": ref["code"],
                 "label": ref["label"],
-                "aliases": pd.Series([_pg_array(list(a)) for a in ref["aliases"]], dtype="str"),
-                "attributes": pd.Series([json.dumps(a, ensure_ascii=False) for a in ref["attributes"]], dtype="str"),
+                "aliases": pd.Series([_pg_array(list(a)) for a in ref["aliases"]], dtype=object),
+                "attributes": pd.Series([json.dumps(a, ensure_ascii=False) for a in ref["attributes"]], dtype=object),
             }))
             cur.execute(
                 "INSERT INTO staging_reference_data (source_file, category, code, label, aliases, attributes) "
@@ -1435,7 +1517,7 @@ def load(conn: Any, data: DemoData, files_root: Path) -> LoadResult:
             _copy(cur, "staging_lead_failures", pd.DataFrame({
                 "source_file": fail["source_file"], "source_sheet": fail["source_sheet"],
                 "source_row": fail["source_row"],
-                "raw_data": pd.Series([json.dumps(r, ensure_ascii=False) for r in fail["raw_data"]], dtype="str"),
+                "raw_data": pd.Series([json.dumps(r, ensure_ascii=False) for r in fail["raw_data"]], dtype=object),
                 "error": fail["error"],
             }))
             files_written, bytes_written = _write_files(data.documents, files_root)
