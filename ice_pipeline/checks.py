@@ -34,32 +34,36 @@ class SqlCheck:
     scoped_to_run: bool = False  # the query takes %(run_id)s
 
 
+# Persons this run linked, and their match keys (ice_pipeline.person_keys holds
+# the keys of every person, computed by the pipeline from the stored values).
 SQL_CHECKS: tuple[SqlCheck, ...] = (
     SqlCheck("resolved_persons", "persons_unique_cedula",
              "No two persons share a cédula (digits only). A failure means identity resolution created a "
              "duplicate: the run stops before students and leads; inspect the listed person ids.",
-             """SELECT string_agg(p.id::text, ',' ORDER BY p.id) AS ids, count(*) AS n FROM persons p
-                 WHERE ice_pipeline.cedula_key(p.cedula) IN (SELECT ice_pipeline.cedula_key(cedula) FROM persons
-                   WHERE id IN (SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s) AND cedula IS NOT NULL)
-                 GROUP BY ice_pipeline.cedula_key(p.cedula) HAVING count(*) > 1""",
+             """SELECT string_agg(k.person_id::text, ',' ORDER BY k.person_id) AS ids, count(*) AS n
+                FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+                WHERE k.cedula IN (SELECT cedula FROM ice_pipeline.person_keys WHERE cedula IS NOT NULL AND person_id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
+                GROUP BY k.cedula HAVING count(*) > 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("resolved_persons", "persons_unique_email",
              "No two persons share an e-mail (trimmed, lower-cased). Blocking: a failure stops the run.",
-             """SELECT string_agg(p.id::text, ',' ORDER BY p.id) AS ids, count(*) AS n FROM persons p
-                 WHERE ice_pipeline.email_key(p.email) IN (SELECT ice_pipeline.email_key(email) FROM persons
-                   WHERE id IN (SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s) AND email IS NOT NULL)
-                 GROUP BY ice_pipeline.email_key(p.email) HAVING count(*) > 1""",
+             """SELECT string_agg(k.person_id::text, ',' ORDER BY k.person_id) AS ids, count(*) AS n
+                FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+                WHERE k.email IN (SELECT email FROM ice_pipeline.person_keys WHERE email IS NOT NULL AND person_id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
+                GROUP BY k.email HAVING count(*) > 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("resolved_persons", "persons_unique_name_birth_date",
              "No two persons share name key and birth date unless a cédula or e-mail tells them apart "
              "(those are vetoed on purpose). Blocking: a failure stops the run.",
-             """SELECT string_agg(p.id::text, ',' ORDER BY p.id) AS ids, count(*) AS n FROM persons p
-                 WHERE p.id IN (SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s) OR (ice_pipeline.name_key(p.full_name), p.birth_date) IN (
-                   SELECT ice_pipeline.name_key(full_name), birth_date FROM persons WHERE id IN (SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
-                 GROUP BY ice_pipeline.name_key(p.full_name), p.birth_date
-                 HAVING p.birth_date IS NOT NULL AND count(*) > 1
-                    AND count(DISTINCT ice_pipeline.cedula_key(p.cedula)) <= 1
-                    AND count(DISTINCT ice_pipeline.email_key(p.email)) <= 1""",
+             """SELECT string_agg(k.person_id::text, ',' ORDER BY k.person_id) AS ids, count(*) AS n
+                FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+                WHERE (k.name_key, k.birth_date) IN (
+                    SELECT name_key, birth_date FROM ice_pipeline.person_keys WHERE birth_date IS NOT NULL AND person_id IN (
+                        SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
+                GROUP BY k.name_key, k.birth_date
+                HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("prod_students", "students_unique_per_person",
              "At most one student per person and per student number.",

@@ -10,16 +10,15 @@ from ice_pipeline.db import read_frame
 
 WHOLE_DATABASE_DUPLICATES = {
     "persons_same_cedula": """
-        SELECT count(*) FROM (SELECT 1 FROM persons WHERE cedula IS NOT NULL
-        GROUP BY ice_pipeline.cedula_key(cedula) HAVING count(*) > 1) d""",
+        SELECT count(*) FROM (SELECT 1 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+        WHERE k.cedula IS NOT NULL GROUP BY k.cedula HAVING count(*) > 1) d""",
     "persons_same_email": """
-        SELECT count(*) FROM (SELECT 1 FROM persons WHERE email IS NOT NULL
-        GROUP BY ice_pipeline.email_key(email) HAVING count(*) > 1) d""",
+        SELECT count(*) FROM (SELECT 1 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+        WHERE k.email IS NOT NULL GROUP BY k.email HAVING count(*) > 1) d""",
     "persons_same_name_birth_date_without_distinguishing_id": """
-        SELECT count(*) FROM (SELECT 1 FROM persons WHERE birth_date IS NOT NULL
-        GROUP BY ice_pipeline.name_key(full_name), birth_date
-        HAVING count(*) > 1 AND count(DISTINCT ice_pipeline.cedula_key(cedula)) <= 1
-           AND count(DISTINCT ice_pipeline.email_key(email)) <= 1) d""",
+        SELECT count(*) FROM (SELECT 1 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
+        WHERE k.birth_date IS NOT NULL AND k.name_key IS NOT NULL GROUP BY k.name_key, k.birth_date
+        HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1) d""",
     "students_same_person": "SELECT count(*) FROM (SELECT 1 FROM students GROUP BY person_id HAVING count(*) > 1) d",
     "leads_same_key": """
         SELECT count(*) FROM (SELECT 1 FROM leads GROUP BY person_id,

@@ -28,7 +28,8 @@ from ice_pipeline.logic.survivorship import PERSON_FIELDS, plan_persons
 from ice_pipeline.resources import ProductionDatabase
 
 KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "cedula": "text", "email": "text",
-               "name_key": "text", "birth_date": "date", "phone_tail": "text"}
+               "name_key": "text", "birth_date": "date", "phone_tail": "text", "student_number": "text",
+               "source_file": "text", "source_sheet": "text", "source_row": "integer"}
 # Identity questions a person answered (`ice-pipeline review resolve`).
 READ_DECISIONS = """
 SELECT q.staging_table, q.staging_id,
@@ -38,31 +39,86 @@ FROM ice_pipeline.review_queue q
 JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
 WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.field IS NULL AND q.decision IS NOT NULL
 """
+# The person of the lead first seen at the same file/sheet/row, when the name matches.
+READ_SAME_SOURCE_ROW = """
+SELECT DISTINCT ON (t.staging_table, t.staging_id) t.staging_table, t.staging_id,
+       l.person_id::text AS source_row_person_id
+FROM tmp_keys t
+JOIN leads l ON l.source_file = t.source_file AND l.source_row = t.source_row
+            AND l.source_sheet IS NOT DISTINCT FROM t.source_sheet
+JOIN ice_pipeline.person_keys k ON k.person_id = l.person_id AND k.name_key = t.name_key
+WHERE t.source_file IS NOT NULL AND t.source_row IS NOT NULL
+ORDER BY t.staging_table, t.staging_id, l.created_at, l.id
+"""
 READ_LINKED = """
 SELECT l.staging_table, l.staging_id, l.entity_id::text AS linked_person_id
 FROM ice_pipeline.source_links l
 JOIN tmp_keys k ON k.staging_table = l.staging_table AND k.staging_id = l.staging_id
 WHERE l.entity = 'person'
 """
-# Existing persons sharing any match key with the batch, found through the
-# expression indexes of ice_pipeline_schema.sql (bot-written values too).
+# Keys of persons written or changed outside the pipeline since the last run
+# (the bot's own inserts and edits): recomputed in Python before matching.
+REFRESH_MARK = "production.persons"
+READ_KEYS_SINCE = """
+SELECT coalesce((SELECT (high_updated_at AT TIME ZONE 'UTC')::text FROM ice_pipeline.watermarks
+                 WHERE staging_table = %(mark)s), '-infinity'),
+       ((now() AT TIME ZONE 'UTC') - interval '10 minutes')::text
+"""
+READ_CHANGED_PERSONS = """
+SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
+       p.address, p.city, p.country, p.updated_at::text AS person_updated_at
+FROM persons p
+LEFT JOIN ice_pipeline.person_keys k ON k.person_id = p.id
+WHERE p.updated_at > %(since)s::timestamp AND (k.person_id IS NULL OR k.person_updated_at <> p.updated_at)
+"""
+PERSON_KEY_COLUMNS = {"person_id": "uuid", "cedula": "text", "email": "text", "name_key": "text",
+                      "birth_date": "date", "phone_tail": "text", "person_updated_at": "timestamp(3)"}
+UPSERT_PERSON_KEYS = """
+INSERT INTO ice_pipeline.person_keys (person_id, cedula, email, name_key, birth_date, phone_tail, person_updated_at)
+SELECT person_id, cedula, email, name_key, birth_date, phone_tail, person_updated_at FROM tmp_person_keys
+ON CONFLICT (person_id) DO UPDATE
+SET cedula = EXCLUDED.cedula, email = EXCLUDED.email, name_key = EXCLUDED.name_key, birth_date = EXCLUDED.birth_date,
+    phone_tail = EXCLUDED.phone_tail, person_updated_at = EXCLUDED.person_updated_at
+"""
+ADVANCE_KEYS_MARK = """
+INSERT INTO ice_pipeline.watermarks (staging_table, high_updated_at, high_id, run_id)
+VALUES (%(mark)s, %(since)s::timestamp AT TIME ZONE 'UTC', 0, %(run_id)s)
+ON CONFLICT (staging_table) DO UPDATE SET high_updated_at = EXCLUDED.high_updated_at, run_id = EXCLUDED.run_id,
+    updated_at = now()
+"""
+# Existing persons sharing any match key with the batch (or linked to its rows before).
 READ_CANDIDATES = """
 SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
-       p.address, p.city, p.country, p.data_source, p.original_name, p.csv_enriched
+       p.address, p.city, p.country, p.data_source, p.original_name, p.csv_enriched,
+       upper(btrim(s.student_number)) AS student_number
 FROM persons p
+LEFT JOIN students s ON s.person_id = p.id
 WHERE p.id IN (
-    SELECT id FROM persons WHERE ice_pipeline.cedula_key(cedula) IN (SELECT cedula FROM tmp_keys WHERE cedula IS NOT NULL)
+    SELECT s2.person_id FROM students s2
+      JOIN (SELECT DISTINCT student_number FROM tmp_keys WHERE student_number IS NOT NULL) t
+        ON t.student_number = s2.student_number
     UNION
-    SELECT id FROM persons WHERE ice_pipeline.email_key(email) IN (SELECT email FROM tmp_keys WHERE email IS NOT NULL)
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT cedula FROM tmp_keys WHERE cedula IS NOT NULL) t ON t.cedula = k.cedula
     UNION
-    SELECT p2.id FROM persons p2 JOIN tmp_keys k
-      ON ice_pipeline.name_key(p2.full_name) = k.name_key AND p2.birth_date = k.birth_date
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT email FROM tmp_keys WHERE email IS NOT NULL) t ON t.email = k.email
     UNION
-    SELECT id FROM persons WHERE ice_pipeline.phone_tail(phone) IN (SELECT phone_tail FROM tmp_keys WHERE phone_tail IS NOT NULL)
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT name_key, birth_date FROM tmp_keys WHERE name_key IS NOT NULL AND birth_date IS NOT NULL) t
+        ON t.name_key = k.name_key AND t.birth_date = k.birth_date
+    UNION
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT phone_tail FROM tmp_keys WHERE phone_tail IS NOT NULL) t ON t.phone_tail = k.phone_tail
     UNION
     SELECT entity_id FROM ice_pipeline.source_links l
       JOIN tmp_keys k ON k.staging_table = l.staging_table AND k.staging_id = l.staging_id
      WHERE l.entity = 'person'
+    UNION
+    SELECT l.person_id FROM leads l
+      JOIN tmp_keys t ON l.source_file = t.source_file AND l.source_row = t.source_row
+                     AND l.source_sheet IS NOT DISTINCT FROM t.source_sheet
+      JOIN ice_pipeline.person_keys k ON k.person_id = l.person_id AND k.name_key = t.name_key
     UNION
     SELECT substring(q.decision from 7)::uuid FROM ice_pipeline.review_queue q
       JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
@@ -97,13 +153,37 @@ UPDATE persons p SET
 FROM tmp_person_fills f
 WHERE p.id = f.person_id
 """
-KEY_FIELDS = ("cedula", "email", "name_key", "birth_date", "mobile")
+KEY_FIELDS = ("cedula", "student_number", "email", "name_key", "birth_date", "mobile")
 ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1}
+
+
+def person_key_frame(prepared: pd.DataFrame) -> pd.DataFrame:
+    """The person_keys columns of prepared person rows (only mobiles identify by phone)."""
+    return pd.DataFrame({"cedula": prepared["cedula"], "email": prepared["email"], "name_key": prepared["name_key"],
+                         "birth_date": prepared["birth_date"], "phone_tail": prepared["mobile"].str.slice(-10)})
+
+
+def refresh_person_keys(cur, reference: pd.DataFrame, run_id: str) -> int:
+    """Recompute the keys of persons changed outside the pipeline since the last run."""
+    cur.execute(READ_KEYS_SINCE, {"mark": REFRESH_MARK})
+    since, next_since = cur.fetchone()
+    changed = read_frame(cur, READ_CHANGED_PERSONS, {"since": since})
+    if len(changed):
+        keys = person_key_frame(prepare_person_rows(changed, reference)).assign(
+            person_id=changed["person_id"], person_updated_at=changed["person_updated_at"])
+        copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, keys)
+        cur.execute(UPSERT_PERSON_KEYS)
+        cur.execute("DROP TABLE tmp_person_keys")
+    cur.execute(ADVANCE_KEYS_MARK, {"mark": REFRESH_MARK, "since": next_since, "run_id": run_id})
+    return len(changed)
 
 
 def incoming_rows(students: StagingBatch, leads: StagingBatch) -> pd.DataFrame:
     """Students and leads in arrival order: (updated_at, table, id)."""
     rows = pd.concat([students.rows, leads.rows], ignore_index=True)
+    for column in ("student_number", "source_file", "source_sheet", "source_row"):
+        if column not in rows:  # a batch without students or without leads
+            rows[column] = pd.NA
     rows["arrival"] = rows["staging_table"].map(ARRIVAL_RANK)
     return rows.sort_values(["updated_at", "arrival", "staging_id"], kind="stable").reset_index(drop=True)
 
@@ -112,6 +192,7 @@ def existing_nodes(candidates: pd.DataFrame, reference: pd.DataFrame) -> pd.Data
     """Production persons as nodes: keys computed exactly as for staging rows."""
     keyed = prepare_person_rows(candidates, reference)
     nodes = keyed.assign(is_existing=True, person_id=candidates["person_id"], linked_person_id=candidates["person_id"],
+                         source_row_person_id=candidates["person_id"], student_number=candidates["student_number"],
                          staging_table=pd.NA, staging_id=pd.NA, source_kind=pd.NA)
     for column in [c for c, _, _ in PERSON_FIELDS] + ["data_source", "csv_enriched", "original_name"]:
         nodes[f"stored_{column}"] = candidates[column]
@@ -125,7 +206,7 @@ def apply_decisions(nodes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFram
     own: its keys are hidden from matching (its values still fill the person,
     except unique ones another person holds).
     """
-    keys = nodes[["is_existing", "linked_person_id", *KEY_FIELDS]].copy()
+    keys = nodes[["is_existing", "linked_person_id", "source_row_person_id", *KEY_FIELDS]].copy()
     if decisions.empty:
         return keys
     decided = nodes[["staging_table", "staging_id"]].merge(decisions, on=["staging_table", "staging_id"], how="left")
@@ -163,19 +244,23 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
     rejections = person_rejections(rows)
     loadable = rows[rows["reject_reason"].isna()].reset_index(drop=True)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp(3): keys compare equal to persons
 
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
+        refreshed = refresh_person_keys(cur, staging_reference_data, run_id)
         keys = loadable.assign(phone_tail=loadable["mobile"].str.slice(-10))
         copy_into_temp(cur, "tmp_keys", KEY_COLUMNS, keys)
         cur.execute("ANALYZE tmp_keys")
         linked = read_frame(cur, READ_LINKED).astype({"staging_id": "int64"})
         decisions = read_frame(cur, READ_DECISIONS).astype({"staging_id": "int64"})
+        same_row = read_frame(cur, READ_SAME_SOURCE_ROW).astype({"staging_id": "int64"})
         candidates = read_frame(cur, READ_CANDIDATES)
         context.log.info(f"resolving {len(loadable)} rows against {len(candidates)} existing persons")
 
         staging_nodes = loadable.merge(linked, on=["staging_table", "staging_id"], how="left") if len(linked) else \
             loadable.assign(linked_person_id=pd.NA)
         staging_nodes["staging_id"] = staging_nodes["staging_id"].astype("int64")
+        staging_nodes = staging_nodes.merge(same_row, on=["staging_table", "staging_id"], how="left")
         nodes = pd.concat([existing_nodes(candidates, staging_reference_data),
                            staging_nodes.assign(is_existing=False, person_id=pd.NA)], ignore_index=True)
         nodes["is_existing"] = nodes["is_existing"].astype(bool)
@@ -203,6 +288,8 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         copy_into_temp(cur, "tmp_person_fills", NEW_PERSON_COLUMNS, fills)
         cur.execute(FILL_PERSONS, {"now": now})
         persons_updated = cur.rowcount if len(fills) else 0
+        copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, plan.keys.assign(person_updated_at=now))
+        cur.execute(UPSERT_PERSON_KEYS)
         linked_rows = write_links(cur, links, run_id)
         reviews_added = write_reviews(cur, pd.concat([identity_reviews, field_reviews], ignore_index=True), run_id)
         write_rejections(cur, rejections, run_id)
@@ -229,6 +316,7 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates), touched),
         "failed_rows_rate": rate(len(rejections), len(rows)),
         "vetoed_joins": resolution.stats["vetoed_joins"],
+        "person_keys_refreshed": refreshed,
         "seconds": round(time.monotonic() - started, 2),
     }
     context.log.info(

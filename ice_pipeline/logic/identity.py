@@ -5,7 +5,7 @@ persons that share a key with the batch first, then the staging rows in
 arrival order (updated_at, table, id). Each node carries its match keys.
 
 Keys are applied strongest first -- an earlier link of the same staging row,
-cédula, e-mail, (name key + birth date), (name key + mobile) -- and nodes
+cédula, student number, e-mail, (name key + birth date), (name key + mobile) -- and nodes
 sharing a key are joined, unless the join is *vetoed*: the clusters it would
 join disagree on a stronger identifier (two cédulas; two e-mails or two
 birth dates below the e-mail level), or it would join two existing persons
@@ -32,15 +32,23 @@ import pandas as pd
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
-KEY_COLUMNS = ("cedula", "email", "name_key", "birth_date", "mobile")
+KEY_COLUMNS = ("cedula", "student_number", "email", "name_key", "birth_date", "mobile")
 
 # (matched_by name, key columns, stronger identifiers that veto a join at this level)
+# `same_source_row`: a lead row re-imported from the same file, sheet and row,
+# with the same name, belongs to the person of the lead first seen there (it
+# lets rows with no identifier at all be re-imported without duplicating).
+# The student number is ICE's own identifier of a student: as strong as a
+# cédula for the rows that carry it (staging students; existing persons
+# through their student).
 LEVELS: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("linked", ("linked_person_id",), ()),
+    ("same_source_row", ("source_row_person_id",), ()),
     ("cedula", ("cedula",), ()),
-    ("email", ("email",), ("cedula",)),
-    ("name_birth_date", ("name_key", "birth_date"), ("cedula", "email")),
-    ("name_phone", ("name_key", "mobile"), ("cedula", "email", "birth_date")),
+    ("student_number", ("student_number",), ("cedula",)),
+    ("email", ("email",), ("cedula", "student_number")),
+    ("name_birth_date", ("name_key", "birth_date"), ("cedula", "student_number", "email")),
+    ("name_phone", ("name_key", "mobile"), ("cedula", "student_number", "email", "birth_date")),
 )
 
 EMAIL_TAKEN = "e-mail belongs to another person with a different cédula"
@@ -103,8 +111,8 @@ def _compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...]) -> 
 def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     """Cluster the nodes into persons; see the module docstring for the rules.
 
-    `nodes` columns: is_existing (bool), linked_person_id, cedula, email,
-    name_key, birth_date, mobile (keys; NA when absent). Row order matters:
+    `nodes` columns: is_existing (bool), linked_person_id, source_row_person_id, cedula,
+    student_number, email, name_key, birth_date, mobile (keys; NA when absent). Row order matters:
     existing persons first, then staging rows in arrival order.
     """
     n = len(nodes)
@@ -115,7 +123,8 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     review_candidate = np.full(n, -1, dtype=np.int64)
     review_level = np.full(n, None, dtype=object)
     is_existing = nodes["is_existing"].to_numpy(dtype=bool)
-    attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None) for c in ("cedula", "email", "birth_date")}
+    attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
+             for c in ("cedula", "student_number", "email", "birth_date")}
     stats = {"slow_components": 0, "vetoed_joins": 0}
     if n == 0:
         return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)

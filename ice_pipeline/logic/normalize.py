@@ -5,9 +5,9 @@ Every function keeps missing values missing (pd.NA) and returns a *status*
 next to the value where a value can be dropped, so the caller can record why
 (nothing is dropped silently).
 
-The match keys (`cedula_key`, `email_key`, `name_key`, `phone_tail`) have SQL
-twins in sql/ice_pipeline_schema.sql, used to find persons the bot stored
-without normalizing; a test holds the two implementations equal.
+These functions are the only definition of the match keys: the keys of the
+persons already in production (`ice_pipeline.person_keys`, including persons
+the bot stored without normalizing) are computed by them too.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def clean_text(values: pd.Series, max_length: int | None = None) -> pd.Series:
 # --- names ----------------------------------------------------------------
 
 # ASCII upper case and the accented Latin letters folded to their base letter,
-# lower case. The same table is spelled out in ice_pipeline.name_key (SQL).
+# lower case.
 _FOLD_FROM = (
     "ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ"
 )
@@ -199,7 +199,7 @@ def phone_e164(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 def phone_tail(e164: pd.Series) -> pd.Series:
-    """Last ten digits (the SQL twin ice_pipeline.phone_tail finds stored phones by it)."""
+    """Last ten digits: a Colombian mobile's national number, whatever its format."""
     tail = e164.astype("string").str.replace(r"[^0-9]", "", regex=True).str.slice(-10)
     return tail.mask(tail == "")
 

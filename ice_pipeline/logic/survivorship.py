@@ -42,6 +42,7 @@ class PersonPlan:
     updates: pd.DataFrame          # person_id + fills (NA = keep) + data_source, csv_enriched
     field_conflicts: pd.DataFrame  # staging_table, staging_id, person_id, field, existing_value, incoming_value, reason
     person_of_anchor: dict[int, str]  # cluster anchor node -> person id (existing or new)
+    keys: pd.DataFrame             # person_id, cedula, email, name_key, birth_date, phone_tail of written persons
 
 
 def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
@@ -98,6 +99,7 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     })
 
     chosen: dict[str, pd.Series] = {}
+    final_keys: dict[str, pd.Series] = {}
     fills: dict[str, pd.Series] = {}
     conflicts: list[pd.DataFrame] = []
     for column, value_col, key_col in PERSON_FIELDS:
@@ -122,6 +124,12 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         final_key = _as_text(stored_key).reindex(anchors).fillna(_as_text(incoming_key).reindex(anchors))
         final_value = _as_text(stored_value).reindex(anchors).fillna(_as_text(incoming_value).reindex(anchors))
         chosen[column] = final_value
+        final_keys[column] = final_key
+        if column == "phone":
+            # the kept phone identifies only if it is a mobile
+            stored_mobile = _as_text(existing["mobile"]).reindex(anchors).where(_as_text(stored_value).reindex(anchors).notna())
+            final_mobile = stored_mobile.where(_as_text(stored_value).reindex(anchors).notna(),
+                                               _as_text(first["mobile"]).reindex(anchors))
         exist_anchors = existing.index[existing.index.isin(anchors)]
         needs = _as_text(stored_value).reindex(exist_anchors).isna()
         fills[column] = _as_text(incoming_value).reindex(exist_anchors)[needs.to_numpy()].dropna()
@@ -185,6 +193,17 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     changed |= fill_original.notna().to_numpy()
     updates = updates[changed]
 
+    written = np.concatenate([new_anchors, updates.index.to_numpy()])
+    keys = pd.DataFrame({
+        "person_id": [ids[int(a)] for a in written],
+        "cedula": final_keys["cedula"].reindex(written).to_numpy(),
+        "email": final_keys["email"].reindex(written).to_numpy(),
+        "name_key": final_keys["full_name"].reindex(written).to_numpy(),
+        "birth_date": final_keys["birth_date"].reindex(written).to_numpy(),
+        "phone_tail": final_mobile.reindex(written).str.slice(-10).to_numpy(),
+    })
+
     field_conflicts = pd.concat(conflicts, ignore_index=True) if conflicts else pd.DataFrame(
         columns=["staging_table", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"])
-    return PersonPlan(assignment, new_persons.reset_index(drop=True), updates.reset_index(drop=True), field_conflicts, ids)
+    return PersonPlan(assignment, new_persons.reset_index(drop=True), updates.reset_index(drop=True), field_conflicts,
+                      ids, keys)

@@ -87,39 +87,37 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.runs (
     stats        jsonb       NOT NULL DEFAULT '{}'
 );
 
--- Match keys, identical to ice_pipeline/logic/normalize.py (a test holds
--- them equal). They let the pipeline find persons the bot created with
--- values that were never normalized ('Maria@Mail.COM ', '52.123.456').
-CREATE OR REPLACE FUNCTION ice_pipeline.cedula_key(value text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
-    AS $$ SELECT nullif(regexp_replace(value, '[^0-9]', '', 'g'), '') $$;
+-- Match keys of every production person, computed by the pipeline
+-- (ice_pipeline/logic/normalize.py is their only definition) from the values
+-- stored in `persons`, including values the bot wrote without normalizing
+-- ('Maria@Mail.COM ', '52.123.456'). Plain indexes make matching an increment
+-- against a large production an index lookup per key. Refreshed at the start
+-- of every run for persons changed since (person_updated_at tells which).
+CREATE TABLE IF NOT EXISTS ice_pipeline.person_keys (
+    person_id          uuid         PRIMARY KEY,
+    cedula             text,
+    email              text,
+    name_key           text,
+    birth_date         date,
+    phone_tail         text,        -- last ten digits of a mobile
+    person_updated_at  timestamp(3) NOT NULL
+);
+CREATE INDEX IF NOT EXISTS person_keys_cedula_idx ON ice_pipeline.person_keys (cedula) WHERE cedula IS NOT NULL;
+CREATE INDEX IF NOT EXISTS person_keys_email_idx ON ice_pipeline.person_keys (email) WHERE email IS NOT NULL;
+CREATE INDEX IF NOT EXISTS person_keys_name_birth_idx ON ice_pipeline.person_keys (name_key, birth_date)
+    WHERE birth_date IS NOT NULL;
+CREATE INDEX IF NOT EXISTS person_keys_phone_tail_idx ON ice_pipeline.person_keys (phone_tail)
+    WHERE phone_tail IS NOT NULL;
 
-CREATE OR REPLACE FUNCTION ice_pipeline.email_key(value text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
-    AS $$ SELECT nullif(translate(value,
-        'ABCDEFGHIJKLMNOPQRSTUVWXYZ' || chr(32) || chr(9) || chr(10) || chr(11) || chr(12) || chr(13) || chr(160),
-        'abcdefghijklmnopqrstuvwxyz'), '') $$;
+-- Earlier releases matched through expression indexes on persons; gone.
+DROP INDEX IF EXISTS public.persons_ice_cedula_key_idx;
+DROP INDEX IF EXISTS public.persons_ice_email_key_idx;
+DROP INDEX IF EXISTS public.persons_ice_name_birth_idx;
+DROP INDEX IF EXISTS public.persons_ice_phone_tail_idx;
+DROP FUNCTION IF EXISTS ice_pipeline.cedula_key(text);
+DROP FUNCTION IF EXISTS ice_pipeline.email_key(text);
+DROP FUNCTION IF EXISTS ice_pipeline.name_key(text);
+DROP FUNCTION IF EXISTS ice_pipeline.phone_tail(text);
 
-CREATE OR REPLACE FUNCTION ice_pipeline.name_key(value text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
-    AS $$ SELECT nullif(array_to_string(ARRAY(
-        SELECT token FROM regexp_split_to_table(translate(value,
-            'ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ',
-            'abcdefghijklmnopqrstuvwxyzaaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzsoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyy'),
-            '[^a-z0-9]+') AS token
-        WHERE token <> '' ORDER BY token COLLATE "C"), ' '), '') $$;
-
--- Last ten digits of a phone: a Colombian mobile's national number whatever
--- the format it was stored in ('+57 300 123 4567', '3001234567').
-CREATE OR REPLACE FUNCTION ice_pipeline.phone_tail(value text) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURNS NULL ON NULL INPUT
-    AS $$ SELECT nullif(right(regexp_replace(value, '[^0-9]', '', 'g'), 10), '') $$;
-
--- Expression indexes so that matching an increment against a large
--- production table is an index lookup per key, not a scan.
-CREATE INDEX IF NOT EXISTS persons_ice_cedula_key_idx ON public.persons (ice_pipeline.cedula_key(cedula));
-CREATE INDEX IF NOT EXISTS persons_ice_email_key_idx ON public.persons (ice_pipeline.email_key(email));
-CREATE INDEX IF NOT EXISTS persons_ice_name_birth_idx ON public.persons (ice_pipeline.name_key(full_name), birth_date);
-CREATE INDEX IF NOT EXISTS persons_ice_phone_tail_idx ON public.persons (ice_pipeline.phone_tail(phone));
+-- Leads of a person by program (the (person, program type) lead key).
 CREATE INDEX IF NOT EXISTS leads_ice_person_program_idx ON public.leads (person_id, program_type);
-CREATE INDEX IF NOT EXISTS events_ice_name_idx ON public.events (lower(name));
