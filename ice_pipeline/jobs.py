@@ -15,7 +15,7 @@ SERIAL_TAG = {"ice_pipeline/serial": "migration"}
 
 migrate_to_production = define_asset_job(
     MIGRATION_JOB,
-    selection=AssetSelection.all(include_sources=False),
+    selection=AssetSelection.all(),
     description="Staging -> production: persons, students, leads, documents, with their checks. Incremental: "
     "only rows new or changed since the last successful run.",
     # One process for the whole run: steps share nothing but the database, and a
