@@ -7,22 +7,27 @@ COPY, then one INSERT ... SELECT / UPDATE ... FROM per target table.
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Sequence
 
 import pandas as pd
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
-NULL = r"\N"
+
+def null_marker() -> str:
+    """A NULL spelling no real value uses: a literal '\\N' in the data stays text."""
+    return "\\N" + uuid.uuid4().hex
 
 
 def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None) -> pd.DataFrame:
     """Run a SELECT and return all rows as text columns, through COPY (fast at millions of rows)."""
     bound = cur.mogrify(query, params).decode("utf-8")
+    null = null_marker()
     buffer = io.StringIO()
-    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{NULL}')", buffer)
+    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{null}')", buffer)
     buffer.seek(0)
-    return pd.read_csv(buffer, dtype="string", keep_default_na=False, na_values=[NULL])
+    return pd.read_csv(buffer, dtype="string", keep_default_na=False, na_values=[null])
 
 
 def copy_into_temp(cur: Cursor, table: str, columns: dict[str, str], frame: pd.DataFrame) -> int:
@@ -33,11 +38,15 @@ def copy_into_temp(cur: Cursor, table: str, columns: dict[str, str], frame: pd.D
     cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.Identifier(table), definition))
     if frame.empty:
         return 0
+    null = null_marker()
+    values = frame[list(columns)]
+    # NULLs spelled out by hand: pandas' na_rep is cut short for some extension dtypes.
+    values = values.astype(object).where(values.notna(), null)
     buffer = io.StringIO()
-    frame[list(columns)].to_csv(buffer, index=False, header=False, na_rep=NULL)
+    values.to_csv(buffer, index=False, header=False)
     buffer.seek(0)
     cur.copy_expert(
-        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, NULL '{}')").format(sql.Identifier(table), sql.SQL(NULL)),
+        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, NULL {})").format(sql.Identifier(table), sql.Literal(null)),
         buffer,
     )
     return len(frame)

@@ -69,7 +69,7 @@ SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth
        p.address, p.city, p.country, p.updated_at::text AS person_updated_at
 FROM persons p
 LEFT JOIN ice_pipeline.person_keys k ON k.person_id = p.id
-WHERE p.updated_at > %(since)s::timestamp AND (k.person_id IS NULL OR k.person_updated_at <> p.updated_at)
+WHERE k.person_id IS NULL OR (p.updated_at > %(since)s::timestamp AND k.person_updated_at <> p.updated_at)
 """
 PERSON_KEY_COLUMNS = {"person_id": "uuid", "cedula": "text", "email": "text", "name_key": "text",
                       "birth_date": "date", "phone_tail": "text", "person_updated_at": "timestamp(3)"}
@@ -174,7 +174,9 @@ def refresh_person_keys(cur, reference: pd.DataFrame, run_id: str) -> int:
         copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, keys)
         cur.execute(UPSERT_PERSON_KEYS)
         cur.execute("DROP TABLE tmp_person_keys")
-    cur.execute(ADVANCE_KEYS_MARK, {"mark": REFRESH_MARK, "since": next_since, "run_id": run_id})
+        # Only an optimisation (unkeyed persons are always read): moved only when
+        # there was something to refresh, so a run with nothing new writes nothing.
+        cur.execute(ADVANCE_KEYS_MARK, {"mark": REFRESH_MARK, "since": next_since, "run_id": run_id})
     return len(changed)
 
 

@@ -238,13 +238,21 @@ def _resolve_conflicted(
         def partners_of(r: int, pool: list[int]) -> list[int]:
             return [o for o in pool if o != r and _compatible(clusters[r], clusters[o], stronger)]
 
+        reason = AMBIGUOUS.format(level=level.replace("_", " + "))
         for r in roots:
             partners = partners_of(r, roots)
-            if clusters[r].existing or not partners:
+            clashing = [p for i, p in enumerate(partners)
+                        if any(not _compatible(clusters[p], clusters[q], stronger) for q in partners if q != p)]
+            if not clashing:
                 continue
-            if not all(_compatible(clusters[p], clusters[q], stronger)
-                       for i, p in enumerate(partners) for q in partners[i + 1:]):
-                reviewed[r] = (AMBIGUOUS.format(level=level.replace("_", " + ")), partners[0])
+            if clusters[r].existing:
+                # An existing person two incompatible rows could both be: neither joins it
+                # (which one would depend on arrival order); both wait for a person.
+                for p in clashing:
+                    if not clusters[p].existing:
+                        reviewed.setdefault(p, (reason, r))
+            else:
+                reviewed.setdefault(r, (reason, partners[0]))
         remaining = [r for r in roots if r not in reviewed]
         for r in remaining:
             for p in partners_of(r, remaining):

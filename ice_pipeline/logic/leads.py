@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ice_pipeline.logic.normalize import label_key
+
 FILL_FIELDS = ("lead_status", "notes", "lead_date", "program_type", "service_id", "event_id",
                "source_file", "source_sheet", "source_row")
 
@@ -25,8 +27,12 @@ def lead_key(frame: pd.DataFrame) -> pd.Series:
     both = frame["service_id"].notna() & frame["event_id"].notna()
     se = "se|" + frame["person_id"].astype("string") + "|" + frame["service_id"].astype("string") + "|" + \
         frame["event_id"].astype("string")
-    pt = "pt|" + frame["person_id"].astype("string") + "|" + frame["program_type"].astype("string").fillna("")
-    return se.where(both, pt)
+    return se.where(both, program_key(frame))
+
+
+def program_key(frame: pd.DataFrame) -> pd.Series:
+    """(person, program) key; 'Work and Travel' and 'work-and-travel' are one program."""
+    return "pt|" + frame["person_id"].astype("string") + "|" + label_key(frame["program_type"]).fillna("")
 
 
 def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
@@ -39,8 +45,7 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     if len(existing):
         ex = existing.assign(key=lead_key(existing))
         # an existing lead answers to its (person, program) key as well
-        pt = "pt|" + ex["person_id"].astype("string") + "|" + ex["program_type"].astype("string").fillna("")
-        for keys in (ex["key"], pt):
+        for keys in (ex["key"], program_key(ex)):
             for key, lead_id in zip(keys, ex["lead_id"], strict=True):
                 known.setdefault(key, lead_id)
     existing_id = rows["key"].map(known).astype("string")

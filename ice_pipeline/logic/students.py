@@ -86,6 +86,8 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         current = stored.loc[student_id]
         fill_number = chosen["student_number"].get(student_id) if pd.isna(current["student_number"]) else None
         fill_program = chosen["program"].get(student_id) if pd.isna(current["program"]) else None
+        fill_number = None if pd.isna(fill_number) else fill_number  # NA from .get is "nothing to fill"
+        fill_program = None if pd.isna(fill_program) else fill_program
         stored_source = current["data_source"] if isinstance(current["data_source"], str) else None
         source = merge_sources([stored_source, *sources.get(student_id, [])])
         stored_csv = current["csv_enriched"] in (True, "t", "true")

@@ -111,6 +111,7 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         # and its key: fill only where the stored value is NULL.
         stored_key = existing[key_col]
         stored_value = existing[f"stored_{column}"]
+        shared_keys: set = set()
         if column in UNIQUE_FIELDS:
             # A value another cluster holds (or also brings) cannot be filled: unique in production.
             holders = pd.concat([
@@ -136,6 +137,9 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         kept_key = final_key.reindex(present["anchor"]).to_numpy(dtype=object, na_value=None)
         own_key = _as_text(present[key_col]).to_numpy(dtype=object, na_value=None)
         differs = (kept_key != None) & (own_key != None) & (own_key != kept_key)  # noqa: E711
+        if column in UNIQUE_FIELDS:
+            # a unique value another person holds is not filled: say so even when nothing was kept
+            differs |= (kept_key == None) & pd.Series(own_key).isin(shared_keys).to_numpy()  # noqa: E711
         if column == "full_name":
             # 'Sara Ramírez' and 'Sara Ramírez Gómez' are the same name, partly written: not a conflict.
             differs &= np.array([not names_compatible(a, b) if d else False
@@ -143,7 +147,7 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         differing = present[differs]
         if len(differing):
             kept = final_value.reindex(differing["anchor"]).to_numpy()
-            held_elsewhere = column in UNIQUE_FIELDS and _as_text(stored_value).reindex(differing["anchor"]).isna().to_numpy()
+            held_elsewhere = differing[key_col].isin(shared_keys).to_numpy()
             conflicts.append(pd.DataFrame({
                 "staging_table": differing["staging_table"].to_numpy(),
                 "staging_id": differing["staging_id"].to_numpy(),
