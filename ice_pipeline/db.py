@@ -7,6 +7,7 @@ COPY, then one INSERT ... SELECT / UPDATE ... FROM per target table.
 from __future__ import annotations
 
 import io
+import json
 import uuid
 from collections.abc import Sequence
 
@@ -142,6 +143,30 @@ def write_reviews(cur: Cursor, reviews: pd.DataFrame, run_id: str) -> int:
     added = cur.rowcount
     cur.execute("DROP TABLE tmp_reviews")
     return added
+
+
+RECORD_RUN = """
+INSERT INTO ice_pipeline.runs (run_id, stats) VALUES (%(run_id)s, %(stats)s::jsonb)
+ON CONFLICT (run_id) DO UPDATE SET stats = ice_pipeline.runs.stats || EXCLUDED.stats
+"""
+
+
+FINISH_RUN = """
+UPDATE ice_pipeline.runs SET status = 'succeeded', finished_at = now() WHERE run_id = %(run_id)s
+"""
+
+
+def record_run(cur: Cursor, run_id: str, figures: dict[str, int], *, last: bool = False) -> None:
+    """Add this asset's figures to the run's row in ice_pipeline.runs, in the asset's transaction.
+
+    A run that writes nothing leaves no row: re-running with nothing new changes nothing.
+    The last asset of the graph marks the run finished; a row left 'running' is a
+    run that stopped midway (what it wrote is consistent and the next run resumes).
+    """
+    if any(figures.values()):
+        cur.execute(RECORD_RUN, {"run_id": run_id, "stats": json.dumps(figures)})
+    if last:
+        cur.execute(FINISH_RUN, {"run_id": run_id})
 
 
 ADVANCE_WATERMARK = """

@@ -53,7 +53,14 @@ from ice_pipeline.assets.common import (
     writer_transaction,
 )
 from ice_pipeline.checks import accounting
-from ice_pipeline.db import advance_watermark, copy_into_temp, read_frame, write_links, write_rejections
+from ice_pipeline.db import (
+    advance_watermark,
+    copy_into_temp,
+    read_frame,
+    record_run,
+    write_links,
+    write_rejections,
+)
 from ice_pipeline.logic import documents as docs
 from ice_pipeline.logic import normalize as nz
 from ice_pipeline.resources import DatabaseUnavailable, DocumentStore, ProductionDatabase, StagingDatabase
@@ -475,6 +482,7 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
             cur.execute(RELINK_DOCUMENTS, {"run_id": run_id})
             write_rejections(cur, rejections, run_id)
             advance_watermark(cur, STAGING_TABLE, staging_documents.high, run_id)
+            record_run(cur, run_id, {"documents_uploaded": len(inserted), "bytes_uploaded": int(bytes_put)}, last=True)
 
     uploaded = len(inserted)
     skipped = int((links["matched_by"] == "student_checksum").sum())

@@ -16,7 +16,7 @@ from ice_pipeline.assets.common import (
     rate,
     writer_transaction,
 )
-from ice_pipeline.db import advance_watermark, copy_into_temp, read_frame, write_links
+from ice_pipeline.db import advance_watermark, copy_into_temp, read_frame, record_run, write_links
 from ice_pipeline.logic.leads import FILL_FIELDS, plan_leads
 from ice_pipeline.resources import ProductionDatabase
 
@@ -98,6 +98,7 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         links = plan.links.assign(staging_table="staging_lead", entity="lead", entity_id=plan.links["lead_id"])
         write_links(cur, links, context.run_id)
         advance_watermark(cur, "staging_lead", staging_leads.high, context.run_id)
+        record_run(cur, context.run_id, {"leads_created": len(plan.new_leads), "leads_updated": len(plan.updates)})
     metadata = {
         "dry_run": options.dry_run,
         "leads_created": len(plan.new_leads),

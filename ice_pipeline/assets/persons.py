@@ -21,7 +21,14 @@ from ice_pipeline.assets.common import (
     rate,
     writer_transaction,
 )
-from ice_pipeline.db import copy_into_temp, read_frame, write_links, write_rejections, write_reviews
+from ice_pipeline.db import (
+    copy_into_temp,
+    read_frame,
+    record_run,
+    write_links,
+    write_rejections,
+    write_reviews,
+)
 from ice_pipeline.logic.identity import resolve_persons
 from ice_pipeline.logic.people import prepare_person_rows
 from ice_pipeline.logic.survivorship import PERSON_FIELDS, plan_persons
@@ -295,6 +302,9 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         linked_rows = write_links(cur, links, run_id)
         reviews_added = write_reviews(cur, pd.concat([identity_reviews, field_reviews], ignore_index=True), run_id)
         write_rejections(cur, rejections, run_id)
+        record_run(cur, run_id, {"persons_created": len(plan.new_persons), "persons_updated": len(plan.updates),
+                                 "person_rows_in_review": int(resolution.in_review.sum()),
+                                 "person_rows_rejected": len(rejections)})
 
     matched_existing = plan.assignment[~plan.assignment["is_new_person"]]["person_id"].nunique()
     touched = plan.assignment["person_id"].nunique()

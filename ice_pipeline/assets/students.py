@@ -15,7 +15,14 @@ from ice_pipeline.assets.common import (
     markdown_counts,
     writer_transaction,
 )
-from ice_pipeline.db import advance_watermark, copy_into_temp, read_frame, write_links, write_reviews
+from ice_pipeline.db import (
+    advance_watermark,
+    copy_into_temp,
+    read_frame,
+    record_run,
+    write_links,
+    write_reviews,
+)
 from ice_pipeline.logic.students import plan_students
 from ice_pipeline.resources import ProductionDatabase
 
@@ -79,6 +86,8 @@ def prod_students(context: AssetExecutionContext, staging_students: StagingBatch
         reviews = plan.reviews.assign(staging_table="staging_student")
         write_reviews(cur, reviews, context.run_id)
         advance_watermark(cur, "staging_student", staging_students.high, context.run_id)
+        record_run(cur, context.run_id, {"students_created": len(plan.new_students),
+                                         "students_updated": len(plan.updates)})
     in_review = int((plan.reviews["kind"] == "identity_conflict").sum())
     metadata = {
         "dry_run": options.dry_run,
