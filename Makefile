@@ -29,11 +29,11 @@ demo: install
 	@echo "Stop the embedded services with: make down"
 
 test: install
-	$(BIN)/ruff check ice_pipeline ice_pipeline_tests benchmarks
+	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: install
-	$(BIN)/ruff check ice_pipeline ice_pipeline_tests benchmarks
+	$(BIN)/ruff check .
 
 ui: install
 	$(ICE) local up
