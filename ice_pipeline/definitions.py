@@ -12,7 +12,7 @@ from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
 from ice_pipeline.checks import build_checks
 from ice_pipeline.jobs import daily_migration, migrate_to_production
-from ice_pipeline.resources import DocumentStore, ProductionDatabase, StagingDatabase
+from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
 from ice_pipeline.settings import apply_environment
 
@@ -25,6 +25,7 @@ def build_resources() -> dict:
     return {
         "staging_db": StagingDatabase(url=EnvVar("STAGING_DATABASE_URL")),
         "production_db": ProductionDatabase(url=EnvVar("DATABASE_URL")),
+        "migration_lock": MigrationLock(url=EnvVar("DATABASE_URL")),
         "document_store": DocumentStore(
             endpoint=EnvVar("MINIO_ENDPOINT"),
             access_key=EnvVar("MINIO_ACCESS_KEY"),

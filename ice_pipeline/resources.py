@@ -13,9 +13,10 @@ from pathlib import Path
 
 import psycopg2
 import psycopg2.extensions
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, Failure, InitResourceContext
 from minio import Minio
 from minio.error import S3Error
+from psycopg2 import errors
 from urllib3 import PoolManager, Retry, Timeout
 
 from ice_pipeline.settings import SettingsError, parse_bool, parse_database_url, safe_url
@@ -72,6 +73,46 @@ class ProductionDatabase(ConfigurableResource):
         conn = connect(self.url, "DATABASE_URL", application="ice_pipeline")
         try:
             yield conn
+        finally:
+            conn.close()
+
+
+# Session-level advisory lock held by a migration run from its first step to
+# its last (the writer transactions also take their own xact-level lock).
+RUN_LOCK_KEY = 0x1CE0002
+
+
+class MigrationLock(ConfigurableResource):
+    """One migration at a time, for the whole run, whatever launched it.
+
+    Dagster's tag concurrency limit covers runs launched through the daemon;
+    `ice-pipeline migrate` runs in process and bypasses it. This lock is taken
+    before the staging watermarks are read and released when the run ends
+    (closing the session releases it even if the process dies). A second run
+    waits up to `wait_seconds`, then stops without writing, saying why.
+    """
+
+    url: str
+    wait_seconds: int = 600
+
+    @contextmanager
+    def yield_for_execution(self, context: InitResourceContext) -> Iterator[MigrationLock]:
+        conn = connect(self.url, "DATABASE_URL", application="ice_pipeline_run_lock")
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,))
+                if not cur.fetchone()[0]:
+                    if context.log:
+                        context.log.info("another migration is running: waiting for it to finish")
+                    cur.execute("SET lock_timeout = %s", (f"{self.wait_seconds}s",))
+                    try:
+                        cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
+                    except errors.LockNotAvailable:
+                        raise Failure(description=(
+                            f"Another migration has been running for more than {self.wait_seconds} s; this run "
+                            "stopped without reading or writing anything. The next run picks up the work.")) from None
+            yield self
         finally:
             conn.close()
 

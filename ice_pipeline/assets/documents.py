@@ -63,7 +63,13 @@ from ice_pipeline.db import (
 )
 from ice_pipeline.logic import documents as docs
 from ice_pipeline.logic import normalize as nz
-from ice_pipeline.resources import DatabaseUnavailable, DocumentStore, ProductionDatabase, StagingDatabase
+from ice_pipeline.resources import (
+    DatabaseUnavailable,
+    DocumentStore,
+    MigrationLock,
+    ProductionDatabase,
+    StagingDatabase,
+)
 from ice_pipeline.settings import SettingsError
 
 STAGING_TABLE = "staging_document"
@@ -386,7 +392,8 @@ def _existing(cur: Cursor, accepted: pd.DataFrame, table: str = "tmp_doc_keys") 
     "Advances the staging_document watermark with its writes. Output: staging document -> document.",
 )
 def prod_documents(context: AssetExecutionContext, staging_documents: StagingBatch, prod_students: pd.DataFrame,
-                   production_db: ProductionDatabase, document_store: DocumentStore,
+                   production_db: ProductionDatabase,
+        migration_lock: MigrationLock, document_store: DocumentStore,
                    options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     run_id = context.run_id

@@ -18,15 +18,21 @@ from ice_pipeline.assets.common import (
 )
 from ice_pipeline.db import advance_watermark, copy_into_temp, read_frame, record_run, write_links
 from ice_pipeline.logic.leads import FILL_FIELDS, plan_leads
-from ice_pipeline.resources import ProductionDatabase
+from ice_pipeline.resources import MigrationLock, ProductionDatabase
 
+# Rows re-processed (V3 changed them) keep the lead they were linked to.
+READ_LINKED_LEADS = """
+SELECT l.staging_id, l.entity_id::text AS linked_lead_id
+FROM ice_pipeline.source_links l JOIN tmp_lead_rows t ON t.staging_id = l.staging_id
+WHERE l.staging_table = 'staging_lead' AND l.entity = 'lead'
+"""
 READ_LEADS = """
 SELECT l.id::text AS lead_id, l.person_id::text AS person_id, l.lead_status, l.notes, l.lead_date::text AS lead_date,
        l.program_type, l.service_id::text AS service_id, l.event_id::text AS event_id,
        l.source_file, l.source_sheet, l.source_row
 FROM leads l
 WHERE l.person_id IN (SELECT person_id FROM tmp_lead_persons)
-ORDER BY l.created_at, l.id
+ORDER BY l.created_at, l.source_file NULLS LAST, l.source_sheet NULLS LAST, l.source_row NULLS LAST, l.id
 """
 LEAD_COLUMNS = {"lead_id": "uuid", "person_id": "uuid", "lead_status": "text", "notes": "text",
                 "lead_date": "timestamptz", "program_type": "text", "service_id": "uuid", "event_id": "uuid",
@@ -78,6 +84,7 @@ def resolve_service_event(rows: pd.DataFrame, names: dict) -> pd.DataFrame:
 )
 def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, resolved_persons: pd.DataFrame,
                prod_services_events: dict, production_db: ProductionDatabase,
+               migration_lock: MigrationLock,
                options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     persons = resolved_persons[resolved_persons["staging_table"] == "staging_lead"][["staging_id", "person_id"]]
@@ -87,7 +94,10 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         copy_into_temp(cur, "tmp_lead_persons", {"person_id": "uuid"}, rows[["person_id"]].drop_duplicates())
         cur.execute("ANALYZE tmp_lead_persons")
         existing = read_frame(cur, READ_LEADS)
-        plan = plan_leads(rows[["staging_id", "person_id", *FILL_FIELDS, "warnings"]], existing)
+        copy_into_temp(cur, "tmp_lead_rows", {"staging_id": "bigint"}, rows[["staging_id"]])
+        linked = read_frame(cur, READ_LINKED_LEADS).astype({"staging_id": "int64"})
+        rows = rows.merge(linked, on="staging_id", how="left")
+        plan = plan_leads(rows[["staging_id", "person_id", *FILL_FIELDS, "warnings", "linked_lead_id"]], existing)
         # A dry run predicts from the plan: the persons it would create were
         # rolled back, so inserting rows that reference them cannot even be tried.
         if not options.dry_run:

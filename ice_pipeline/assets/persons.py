@@ -32,7 +32,7 @@ from ice_pipeline.db import (
 from ice_pipeline.logic.identity import resolve_persons
 from ice_pipeline.logic.people import prepare_person_rows
 from ice_pipeline.logic.survivorship import PERSON_FIELDS, plan_persons
-from ice_pipeline.resources import ProductionDatabase
+from ice_pipeline.resources import MigrationLock, ProductionDatabase
 
 KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "cedula": "text", "email": "text",
                "name_key": "text", "birth_date": "date", "phone_tail": "text", "student_number": "text",
@@ -97,7 +97,9 @@ ON CONFLICT (staging_table) DO UPDATE SET high_updated_at = EXCLUDED.high_update
 READ_CANDIDATES = """
 SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
        p.address, p.city, p.country, p.data_source, p.original_name, p.csv_enriched,
-       upper(btrim(s.student_number)) AS student_number
+       upper(btrim(s.student_number)) AS student_number,
+       EXISTS (SELECT 1 FROM ice_pipeline.source_links n WHERE n.entity = 'person' AND n.entity_id = p.id
+               AND n.matched_by = 'new') AS pipeline_created
 FROM persons p
 LEFT JOIN students s ON s.person_id = p.id
 WHERE p.id IN (
@@ -144,8 +146,10 @@ SELECT person_id, full_name, email, phone, cedula, birth_date, address, city, co
 FROM tmp_new_persons
 """
 # Fill NULLs only: COALESCE keeps whatever is stored, even if it changed since we read it.
+# The one exception is the name of a person the pipeline created (see survivorship).
 FILL_PERSONS = """
 UPDATE persons p SET
+    full_name = coalesce(f.full_name, p.full_name),  -- set only for a better-written spelling of the same name
     email = coalesce(p.email, f.email),
     phone = coalesce(p.phone, f.phone),
     cedula = coalesce(p.cedula, f.cedula),
@@ -197,13 +201,19 @@ def incoming_rows(students: StagingBatch, leads: StagingBatch) -> pd.DataFrame:
     return rows.sort_values(["updated_at", "arrival", "staging_id"], kind="stable").reset_index(drop=True)
 
 
+CANDIDATE_EXTRAS = ("student_number", "pipeline_created", "data_source", "csv_enriched", "original_name")
+
+
 def existing_nodes(candidates: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Production persons as nodes: keys computed exactly as for staging rows."""
+    candidates = candidates.reindex(columns=[*candidates.columns,
+                                             *(c for c in CANDIDATE_EXTRAS if c not in candidates.columns)])
     keyed = prepare_person_rows(candidates, reference)
     nodes = keyed.assign(is_existing=True, person_id=candidates["person_id"], linked_person_id=candidates["person_id"],
                          source_row_person_id=candidates["person_id"], student_number=candidates["student_number"],
                          staging_table=pd.NA, staging_id=pd.NA, source_kind=pd.NA)
-    for column in [c for c, _, _ in PERSON_FIELDS] + ["data_source", "csv_enriched", "original_name"]:
+    for column in [c for c, _, _ in PERSON_FIELDS] + ["data_source", "csv_enriched", "original_name",
+                                                      "pipeline_created"]:
         nodes[f"stored_{column}"] = candidates[column]
     return nodes
 
@@ -226,6 +236,17 @@ def apply_decisions(nodes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFram
     return keys
 
 
+def possible_duplicate_reviews(nodes: pd.DataFrame, pairs: list[tuple[int, int, int, str]]) -> pd.DataFrame:
+    """Two production persons a staging row shows to be one: flagged, never merged automatically."""
+    return pd.DataFrame([{
+        "kind": "possible_duplicate", "staging_table": nodes.at[witness, "staging_table"],
+        "staging_id": int(nodes.at[witness, "staging_id"]), "person_id": nodes.at[a, "person_id"],
+        "candidate_person_id": nodes.at[b, "person_id"],
+        "reason": f"this row matches two persons ({level.replace('_', ' + ')}): probably one person recorded twice",
+    } for a, b, witness, level in pairs], columns=["kind", "staging_table", "staging_id", "person_id",
+                                                   "candidate_person_id", "reason"])
+
+
 def person_rejections(rows: pd.DataFrame) -> pd.DataFrame:
     bad = rows[rows["reject_reason"].notna()]
     return pd.DataFrame({
@@ -246,6 +267,7 @@ def person_rejections(rows: pd.DataFrame) -> pd.DataFrame:
 )
 def resolved_persons(context: AssetExecutionContext, staging_students: StagingBatch, staging_leads: StagingBatch,
                      staging_reference_data: pd.DataFrame, production_db: ProductionDatabase,
+                     migration_lock: MigrationLock,
                      options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     run_id = context.run_id
@@ -286,6 +308,7 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
             "reason": resolution.review_reason[resolution.in_review],
         })
         field_reviews = plan.field_conflicts.assign(kind="field_conflict")
+        duplicate_reviews = possible_duplicate_reviews(nodes, resolution.possible_duplicates)
         warnings = nodes.loc[staged, ["staging_table", "staging_id", "warnings"]]
         links = plan.assignment.merge(warnings, on=["staging_table", "staging_id"], how="left").assign(
             entity="person", entity_id=plan.assignment["person_id"])
@@ -300,7 +323,8 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, plan.keys.assign(person_updated_at=now))
         cur.execute(UPSERT_PERSON_KEYS)
         linked_rows = write_links(cur, links, run_id)
-        reviews_added = write_reviews(cur, pd.concat([identity_reviews, field_reviews], ignore_index=True), run_id)
+        reviews_added = write_reviews(
+            cur, pd.concat([identity_reviews, field_reviews, duplicate_reviews], ignore_index=True), run_id)
         write_rejections(cur, rejections, run_id)
         record_run(cur, run_id, {"persons_created": len(plan.new_persons), "persons_updated": len(plan.updates),
                                  "person_rows_in_review": int(resolution.in_review.sum()),
@@ -323,7 +347,8 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         "matched_by": markdown_counts("matched by", plan.assignment["matched_by"].value_counts()),
         "rejection_reasons": markdown_counts("reason", rejections["reason"].value_counts()),
         "review_by_kind": markdown_counts("kind", {"identity_conflict": int(resolution.in_review.sum()),
-                                                    "field_conflict": len(plan.field_conflicts)}),
+                                                    "field_conflict": len(plan.field_conflicts),
+                                                    "possible_duplicate": len(resolution.possible_duplicates)}),
         "field_conflicts_by_field": markdown_counts("field", plan.field_conflicts["field"].value_counts()),
         "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates), touched),
         "failed_rows_rate": rate(len(rejections), len(rows)),

@@ -16,7 +16,7 @@ from dagster import AssetExecutionContext, AssetIn, Output, asset
 from ice_pipeline.assets.common import GROUP_PRODUCTION, OWNERS, MigrationOptions, writer_transaction
 from ice_pipeline.db import copy_into_temp, read_frame
 from ice_pipeline.logic import normalize as nz
-from ice_pipeline.resources import ProductionDatabase
+from ice_pipeline.resources import MigrationLock, ProductionDatabase
 
 READ_SERVICES = "SELECT id::text AS id, name FROM services ORDER BY created_at, id"
 READ_EVENTS = "SELECT id::text AS id, name FROM events ORDER BY created_at, id"
@@ -61,7 +61,8 @@ def match_reference(items: pd.DataFrame, existing: pd.DataFrame) -> tuple[dict[s
     "production when missing. Output: normalized name/alias -> service id and event id.",
 )
 def prod_services_events(context: AssetExecutionContext, staging_reference_data: pd.DataFrame,
-                         production_db: ProductionDatabase, options: MigrationOptions) -> Output[dict]:
+                         production_db: ProductionDatabase,
+        migration_lock: MigrationLock, options: MigrationOptions) -> Output[dict]:
     reference = staging_reference_data
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:

@@ -13,7 +13,7 @@ from ice_pipeline.assets.common import GROUP_STAGING, OWNERS, MigrationOptions, 
 from ice_pipeline.db import read_frame
 from ice_pipeline.logic import normalize as nz
 from ice_pipeline.logic.people import alias_map, prepare_person_rows
-from ice_pipeline.resources import ProductionDatabase, StagingDatabase
+from ice_pipeline.resources import MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.schema import check_staging_schema
 
 READ_WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
@@ -30,7 +30,8 @@ READ_STUDENTS = """
 SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, city, country,
        program, student_number, source, csv_enriched, created_at, updated_at
 FROM staging_student
-WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+   OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
 LIMIT %(limit)s
 """
@@ -39,7 +40,8 @@ SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, 
        interest_program, service, event, status, notes, source_file, source_sheet, source_row,
        created_at, updated_at
 FROM staging_lead
-WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+   OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
 LIMIT %(limit)s
 """
@@ -47,7 +49,8 @@ READ_DOCUMENTS = """
 SELECT id, student_id, document_type, original_file_path, staging_file_path, normalized_file_name,
        checksum, file_size, mime_type, created_at, updated_at
 FROM staging_document
-WHERE (updated_at, id) > (%(since)s, %(since_id)s) OR id = ANY(%(retry)s)
+WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+   OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
 LIMIT %(limit)s
 """
@@ -56,6 +59,13 @@ SELECT id, source_file, category, code, label, aliases, attributes, updated_at
 FROM staging_reference_data ORDER BY category, code
 """
 BEGINNING = ("-infinity", 0)
+# updated_at defaults to now(), the *start* of V3's transaction: while one is
+# still open, rows it will commit are older than rows committed meanwhile.
+# Reading only below its start keeps the watermark from passing them by.
+OPEN_WRITER_START = """
+SELECT min(xact_start) FROM pg_stat_activity
+WHERE datname = current_database() AND backend_xid IS NOT NULL AND pid <> pg_backend_pid()
+"""
 
 LEAD_STATUS = {"nuevo": "NEW", "new": "NEW", "contactado": "CONTACTED", "contacted": "CONTACTED",
                "interesado": "INTERESTED", "interested": "INTERESTED", "inscrito": "ENROLLED",
@@ -68,8 +78,10 @@ def canonical_status(values: pd.Series) -> pd.Series:
     return nz.label_key(status).map(LEAD_STATUS).astype("string").fillna(status.str.upper())
 
 
-def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], limit: int) -> StagingBatch:
-    rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "limit": limit or None})
+def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], limit: int,
+                cap: object = None) -> StagingBatch:
+    rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "limit": limit or None,
+                                   "cap": cap})
     rows["id"] = rows["id"].astype("int64")
     high = None
     if len(rows):
@@ -145,6 +157,7 @@ def _summary(batch: StagingBatch, normalized: pd.DataFrame | None = None) -> dic
     description="Reads the staging rows new or changed since the production watermarks, in one snapshot.",
 )
 def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, production_db: ProductionDatabase,
+                   migration_lock: MigrationLock,
                    options: MigrationOptions):
     with production_db.connection() as prod, prod.cursor() as cur:
         cur.execute(READ_WATERMARKS)
@@ -162,13 +175,17 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
         check_staging_schema(conn)
         with conn.cursor() as cur:
             cur.execute("SET TIME ZONE 'UTC'")
+            cur.execute(OPEN_WRITER_START)
+            cap = cur.fetchone()[0]
+            if cap is not None:
+                context.log.info(f"a staging write transaction is open since {cap}: rows from then on wait for the next run")
             reference = _reference(cur)
             students = _read_batch(cur, "staging_student", READ_STUDENTS, marks.get("staging_student", BEGINNING),
-                                   retry.get("staging_student", []), options.limit)
+                                   retry.get("staging_student", []), options.limit, cap)
             leads = _read_batch(cur, "staging_lead", READ_LEADS, marks.get("staging_lead", BEGINNING),
-                                retry.get("staging_lead", []), options.limit)
+                                retry.get("staging_lead", []), options.limit, cap)
             documents = _read_batch(cur, "staging_document", READ_DOCUMENTS, marks.get("staging_document", BEGINNING),
-                                    retry.get("staging_document", []), options.limit)
+                                    retry.get("staging_document", []), options.limit, cap)
         conn.rollback()
 
     context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents to process")

@@ -24,7 +24,7 @@ from ice_pipeline.db import (
     write_reviews,
 )
 from ice_pipeline.logic.students import plan_students
-from ice_pipeline.resources import ProductionDatabase
+from ice_pipeline.resources import MigrationLock, ProductionDatabase
 
 READ_STUDENTS = """
 SELECT s.id::text AS student_id, s.person_id::text AS person_id, s.student_number, s.program,
@@ -62,7 +62,8 @@ WHERE s.id = f.student_id
     "set). Advances the staging_student watermark with its writes. Output: staging student -> student.",
 )
 def prod_students(context: AssetExecutionContext, staging_students: StagingBatch, resolved_persons: pd.DataFrame,
-                  production_db: ProductionDatabase, options: MigrationOptions) -> Output[pd.DataFrame]:
+                  production_db: ProductionDatabase,
+        migration_lock: MigrationLock, options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     persons = resolved_persons[resolved_persons["staging_table"] == "staging_student"][["staging_id", "person_id"]]
     rows = staging_students.rows.merge(persons, on="staging_id", how="inner")

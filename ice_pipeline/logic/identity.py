@@ -66,6 +66,9 @@ class Resolution:
     review_candidate: np.ndarray       # int: node index of the closest candidate's anchor, -1 when none
     review_level: np.ndarray           # object
     stats: dict[str, int] = field(default_factory=dict)
+    # (existing anchor, other existing anchor, staging node that ties them, level): two persons
+    # already in production that a row shows to be one person. Never merged here: a person decides.
+    possible_duplicates: list[tuple[int, int, int, str]] = field(default_factory=list)
 
 
 def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarray, live: np.ndarray) -> pd.DataFrame:
@@ -98,8 +101,8 @@ class _SlowCluster:
         self.sets = sets
 
 
-def _compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...]) -> bool:
-    if a.existing and b.existing:
+def _compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...], *, existing_rule: bool = True) -> bool:
+    if existing_rule and a.existing and b.existing:
         return False
     for attr in stronger:
         sa, sb = a.sets[attr], b.sets[attr]
@@ -126,6 +129,7 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
              for c in ("cedula", "student_number", "email", "birth_date")}
     stats = {"slow_components": 0, "vetoed_joins": 0}
+    possible: list[tuple[int, int, int, str]] = []
     if n == 0:
         return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
 
@@ -172,18 +176,20 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
                                 key=lambda g: g[0])
                 stats["vetoed_joins"] += _resolve_conflicted(
                     level, stronger, groups, members[member_comp == comp_id], anchor, matched_by, is_existing,
-                    attrs, in_review, review_reason, review_candidate, review_level,
+                    attrs, in_review, review_reason, review_candidate, review_level, possible,
                 )
 
     staging_first = (matched_by == None) & ~is_existing & ~in_review  # noqa: E711
     matched_by[staging_first] = "new"
-    return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
+    return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats,
+                      possible)
 
 
 def _resolve_conflicted(
     level: str, stronger: tuple[str, ...], groups: list[list[int]], comp_nodes: np.ndarray, anchor: np.ndarray,
     matched_by: np.ndarray, is_existing: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
     review_reason: np.ndarray, review_candidate: np.ndarray, review_level: np.ndarray,
+    possible: list[tuple[int, int, int, str]],
 ) -> int:
     """Exact, order-deterministic resolution of one conflicting group. Returns vetoed joins."""
     clusters: dict[int, _SlowCluster] = {}
@@ -224,6 +230,14 @@ def _resolve_conflicted(
                 merge(roots[0], r)
             continue
         vetoed += 1
+        existing_roots = [r for r in roots if clusters[r].existing]
+        for i, a in enumerate(existing_roots):
+            for b in existing_roots[i + 1:]:
+                if _compatible(clusters[a], clusters[b], stronger, existing_rule=False):
+                    witness = next((int(x) for x in sorted(comp_nodes)
+                                    if not is_existing[x] and find(int(anchor[x])) in roots), None)
+                    if witness is not None:
+                        possible.append((a, b, witness, level))
         if level == "email":
             # The e-mail has one owner: the existing person, else the first to arrive.
             owner = roots[0]

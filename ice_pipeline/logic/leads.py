@@ -37,8 +37,9 @@ def program_key(frame: pd.DataFrame) -> pd.Series:
 
 def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     """`rows`: staging leads with a person, in arrival order (staging_id, person_id,
-    FILL_FIELDS, warnings). `existing`: production leads of those persons (lead_id,
-    person_id, FILL_FIELDS), oldest first."""
+    FILL_FIELDS, warnings, optional linked_lead_id of rows linked before). `existing`:
+    production leads of those persons (lead_id, person_id, FILL_FIELDS), oldest first:
+    when several answer to one key, the oldest wins."""
     rows = rows.reset_index(drop=True)
     rows["key"] = lead_key(rows)
     known: dict[str, str] = {}
@@ -49,18 +50,34 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
             for key, lead_id in zip(keys, ex["lead_id"], strict=True):
                 known.setdefault(key, lead_id)
     existing_id = rows["key"].map(known).astype("string")
-    new_keys = rows.loc[existing_id.isna(), "key"].drop_duplicates()
-    new_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_keys))], index=new_keys.to_numpy())
-    rows["lead_id"] = existing_id.fillna(rows["key"].map(new_ids).astype("string"))
-    first_row = ~rows.duplicated("key")
+    if "linked_lead_id" in rows:  # a re-processed row keeps its lead
+        existing_id = rows["linked_lead_id"].astype("string").fillna(existing_id)
+    # New leads. A (service, event) row creates one lead per key. A (person, program) row joins the
+    # oldest lead with that (person, program) -- also one a (service, event) row of this batch
+    # created -- exactly as it would join that lead if it had been created by an earlier run.
     is_new = existing_id.isna()
     by_service = rows["service_id"].notna() & rows["event_id"].notna()
-    matched_by = np.select([is_new & first_row, by_service], ["new", "person_service_event"], "person_program")
+    new_se_keys = rows.loc[is_new & by_service, "key"].drop_duplicates()
+    se_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_se_keys))], index=new_se_keys.to_numpy(), dtype="string")
+    lead_of_row = existing_id.fillna(rows["key"].where(by_service).map(se_ids).astype("string"))
+    program = program_key(rows)
+    first_idx = pd.Series(np.arange(len(rows))).groupby(program.to_numpy()).transform("first").to_numpy()
+    joins_batch_se = (is_new & ~by_service).to_numpy() & by_service.to_numpy()[first_idx]
+    lead_of_row = lead_of_row.mask(pd.Series(joins_batch_se, index=rows.index),
+                                   pd.Series(lead_of_row.to_numpy()[first_idx], index=rows.index))
+    new_pt_keys = rows.loc[lead_of_row.isna(), "key"].drop_duplicates()
+    pt_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_pt_keys))], index=new_pt_keys.to_numpy(), dtype="string")
+    rows["lead_id"] = lead_of_row.fillna(rows["key"].map(pt_ids).astype("string"))
+    created = set(se_ids.to_numpy()) | set(pt_ids.to_numpy())
+    first_row = ~rows.duplicated("lead_id") & rows["lead_id"].isin(created)
+    relinked = rows["linked_lead_id"].notna().to_numpy() if "linked_lead_id" in rows else np.zeros(len(rows), bool)
+    matched_by = np.select([relinked, first_row, by_service],
+                           ["linked", "new", "person_service_event"], "person_program")
     links = pd.DataFrame({"staging_id": rows["staging_id"], "lead_id": rows["lead_id"], "matched_by": matched_by,
                           "warnings": rows.get("warnings")})
 
     firsts = {f: rows.dropna(subset=[f]).drop_duplicates("lead_id").set_index("lead_id")[f] for f in FILL_FIELDS}
-    fresh = rows[is_new & first_row]
+    fresh = rows[first_row]
     new_leads = pd.DataFrame({"lead_id": fresh["lead_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy()})
     for field in FILL_FIELDS:
         new_leads[field] = firsts[field].reindex(fresh["lead_id"]).to_numpy()

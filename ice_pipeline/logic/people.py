@@ -45,9 +45,11 @@ def prepare_person_rows(raw: pd.DataFrame, reference: pd.DataFrame | None = None
     out["display_name"] = nz.display_name(raw_name)
     out["name_key"] = nz.name_key(out["display_name"])
     cleaned_name = nz.clean_text(raw_name)
-    non_ascii = cleaned_name.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False)
-    shouting = ((cleaned_name == cleaned_name.str.upper()) | (cleaned_name == cleaned_name.str.lower())).fillna(True)
-    out["name_rank"] = np.select([non_ascii & ~shouting, ~shouting], [0, 1], 2)
+    # How well written the name is *as it would be stored* (the display form): with its
+    # accents (0) or without (1). Ranked on the display form so that a batch and its
+    # increments compare the same spellings (survivorship.better_spelling).
+    non_ascii = out["display_name"].str.contains(r"[^\x00-\x7f]", regex=True).fillna(False)
+    out["name_rank"] = np.where(non_ascii.to_numpy(dtype=bool), 0, 1)
     original = raw["original_name"].astype("string") if "original_name" in raw else raw_name
     out["original_name"] = nz.clean_text(original.fillna(raw_name), max_length=nz.MAX_NAME_LENGTH)
 

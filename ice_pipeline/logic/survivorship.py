@@ -30,7 +30,7 @@ PERSON_FIELDS: tuple[tuple[str, str, str], ...] = (
 UNIQUE_FIELDS = ("email", "cedula")
 SOURCE_TOKENS = ("CSV", "DIRECTORY")
 STORED_COLUMNS = tuple(f"stored_{c}" for c in (*(f for f, _, _ in PERSON_FIELDS), "data_source", "csv_enriched",
-                                                "original_name"))
+                                                "original_name", "pipeline_created"))
 
 
 @dataclass
@@ -49,6 +49,22 @@ def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
     """Union of comma-separated tokens, sorted: 'MANUAL' + {'CSV'} -> 'CSV,MANUAL'."""
     tokens = {t.strip() for t in (existing or "").split(",") if t.strip()} | incoming
     return ",".join(sorted(tokens)) if tokens else None
+
+
+def better_spelling(existing: pd.DataFrame, incoming: pd.DataFrame, anchors: pd.Index) -> pd.Series:
+    """Names to replace: persons the pipeline created, for which an incoming row spells the *same*
+    name (same key) better ('Nicolás Sánchez' for 'Nicolas Sanchez'). This keeps k increments equal
+    to one batch; a name the bot or a person wrote is never replaced."""
+    made = existing["stored_pipeline_created"].isin(["t", True]).reindex(anchors).fillna(False).to_numpy(dtype=bool)
+    mine = existing.loc[anchors[made]]
+    if mine.empty:
+        return pd.Series(dtype="string")
+    rows = incoming[incoming["anchor"].isin(mine.index)]
+    stored_key = _as_text(mine["name_key"]).reindex(rows["anchor"]).to_numpy(dtype=object, na_value=None)
+    rows = rows[(_as_text(rows["name_key"]).to_numpy(dtype=object, na_value=None) == stored_key)
+                & (rows["name_rank"].to_numpy() < mine["name_rank"].reindex(rows["anchor"]).to_numpy())]
+    best = rows.sort_values(["anchor", "name_rank", "order"]).drop_duplicates("anchor").set_index("anchor")
+    return _as_text(best["display_name"])
 
 
 def names_compatible(a: str | None, b: str | None) -> bool:
@@ -104,7 +120,16 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     conflicts: list[pd.DataFrame] = []
     for column, value_col, key_col in PERSON_FIELDS:
         present = staging[staging[value_col].notna()]
-        sort_cols = ["anchor", "name_rank", "order"] if column == "full_name" else ["anchor", "order"]
+        if column == "full_name":
+            # The first name to arrive, in its best-written spelling: the same rule a later
+            # increment applies (better_spelling), so k increments give the name of one batch.
+            arrival_key = present.sort_values(["anchor", "order"]).drop_duplicates("anchor").set_index("anchor")[key_col]
+            own = _as_text(present[key_col]).to_numpy(dtype=object, na_value=None)
+            first_key = _as_text(arrival_key).reindex(present["anchor"]).to_numpy(dtype=object, na_value=None)
+            present = present.assign(spelling_of_first=np.where(own == first_key, 0, 1))
+            sort_cols = ["anchor", "spelling_of_first", "name_rank", "order"]
+        else:
+            sort_cols = ["anchor", "order"]
         first = present.sort_values(sort_cols).drop_duplicates("anchor").set_index("anchor")
         incoming_value, incoming_key = first[value_col], first[key_col]
         # The stored value as the bot or an earlier run wrote it (may be unnormalized),
@@ -134,6 +159,13 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         exist_anchors = existing.index[existing.index.isin(anchors)]
         needs = _as_text(stored_value).reindex(exist_anchors).isna()
         fills[column] = _as_text(incoming_value).reindex(exist_anchors)[needs.to_numpy()].dropna()
+        if column == "full_name":
+            upgrade = better_spelling(existing, present, exist_anchors)
+            if len(upgrade):
+                fills[column] = pd.concat([fills[column], upgrade])
+                final_value = final_value.copy()
+                final_value.loc[upgrade.index] = upgrade.to_numpy()
+                chosen[column] = final_value
         kept_key = final_key.reindex(present["anchor"]).to_numpy(dtype=object, na_value=None)
         own_key = _as_text(present[key_col]).to_numpy(dtype=object, na_value=None)
         differs = (kept_key != None) & (own_key != None) & (own_key != kept_key)  # noqa: E711
