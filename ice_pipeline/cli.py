@@ -29,8 +29,9 @@ app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
 review_app = typer.Typer(help="The review queue: identity conflicts and conflicting values.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
-err = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Piped output (make, CI logs) gets a fixed width so tables are not cut to 80 columns.
+err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 EXPECTED_ERRORS = (SettingsError, DatabaseUnavailable, SchemaError, LocalServiceError)
 
