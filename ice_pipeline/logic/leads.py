@@ -13,6 +13,10 @@ from ice_pipeline.logic.normalize import label_key
 
 FILL_FIELDS = ("lead_status", "notes", "lead_date", "program_type", "service_id", "event_id",
                "source_file", "source_sheet", "source_row")
+# Part of a lead's identity (its key): taken from the row that creates the lead, never filled
+# later -- a (person, program) lead that gained a service and an event would collide with the
+# (person, service, event) lead of the same sighting.
+IDENTITY_FIELDS = ("service_id", "event_id")
 
 
 @dataclass
@@ -77,6 +81,9 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
                           "warnings": rows.get("warnings")})
 
     firsts = {f: rows.dropna(subset=[f]).drop_duplicates("lead_id").set_index("lead_id")[f] for f in FILL_FIELDS}
+    creators = rows[first_row].set_index("lead_id")
+    for field in IDENTITY_FIELDS:
+        firsts[field] = creators[field].dropna()
     fresh = rows[first_row]
     new_leads = pd.DataFrame({"lead_id": fresh["lead_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy()})
     for field in FILL_FIELDS:
@@ -90,6 +97,8 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
             fills = pd.DataFrame(index=touched)
             for field in FILL_FIELDS:
                 fills[field] = firsts[field].reindex(touched).where(stored[field].reindex(touched).isna())
+            for field in IDENTITY_FIELDS:
+                fills[field] = pd.NA
             changed = fills.notna().any(axis=1)
             updates = fills[changed].rename_axis("lead_id").reset_index()
     return LeadPlan(links, new_leads, updates)
