@@ -1,0 +1,1 @@
+"""Benchmarks: `python -m benchmarks.migration --persons N` (see docs/benchmarks.md)."""
