@@ -66,6 +66,7 @@ class PassResult:
     stats: dict[str, int]
     errors: dict[str, int]
     windows: list[Window] = field(default_factory=list)
+    name_phone_lookups: int = 0   # priority-4 lookups: each one scans `persons` (no usable index)
 
     @property
     def rows(self) -> int:
@@ -89,6 +90,7 @@ class StagingToProduction:
         self.prod_conn.commit()
         self.window = window
         self.windows: list[Window] = []
+        self.name_phone_lookups = 0
         self.errors: dict[str, int] = {}
         self.stats = {
             "persons_created": 0, "persons_updated": 0, "students_created": 0, "students_updated": 0,
@@ -126,6 +128,7 @@ class StagingToProduction:
                     return (result["id"], False)
             # Priority 4: Name + Phone
             if staging_student.get("phone"):
+                self.name_phone_lookups += 1
                 cur.execute("SELECT id FROM persons WHERE full_name = %s AND phone = %s",
                             (staging_student["full_name"], staging_student["phone"]))
                 result = cur.fetchone()
@@ -295,6 +298,7 @@ class StagingToProduction:
     def run_pass(self, student_limit: int | None = None, lead_limit: int | None = None) -> PassResult:
         """The plan's run_full_migration (students, then leads), optionally on the first rows only."""
         stats_before = dict(self.stats)
+        scans_before = self.name_phone_lookups
         errors_before = dict(self.errors)
         windows_before = len(self.windows)
         persons_before = self.persons
@@ -310,7 +314,22 @@ class StagingToProduction:
             stats={k: v - stats_before.get(k, 0) for k, v in self.stats.items()},
             errors={k: v - errors_before.get(k, 0) for k, v in self.errors.items() if v - errors_before.get(k, 0)},
             windows=self.windows[windows_before:],
+            name_phone_lookups=self.name_phone_lookups - scans_before,
         )
+
+    def scan_seconds_per_person(self, repeat: int = 30) -> float:
+        """Seconds one name+phone lookup spends per row of `persons` (it is a sequential scan)."""
+        with self.prod_conn.cursor() as cur:
+            cur.execute("SELECT count(*) AS n FROM persons")
+            persons = max(int(cur.fetchone()["n"]), 1)
+            started = time.perf_counter()
+            for i in range(repeat):
+                cur.execute("SELECT id FROM persons WHERE full_name = %s AND phone = %s",
+                            (f"no such person {i}", f"+0 {i}"))
+                cur.fetchall()
+            seconds = (time.perf_counter() - started) / repeat
+        self.prod_conn.rollback()
+        return seconds / persons
 
 
 # --------------------------------------------------------------------------
@@ -322,9 +341,11 @@ class Extrapolation:
     linear_seconds: float          # the sample's seconds per row (per table) x all rows: a lower bound
     first_ms_per_row: float        # seconds per row in the sample's first and last windows: the drift
     last_ms_per_row: float         # shows the per-row cost growing with the size of `persons`
+    scan_model_seconds: float | None = None   # linear + the name+phone scans at the full table sizes
 
 
-def extrapolate(sample: PassResult, total_students: int, total_leads: int) -> Extrapolation:
+def extrapolate(sample: PassResult, total_students: int, total_leads: int,
+                scan_seconds_per_person: float | None = None) -> Extrapolation:
     """Linear full-run estimate from a pass over the first rows of each table.
 
     A lower bound: the plan's name+phone lookup has no usable index and scans
@@ -342,7 +363,19 @@ def extrapolate(sample: PassResult, total_students: int, total_leads: int) -> Ex
     def ms(ws: list[Window]) -> float:
         return 1000 * sum(w.seconds for w in ws) / max(sum(w.rows for w in ws), 1)
 
-    return Extrapolation(linear_seconds=linear, first_ms_per_row=ms(leads[:k]), last_ms_per_row=ms(leads[-k:]))
+    model = None
+    if scan_seconds_per_person is not None and sample.rows:
+        # Every priority-4 lookup scans `persons`. Scale the sample's rate of such lookups and
+        # of new persons to all rows, with `persons` growing linearly over the run: the scans
+        # then cost c * lookups * (mean table size), of which the sample already paid a little.
+        total = total_students + total_leads
+        lookups = sample.name_phone_lookups / sample.rows * total
+        final = sample.persons_before + (sample.persons_after - sample.persons_before) / sample.rows * total
+        mean_full = (sample.persons_before + final) / 2
+        mean_sample = (sample.persons_before + sample.persons_after) / 2
+        model = linear + scan_seconds_per_person * lookups * max(mean_full - mean_sample, 0.0)
+    return Extrapolation(linear_seconds=linear, first_ms_per_row=ms(leads[:k]), last_ms_per_row=ms(leads[-k:]),
+                         scan_model_seconds=model)
 
 
 def main(argv: list[str] | None = None) -> None:
