@@ -55,15 +55,16 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
                 GROUP BY k.email HAVING count(*) > 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("resolved_persons", "persons_unique_name_birth_date",
-             "No two persons share name key and birth date unless a cédula or e-mail tells them apart "
-             "(those are vetoed on purpose). Blocking: a failure stops the run.",
+             "No two persons share name key and birth date unless a cédula, e-mail or student number tells them "
+             "apart (those are vetoed on purpose). Blocking: a failure stops the run.",
              """SELECT string_agg(k.person_id::text, ',' ORDER BY k.person_id) AS ids, count(*) AS n
                 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
                 WHERE (k.name_key, k.birth_date) IN (
                     SELECT name_key, birth_date FROM ice_pipeline.person_keys WHERE birth_date IS NOT NULL AND person_id IN (
                         SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
                 GROUP BY k.name_key, k.birth_date
-                HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1""",
+                HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1
+                       AND count(DISTINCT k.student_number) <= 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("prod_students", "students_unique_per_person",
              "At most one student per person and per student number.",

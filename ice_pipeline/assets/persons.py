@@ -73,19 +73,30 @@ SELECT coalesce((SELECT (high_updated_at AT TIME ZONE 'UTC')::text FROM ice_pipe
 """
 READ_CHANGED_PERSONS = """
 SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
-       p.address, p.city, p.country, p.updated_at::text AS person_updated_at
+       p.address, p.city, p.country, p.updated_at::text AS person_updated_at,
+       (SELECT upper(btrim(min(s.student_number))) FROM students s WHERE s.person_id = p.id) AS student_number
 FROM persons p
 LEFT JOIN ice_pipeline.person_keys k ON k.person_id = p.id
 WHERE k.person_id IS NULL OR (p.updated_at > %(since)s::timestamp AND k.person_updated_at <> p.updated_at)
 """
 PERSON_KEY_COLUMNS = {"person_id": "uuid", "cedula": "text", "email": "text", "name_key": "text",
-                      "birth_date": "date", "phone_tail": "text", "person_updated_at": "timestamp(3)"}
+                      "birth_date": "date", "phone_tail": "text", "student_number": "text",
+                      "person_updated_at": "timestamp(3)"}
 UPSERT_PERSON_KEYS = """
-INSERT INTO ice_pipeline.person_keys (person_id, cedula, email, name_key, birth_date, phone_tail, person_updated_at)
-SELECT person_id, cedula, email, name_key, birth_date, phone_tail, person_updated_at FROM tmp_person_keys
+INSERT INTO ice_pipeline.person_keys (person_id, cedula, email, name_key, birth_date, phone_tail, student_number,
+                                      person_updated_at)
+SELECT person_id, cedula, email, name_key, birth_date, phone_tail, student_number, person_updated_at
+FROM tmp_person_keys
 ON CONFLICT (person_id) DO UPDATE
 SET cedula = EXCLUDED.cedula, email = EXCLUDED.email, name_key = EXCLUDED.name_key, birth_date = EXCLUDED.birth_date,
-    phone_tail = EXCLUDED.phone_tail, person_updated_at = EXCLUDED.person_updated_at
+    phone_tail = EXCLUDED.phone_tail, student_number = EXCLUDED.student_number,
+    person_updated_at = EXCLUDED.person_updated_at
+"""
+# An existing person this run gives a student (number) without changing the person itself.
+SET_STUDENT_NUMBERS = """
+UPDATE ice_pipeline.person_keys k SET student_number = t.student_number
+FROM tmp_student_numbers t
+WHERE k.person_id = t.person_id AND k.student_number IS DISTINCT FROM t.student_number
 """
 ADVANCE_KEYS_MARK = """
 INSERT INTO ice_pipeline.watermarks (staging_table, high_updated_at, high_id, run_id)
@@ -181,7 +192,8 @@ def refresh_person_keys(cur, reference: pd.DataFrame, run_id: str) -> int:
     changed = read_frame(cur, READ_CHANGED_PERSONS, {"since": since})
     if len(changed):
         keys = person_key_frame(prepare_person_rows(changed, reference)).assign(
-            person_id=changed["person_id"], person_updated_at=changed["person_updated_at"])
+            person_id=changed["person_id"], person_updated_at=changed["person_updated_at"],
+            student_number=changed["student_number"])
         copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, keys)
         cur.execute(UPSERT_PERSON_KEYS)
         cur.execute("DROP TABLE tmp_person_keys")
@@ -322,6 +334,10 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         persons_updated = cur.rowcount if len(fills) else 0
         copy_into_temp(cur, "tmp_person_keys", PERSON_KEY_COLUMNS, plan.keys.assign(person_updated_at=now))
         cur.execute(UPSERT_PERSON_KEYS)
+        if len(plan.student_numbers):
+            copy_into_temp(cur, "tmp_student_numbers", {"person_id": "uuid", "student_number": "text"},
+                           plan.student_numbers)
+            cur.execute(SET_STUDENT_NUMBERS)
         linked_rows = write_links(cur, links, run_id)
         reviews_added = write_reviews(
             cur, pd.concat([identity_reviews, field_reviews, duplicate_reviews], ignore_index=True), run_id)

@@ -42,7 +42,10 @@ class PersonPlan:
     updates: pd.DataFrame          # person_id + fills (NA = keep) + data_source, csv_enriched
     field_conflicts: pd.DataFrame  # staging_table, staging_id, person_id, field, existing_value, incoming_value, reason
     person_of_anchor: dict[int, str]  # cluster anchor node -> person id (existing or new)
-    keys: pd.DataFrame             # person_id, cedula, email, name_key, birth_date, phone_tail of written persons
+    keys: pd.DataFrame             # person_id, cedula, email, name_key, birth_date, phone_tail, student_number
+                                   # of written persons
+    # person_id, student_number: existing persons not written whose cluster brings their first student number
+    student_numbers: pd.DataFrame
 
 
 def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
@@ -230,6 +233,11 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     updates = updates[changed]
 
     written = np.concatenate([new_anchors, updates.index.to_numpy()])
+    # The cluster's student number (the existing person's first): a key the checks compare, as resolution does.
+    numbered = live[live["student_number"].notna()].sort_values("order").drop_duplicates("anchor")
+    cluster_number = _as_text(numbered.set_index("anchor")["student_number"])
+    gaining = cluster_number.index.isin(existing.index[existing["student_number"].isna()]) & \
+        ~cluster_number.index.isin(written)
     keys = pd.DataFrame({
         "person_id": [ids[int(a)] for a in written],
         "cedula": final_keys["cedula"].reindex(written).to_numpy(),
@@ -237,9 +245,12 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         "name_key": final_keys["full_name"].reindex(written).to_numpy(),
         "birth_date": final_keys["birth_date"].reindex(written).to_numpy(),
         "phone_tail": final_mobile.reindex(written).str.slice(-10).to_numpy(),
+        "student_number": cluster_number.reindex(written).to_numpy(),
     })
+    student_numbers = pd.DataFrame({"person_id": [ids[int(a)] for a in cluster_number.index[gaining]],
+                                    "student_number": cluster_number[gaining].to_numpy()})
 
     field_conflicts = pd.concat(conflicts, ignore_index=True) if conflicts else pd.DataFrame(
         columns=["staging_table", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"])
     return PersonPlan(assignment, new_persons.reset_index(drop=True), updates.reset_index(drop=True), field_conflicts,
-                      ids, keys)
+                      ids, keys, student_numbers)

@@ -102,6 +102,8 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.person_keys (
     phone_tail         text,        -- last ten digits of a mobile
     person_updated_at  timestamp(3) NOT NULL
 );
+-- ICE's student number of the person's student: the checks tell namesakes apart by it, as resolution does.
+ALTER TABLE ice_pipeline.person_keys ADD COLUMN IF NOT EXISTS student_number text;
 CREATE INDEX IF NOT EXISTS person_keys_cedula_idx ON ice_pipeline.person_keys (cedula) WHERE cedula IS NOT NULL;
 CREATE INDEX IF NOT EXISTS person_keys_email_idx ON ice_pipeline.person_keys (email) WHERE email IS NOT NULL;
 CREATE INDEX IF NOT EXISTS person_keys_name_birth_idx ON ice_pipeline.person_keys (name_key, birth_date)
