@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 from typing import Annotated
@@ -18,7 +19,7 @@ from ice_pipeline import local, settings
 from ice_pipeline.local import LocalServiceError
 from ice_pipeline.resources import DatabaseUnavailable, connect
 from ice_pipeline.schema import SchemaError
-from ice_pipeline.settings import SettingsError
+from ice_pipeline.settings import DEFAULT_BATCH_ROWS, SettingsError
 
 app = typer.Typer(help="Move V3 staging data into the ICE bot's production database and MinIO.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -156,8 +157,47 @@ def _instance():
     return DagsterInstance.ephemeral()
 
 
-def run_migration(dry_run: bool = False, limit: int = 0, full_refresh: bool = False) -> dict:
-    """Run the migrate_to_production job in process; return the summary of DESIGN §6."""
+def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh: bool = False,
+                  progress: Callable[[dict], None] | None = None) -> dict:
+    """Migrate the staging backlog; return the summary of DESIGN §6, summed over the runs.
+
+    `limit=None` takes the whole backlog in runs of DEFAULT_BATCH_ROWS staging
+    rows (bounded memory; each run commits, so a failure keeps the batches before
+    it), stopping at the first failed run. A dry run writes nothing, so it can
+    only show the first batch (`more_pending` says when more waits). With
+    `limit=N` (0 = everything at once) or `full_refresh`, exactly one run.
+    """
+    if limit is not None or full_refresh or dry_run:
+        return run_migration_once(dry_run=dry_run, limit=DEFAULT_BATCH_ROWS if limit is None else limit,
+                                  full_refresh=full_refresh)
+    runs = []
+    while True:
+        runs.append(run_migration_once(limit=DEFAULT_BATCH_ROWS))
+        if progress:
+            progress(runs[-1])
+        if not runs[-1]["success"] or runs[-1]["checks_failed"] or not runs[-1]["more_pending"]:
+            return combine_summaries(runs)
+
+
+def combine_summaries(runs: list[dict]) -> dict:
+    """One summary for several runs: figures summed, the last run's outcome."""
+    if len(runs) == 1:
+        return runs[0]
+    total = dict(runs[-1])
+    for key in (*SUMMARY_KEYS, "checks_warned", "checks_passed"):
+        total[key] = sum(run[key] for run in runs)
+    total["staging_rows"] = {table: sum(run["staging_rows"][table] for run in runs) for table in runs[0]["staging_rows"]}
+    total["seconds"] = round(sum(run["seconds"] for run in runs), 2)
+    total["asset_seconds"] = {name: round(sum(run["asset_seconds"].get(name, 0) for run in runs), 2)
+                              for name in runs[-1]["asset_seconds"]}
+    total["failed_checks"] = [check for run in runs for check in run["failed_checks"]]
+    total["run_ids"] = [run["run_id"] for run in runs]
+    total["runs"] = len(runs)
+    return total
+
+
+def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool = False) -> dict:
+    """Run the migrate_to_production job once, in process; return its summary (DESIGN §6)."""
     from dagster import DagsterEventType
 
     from ice_pipeline.definitions import defs
@@ -208,7 +248,9 @@ def run_migration(dry_run: bool = False, limit: int = 0, full_refresh: bool = Fa
         "staging_rows": {"students": assets.get("staging_students", {}).get("rows", 0),
                          "leads": assets.get("staging_leads", {}).get("rows", 0),
                          "documents": assets.get("staging_documents", {}).get("rows", 0)},
-        "success": result.success, "dry_run": dry_run, "run_id": result.run_id,
+        "success": result.success, "dry_run": dry_run, "run_id": result.run_id, "run_ids": [result.run_id], "runs": 1,
+        "more_pending": any(assets.get(name, {}).get("more_pending", False)
+                            for name in ("staging_students", "staging_leads", "staging_documents")),
         "seconds": round(time.monotonic() - started, 2),
         "asset_seconds": {name: meta["seconds"] for name, meta in assets.items() if "seconds" in meta},
         "failed_checks": [c for c in checks if not c["passed"]],
@@ -217,16 +259,27 @@ def run_migration(dry_run: bool = False, limit: int = 0, full_refresh: bool = Fa
     return summary
 
 
+def _print_batch(summary: dict) -> None:
+    if summary["more_pending"] and summary["success"]:
+        rows = summary["staging_rows"]
+        err.print(f"run {summary['run_id']}: {rows['students'] + rows['leads']:,} staging rows in "
+                  f"{summary['seconds']} s; more rows wait, next batch", highlight=False)
+
+
 @app.command("migrate")
 def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exact counts, write nothing.")] = False,
-            limit: Annotated[int, typer.Option(help="At most N new/changed rows per staging table (0 = all).")] = 0,
+            limit: Annotated[int | None, typer.Option(
+                help="One run of at most N new/changed student+lead rows (arrival order) and N documents; "
+                     "0 = everything in one run. Default: the whole backlog, in runs of "
+                     f"{DEFAULT_BATCH_ROWS:,} rows.")] = None,
             full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
             as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
     """Run the migrate_to_production job in process (the same job the UI and the schedule run)."""
     # Unreachable databases or missing schemas: one sentence, before Dagster starts.
     with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
         check_databases(staging_conn, production_conn)
-    summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh)
+    summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh,
+                            progress=None if as_json else _print_batch)
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
@@ -236,6 +289,9 @@ def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exa
         for key in SUMMARY_KEYS:
             table.add_row(key, str(summary[key]))
         table.add_row("seconds", str(summary["seconds"]))
+        table.add_row("runs", str(summary["runs"]))
+        if summary["more_pending"]:
+            table.add_row("more_pending", "yes: later batches wait for the next run")
         out.print(table)
         for check in summary["failed_checks"]:
             err.print(f"check failed ({check['severity']}): {check['asset']} / {check['check']}")

@@ -31,6 +31,9 @@ ENV_VARS: tuple[str, ...] = (
     "DAGSTER_PG_URL",
 )
 DEFAULT_BUCKET = "apex-ice-docs"
+# Staging rows (students + leads) per migration run: bounds a run's memory whatever
+# the backlog; a larger one is taken in several runs (docs/benchmarks.md).
+DEFAULT_BATCH_ROWS = 200_000
 # Not secrets: the two settings DESIGN §3 gives a default.
 OPTIONAL_DEFAULTS = {"MINIO_BUCKET": DEFAULT_BUCKET, "MINIO_SECURE": "false"}
 

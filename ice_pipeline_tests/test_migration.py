@@ -467,22 +467,21 @@ def test_k_increments_give_the_same_result_as_one_batch(pipeline, rows, k):
     assert_accounting_holds(db)
 
 
-def test_limit_processes_n_rows_per_table_and_the_watermark_takes_the_rest(pipeline):
+def test_limit_takes_students_and_leads_together_in_arrival_order_and_the_watermark_takes_the_rest(pipeline):
     db = Db(pipeline)
     db.insert_mixed(ORDER_ROWS)
-    students = sum(r["table"] == "staging_student" for r in ORDER_ROWS)
-    leads = len(ORDER_ROWS) - students
     limit = 4
     runs = 0
     while True:
         summary = run_ok(pipeline, limit=limit)
         runs += 1
         taken = summary["staging_rows"]
-        assert taken["students"] <= limit and taken["leads"] <= limit
+        assert taken["students"] + taken["leads"] <= limit
+        assert summary["more_pending"] == (taken["students"] + taken["leads"] == limit)
         if taken["students"] == taken["leads"] == 0:
             break
         assert runs <= 10
-    assert runs == -(-leads // limit) + 1          # the last run finds nothing left
+    assert runs == -(-len(ORDER_ROWS) // limit) + 1          # the last run finds nothing left
     limited = outcome(db)
     linked = db.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3")
     db.reset()
@@ -490,6 +489,32 @@ def test_limit_processes_n_rows_per_table_and_the_watermark_takes_the_rest(pipel
     run_ok(pipeline)
     assert outcome(db) == limited
     assert db.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3") == linked
+
+
+def test_migrate_takes_a_backlog_in_batches_with_the_result_of_one_batch(pipeline, monkeypatch):
+    """Without --limit, migrate loops runs of DEFAULT_BATCH_ROWS until nothing waits (bounded memory)."""
+    from ice_pipeline import cli
+
+    db = Db(pipeline)
+    db.insert_mixed(ORDER_ROWS)
+    run_ok(pipeline, limit=0)
+    one_batch = outcome(db)
+    db.reset()
+    db.insert_mixed(ORDER_ROWS)
+    monkeypatch.setattr(cli, "DEFAULT_BATCH_ROWS", 3)
+    batches = []
+    summary = run_ok(pipeline, progress=batches.append)
+    assert summary["runs"] == len(batches) == -(-len(ORDER_ROWS) // 3) + (len(ORDER_ROWS) % 3 == 0)
+    assert len(set(summary["run_ids"])) == summary["runs"]
+    assert summary["staging_rows"]["students"] + summary["staging_rows"]["leads"] == len(ORDER_ROWS)
+    assert summary["persons_created"] == len(one_batch[0]) and not summary["more_pending"]
+    assert outcome(db) == one_batch
+    assert_accounting_holds(db)
+    # a dry run shows the first batch only, and says more waits
+    db.insert_mixed(ORDER_ROWS[:4])
+    dry = run_ok(pipeline, dry_run=True)
+    assert dry["runs"] == 1 and dry["more_pending"]
+    assert dry["staging_rows"]["students"] + dry["staging_rows"]["leads"] == 3
 
 
 # --- bad input -------------------------------------------------------------------------------
@@ -623,3 +648,28 @@ def test_demo_data_identity_resolution_is_precise_and_complete(pipeline):
     assert second["persons_created"] == second["persons_updated"] == 0
     assert second["students_created"] == second["leads_created"] == second["documents_uploaded"] == 0
     assert changed_tables(after_first, pipeline.dump()) == {}
+
+
+def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipeline):
+    """Same name and birth date, different student numbers, no cédula or e-mail on one side: two persons,
+    and the blocking name+birth-date check knows why (found at a million demo persons)."""
+    db = Db(pipeline)
+    db.insert_mixed([
+        {"table": "staging_student", "full_name": "Juliana Sanchez", "birth_date": "1992-12-20",
+         "student_number": "ICE-2019-0000001", "source": "csv_only"},
+        {"table": "staging_student", "full_name": "JULIANA SÁNCHEZ", "birth_date": "20/12/1992",
+         "student_number": "ICE-2021-0000002", "cedula": "1020345111", "email": "juliana@mail.com",
+         "source": "csv_only"},
+    ])
+    summary = run_ok(pipeline)
+    assert summary["persons_created"] == 2
+    assert db.query("SELECT student_number FROM ice_pipeline.person_keys ORDER BY 1") == [
+        ("ICE-2019-0000001",), ("ICE-2021-0000002",)]
+    # the same pair without student numbers is one person, as DESIGN §4 says
+    db.reset()
+    db.insert_mixed([
+        {"table": "staging_lead", "full_name": "Juliana Sanchez", "birth_date": "1992-12-20"},
+        {"table": "staging_lead", "full_name": "JULIANA SÁNCHEZ", "birth_date": "20/12/1992",
+         "cedula": "1020345111", "email": "juliana@mail.com"},
+    ])
+    assert run_ok(pipeline)["persons_created"] == 1

@@ -14,6 +14,7 @@ from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
 from ice_pipeline.schema import check_production_schema
+from ice_pipeline.settings import DEFAULT_BATCH_ROWS
 
 # pg_advisory_xact_lock key: every asset that writes production takes it, so
 # two migrations never write at once; the second waits (up to lock_wait_seconds).
@@ -28,7 +29,10 @@ class MigrationOptions(ConfigurableResource):
     """Run options, also settable in the Dagster launchpad (resources.options.config)."""
 
     dry_run: bool = Field(default=False, description="Compute everything, write nothing (production and bucket untouched).")
-    limit: int = Field(default=0, description="At most this many new/changed rows per staging table (0 = all).")
+    limit: int = Field(default=DEFAULT_BATCH_ROWS, description=(
+        "At most this many new/changed student and lead rows in this run, taken together in arrival order, and "
+        "at most this many documents (0 = all). A larger backlog is taken in several runs: the sensor launches "
+        "the next at once and `ice-pipeline migrate` loops. Bounds the run's memory."))
     full_refresh: bool = Field(default=False, description="Re-read every staging row, ignoring the watermarks.")
     lock_wait_seconds: int = Field(default=600, description="How long to wait for another migration to finish writing.")
 
@@ -41,6 +45,7 @@ class StagingBatch:
     rows: pd.DataFrame
     high: tuple[str, int] | None      # (updated_at, id) of the last row read, for the watermark
     retried: int = 0                  # rows read again because an earlier run could not load them yet
+    limited: bool = False             # the batch limit cut it short: more rows wait for the next run
 
     def __len__(self) -> int:
         return len(self.rows)

@@ -25,25 +25,44 @@ UNION
 SELECT staging_table, staging_id FROM ice_pipeline.review_queue
 WHERE kind = 'identity_conflict' AND status = 'resolved' AND decision IS NOT NULL
 """
-# Rows beyond the watermark in (updated_at, id) order, plus rows to retry.
+# Rows beyond the watermark in (updated_at, id) order, up to the batch's arrival
+# cut (see ARRIVAL_CUT), plus rows to retry.
 READ_STUDENTS = """
 SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, city, country,
        program, student_number, source, csv_enriched, created_at, updated_at
 FROM staging_student
-WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+WHERE (((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+       AND (%(cut_at)s::timestamptz IS NULL OR (updated_at, 0, id) <= (%(cut_at)s, %(cut_rank)s, %(cut_id)s)))
    OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
-LIMIT %(limit)s
 """
 READ_LEADS = """
 SELECT id, full_name, original_name, email, phone, cedula, birth_date, address, city, country,
        interest_program, service, event, status, notes, source_file, source_sheet, source_row,
        created_at, updated_at
 FROM staging_lead
-WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+WHERE (((updated_at, id) > (%(since)s, %(since_id)s) AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s))
+       AND (%(cut_at)s::timestamptz IS NULL OR (updated_at, 1, id) <= (%(cut_at)s, %(cut_rank)s, %(cut_id)s)))
    OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
-LIMIT %(limit)s
+"""
+# The batch limit counts students and leads together, in arrival order
+# (updated_at, table: students first, id) -- the order identity resolution
+# uses -- so that a backlog taken in several runs gives the same result as one
+# batch. The cut is the last row of the batch; NULL when everything fits.
+ARRIVAL_CUT = """
+SELECT updated_at, rank, id FROM (
+    (SELECT updated_at, 0 AS rank, id FROM staging_student
+     WHERE (updated_at, id) > (%(student_since)s, %(student_since_id)s)
+       AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s)
+     ORDER BY updated_at, id LIMIT %(limit)s)
+    UNION ALL
+    (SELECT updated_at, 1 AS rank, id FROM staging_lead
+     WHERE (updated_at, id) > (%(lead_since)s, %(lead_since_id)s)
+       AND (%(cap)s::timestamptz IS NULL OR updated_at < %(cap)s)
+     ORDER BY updated_at, id LIMIT %(limit)s)
+) arrivals
+ORDER BY updated_at, rank, id OFFSET %(limit)s - 1 LIMIT 1
 """
 READ_DOCUMENTS = """
 SELECT id, student_id, document_type, original_file_path, staging_file_path, normalized_file_name,
@@ -78,10 +97,21 @@ def canonical_status(values: pd.Series) -> pd.Series:
     return nz.label_key(status).map(LEAD_STATUS).astype("string").fillna(status.str.upper())
 
 
-def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], limit: int,
-                cap: object = None) -> StagingBatch:
+def arrival_cut(cur: Cursor, marks: dict[str, tuple], limit: int, cap: object) -> tuple | None:
+    """(updated_at, rank, id) of the last student/lead row of a batch of `limit` rows; None when all fit."""
+    if not limit:
+        return None
+    student, lead = marks.get("staging_student", BEGINNING), marks.get("staging_lead", BEGINNING)
+    cur.execute(ARRIVAL_CUT, {"student_since": student[0], "student_since_id": student[1], "lead_since": lead[0],
+                              "lead_since_id": lead[1], "cap": cap, "limit": limit})
+    return cur.fetchone()
+
+
+def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[int], *, limit: int = 0,
+                cap: object = None, cut: tuple | None = None) -> StagingBatch:
+    cut_at, cut_rank, cut_id = cut or (None, None, None)
     rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "limit": limit or None,
-                                   "cap": cap})
+                                   "cap": cap, "cut_at": cut_at, "cut_rank": cut_rank, "cut_id": cut_id})
     rows["id"] = rows["id"].astype("int64")
     high = None
     if len(rows):
@@ -89,7 +119,10 @@ def _read_batch(cur: Cursor, table: str, query: str, since: tuple, retry: list[i
         beyond = len(rows) - int(rows["id"].isin(retry).sum())
         if beyond:
             high = (str(last_ts), last_id)
-    return StagingBatch(table=table, rows=rows, high=high, retried=int(rows["id"].isin(retry).sum()))
+    retried = int(rows["id"].isin(retry).sum())
+    # More rows wait beyond this batch: the arrival cut fell inside it, or the per-table limit was reached.
+    limited = cut is not None or bool(limit and len(rows) - retried >= limit)
+    return StagingBatch(table=table, rows=rows, high=high, retried=retried, limited=limited)
 
 
 def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -134,6 +167,7 @@ def _summary(batch: StagingBatch, normalized: pd.DataFrame | None = None) -> dic
     metadata = {
         "rows": len(batch),
         "retried_rows": batch.retried,
+        "more_pending": MetadataValue.bool(batch.limited),
         "watermark_after": MetadataValue.text(f"{batch.high[0]} / id {batch.high[1]}" if batch.high else "unchanged"),
     }
     if normalized is not None:
@@ -180,12 +214,13 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
             if cap is not None:
                 context.log.info(f"a staging write transaction is open since {cap}: rows from then on wait for the next run")
             reference = _reference(cur)
+            cut = arrival_cut(cur, marks, options.limit, cap)
             students = _read_batch(cur, "staging_student", READ_STUDENTS, marks.get("staging_student", BEGINNING),
-                                   retry.get("staging_student", []), options.limit, cap)
+                                   retry.get("staging_student", []), cap=cap, cut=cut)
             leads = _read_batch(cur, "staging_lead", READ_LEADS, marks.get("staging_lead", BEGINNING),
-                                retry.get("staging_lead", []), options.limit, cap)
+                                retry.get("staging_lead", []), cap=cap, cut=cut)
             documents = _read_batch(cur, "staging_document", READ_DOCUMENTS, marks.get("staging_document", BEGINNING),
-                                    retry.get("staging_document", []), options.limit, cap)
+                                    retry.get("staging_document", []), limit=options.limit, cap=cap)
         conn.rollback()
 
     context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents to process")
