@@ -6,50 +6,71 @@ COPY, then one INSERT ... SELECT / UPDATE ... FROM per target table.
 
 from __future__ import annotations
 
+import csv
 import io
 import json
-import uuid
 from collections.abc import Sequence
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
 from psycopg2 import sql
 from psycopg2.extensions import cursor as Cursor
 
 
-def null_marker() -> str:
-    """A NULL spelling no real value uses: a literal '\\N' in the data stays text."""
-    return "\\N" + uuid.uuid4().hex
+def _as_text_dtype(kind: pa.DataType) -> pd.StringDtype | None:
+    return pd.StringDtype() if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None
 
 
 def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None) -> pd.DataFrame:
-    """Run a SELECT and return all rows as text columns, through COPY (fast at millions of rows)."""
+    """Run a SELECT and return all rows as text columns, through COPY (fast at millions of rows).
+
+    CSV as PostgreSQL writes it: NULL is an unquoted empty field, an empty
+    string is quoted (""), so the two never mix. Parsed by Arrow's
+    multi-threaded reader into Arrow-backed string columns.
+    """
     bound = cur.mogrify(query, params).decode("utf-8")
-    null = null_marker()
-    buffer = io.StringIO()
-    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true, NULL '{null}')", buffer)
+    buffer = io.BytesIO()
+    cur.copy_expert(f"COPY ({bound}) TO STDOUT WITH (FORMAT csv, HEADER true)", buffer)
     buffer.seek(0)
-    return pd.read_csv(buffer, dtype="string", keep_default_na=False, na_values=[null])
+    names = next(csv.reader([buffer.readline().decode("utf-8")]))
+    buffer.seek(0)
+    table = pa_csv.read_csv(
+        buffer,
+        read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.large_string()), null_values=[""],
+                                              strings_can_be_null=True, quoted_strings_can_be_null=False),
+    )
+    return table.to_pandas(types_mapper=_as_text_dtype)
 
 
 def copy_into_temp(cur: Cursor, table: str, columns: dict[str, str], frame: pd.DataFrame) -> int:
-    """Create temp table `table` (dropped at commit) with `columns` {name: type} and COPY `frame` into it."""
+    """Create temp table `table` (dropped at commit) with `columns` {name: type} and COPY `frame` into it.
+
+    Written by Arrow's CSV writer: NULL as an unquoted empty field, every
+    string quoted (an empty string is ""), which is PostgreSQL's own CSV.
+    """
     definition = sql.SQL(", ").join(
         sql.SQL("{} {}").format(sql.Identifier(name), sql.SQL(kind)) for name, kind in columns.items()
     )
     cur.execute(sql.SQL("CREATE TEMP TABLE {} ({}) ON COMMIT DROP").format(sql.Identifier(table), definition))
     if frame.empty:
         return 0
-    null = null_marker()
     values = frame[list(columns)]
-    # NULLs spelled out by hand: pandas' na_rep is cut short for some extension dtypes.
-    values = values.astype(object).where(values.notna(), null)
-    buffer = io.StringIO()
-    values.to_csv(buffer, index=False, header=False)
-    buffer.seek(0)
-    cur.copy_expert(
-        sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, NULL {})").format(sql.Identifier(table), sql.Literal(null)),
-        buffer,
-    )
+    # Python objects (uuids, mixed None/NaN) as text; Arrow converts every other dtype itself.
+    text = {name: values[name].astype("string") for name in columns if values[name].dtype == object}
+    if text:
+        values = values.assign(**text)
+    sink = pa.BufferOutputStream()
+    arrow = pa.Table.from_pandas(values, preserve_index=False)
+    # Arrow's CSV writer misreads some large_string arrays pandas produces (pyarrow 26): write plain strings.
+    arrow = arrow.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
+                                  for f in arrow.schema]))
+    pa_csv.write_csv(arrow, sink,
+                     write_options=pa_csv.WriteOptions(include_header=False))
+    buffer = io.BytesIO(sink.getvalue().to_pybytes())
+    cur.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(table)), buffer)
     return len(frame)
 
 

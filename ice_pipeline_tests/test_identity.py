@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from ice_pipeline.assets.persons import existing_nodes
 from ice_pipeline.logic.identity import EMAIL_TAKEN, resolve_persons
 from ice_pipeline.logic.people import prepare_person_rows
-from ice_pipeline.logic.survivorship import merge_data_source, plan_persons
+from ice_pipeline.logic.survivorship import plan_persons, union_of_tokens
 
 RAW_COLUMNS = ["full_name", "original_name", "email", "phone", "cedula", "birth_date", "address", "city", "country"]
 STORED_COLUMNS = ["person_id", "full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country",
@@ -425,7 +425,14 @@ def test_nothing_new_means_no_update():
     (None, set(), None),
 ])
 def test_data_source_is_a_set(stored, incoming, expected):
-    assert merge_data_source(stored, incoming) == expected
+    values = [stored, *sorted(incoming)]
+    merged = union_of_tokens(["p"] * len(values), values)
+    assert (merged["p"] if "p" in merged.index else None) == expected
+
+
+def test_token_union_is_per_owner_and_vectorised():
+    merged = union_of_tokens(["a", "b", "a", "c", "b"], ["csv_only", None, "directory+csv, csv_only", "", "x,y"])
+    assert merged.to_dict() == {"a": "csv_only,directory+csv", "b": "x,y"}
 
 
 def test_data_source_never_repeats_over_runs():

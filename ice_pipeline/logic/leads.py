@@ -46,13 +46,11 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     when several answer to one key, the oldest wins."""
     rows = rows.reset_index(drop=True)
     rows["key"] = lead_key(rows)
-    known: dict[str, str] = {}
-    if len(existing):
-        ex = existing.assign(key=lead_key(existing))
-        # an existing lead answers to its (person, program) key as well
-        for keys in (ex["key"], program_key(ex)):
-            for key, lead_id in zip(keys, ex["lead_id"], strict=True):
-                known.setdefault(key, lead_id)
+    # An existing lead answers to its key and to its (person, program) key as well; the oldest
+    # lead wins a key, and a lead's own key wins over another's (person, program) key.
+    answers = pd.Series(np.concatenate([existing["lead_id"].to_numpy(), existing["lead_id"].to_numpy()]),
+                        index=pd.concat([lead_key(existing), program_key(existing)]).to_numpy(), dtype="string")
+    known = answers[~answers.index.duplicated()]
     existing_id = rows["key"].map(known).astype("string")
     if "linked_lead_id" in rows:  # a re-processed row keeps its lead
         existing_id = rows["linked_lead_id"].astype("string").fillna(existing_id)

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ice_pipeline.logic.survivorship import union_of_tokens
+
 NUMBER_TAKEN = "student number belongs to another person's student"
 
 
@@ -17,12 +19,6 @@ class StudentPlan:
     new_students: pd.DataFrame  # student_id, person_id, student_number, program, data_source, csv_enriched
     updates: pd.DataFrame      # student_id + fills (NA = keep), data_source, csv_enriched
     reviews: pd.DataFrame      # kind, staging_id, person_id, field, existing_value, incoming_value, reason
-
-
-def merge_sources(values: list[str | None]) -> str | None:
-    """Set of staging sources: ['csv_only', 'directory+csv', 'csv_only'] -> 'csv_only,directory+csv'."""
-    tokens = {t.strip() for v in values if isinstance(v, str) for t in v.split(",") if t.strip()}
-    return ",".join(sorted(tokens)) if tokens else None
 
 
 def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
@@ -68,7 +64,7 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         differs = present[(present[field] != kept).fillna(False)]
         field_reviews.append(differs.assign(kind="field_conflict", field=field, existing_value=kept[differs.index],
                                             incoming_value=differs[field], reason="differs from the value kept"))
-    sources = ok.groupby("student_id")["data_source"].agg(list)
+    sources = union_of_tokens(ok["student_id"], ok["data_source"])
     csv_any = ok.groupby("student_id")["csv_enriched"].any()
 
     fresh = ok[is_new & first_row]
@@ -76,26 +72,26 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         "student_id": fresh["student_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy(),
         "student_number": chosen["student_number"].reindex(fresh["student_id"]).to_numpy(),
         "program": chosen["program"].reindex(fresh["student_id"]).to_numpy(),
-        "data_source": [merge_sources(sources.get(s, [])) for s in fresh["student_id"]],
+        "data_source": sources.reindex(fresh["student_id"]).to_numpy(),
         "csv_enriched": csv_any.reindex(fresh["student_id"]).fillna(False).to_numpy(dtype=bool),
     })
 
-    touched = [s for s in ok["student_id"].unique() if s in stored.index]
-    updates = []
-    for student_id in touched:
-        current = stored.loc[student_id]
-        fill_number = chosen["student_number"].get(student_id) if pd.isna(current["student_number"]) else None
-        fill_program = chosen["program"].get(student_id) if pd.isna(current["program"]) else None
-        fill_number = None if pd.isna(fill_number) else fill_number  # NA from .get is "nothing to fill"
-        fill_program = None if pd.isna(fill_program) else fill_program
-        stored_source = current["data_source"] if isinstance(current["data_source"], str) else None
-        source = merge_sources([stored_source, *sources.get(student_id, [])])
-        stored_csv = current["csv_enriched"] in (True, "t", "true")
-        csv_flag = stored_csv or bool(csv_any.get(student_id, False))
-        if fill_number is not None or fill_program is not None or source != stored_source or csv_flag != stored_csv:
-            updates.append({"student_id": student_id, "student_number": fill_number, "program": fill_program,
-                            "data_source": source, "csv_enriched": csv_flag})
-    updates_frame = pd.DataFrame(updates, columns=["student_id", "student_number", "program", "data_source", "csv_enriched"])
+    # Existing students: fill NULLs, add the sources, set csv_enriched; written only when something changes.
+    touched = pd.Index(ok["student_id"].unique()).intersection(stored.index)
+    current = stored.loc[touched]
+    fill_number = chosen["student_number"].reindex(touched).where(current["student_number"].isna())
+    fill_program = chosen["program"].reindex(touched).where(current["program"].isna())
+    stored_source = current["data_source"].astype("string")
+    present = ok[ok["student_id"].isin(touched)]
+    source = union_of_tokens(np.concatenate([touched.to_numpy(), present["student_id"].to_numpy()]),
+                             pd.concat([stored_source, present["data_source"].astype("string")])).reindex(touched)
+    stored_csv = current["csv_enriched"].astype("string").str.lower().isin(["true", "t"]).astype(bool)
+    csv_flag = stored_csv | csv_any.reindex(touched).fillna(False).astype(bool)
+    changed = (fill_number.notna() | fill_program.notna() | (source.fillna("\x00") != stored_source.fillna("\x00"))
+               | (csv_flag != stored_csv))
+    updates_frame = pd.DataFrame({"student_id": touched.to_numpy(), "student_number": fill_number.to_numpy(),
+                                  "program": fill_program.to_numpy(), "data_source": source.to_numpy(),
+                                  "csv_enriched": csv_flag.to_numpy(dtype=bool)})[changed.to_numpy()]
     all_reviews = pd.concat([reviews, *field_reviews], ignore_index=True)
     review_columns = ["kind", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"]
     return StudentPlan(links, new_students, updates_frame, all_reviews.reindex(columns=review_columns))

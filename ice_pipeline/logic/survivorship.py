@@ -48,10 +48,18 @@ class PersonPlan:
     student_numbers: pd.DataFrame
 
 
-def merge_data_source(existing: str | None, incoming: set[str]) -> str | None:
-    """Union of comma-separated tokens, sorted: 'MANUAL' + {'CSV'} -> 'CSV,MANUAL'."""
-    tokens = {t.strip() for t in (existing or "").split(",") if t.strip()} | incoming
-    return ",".join(sorted(tokens)) if tokens else None
+def union_of_tokens(owner: pd.Series | np.ndarray, values: pd.Series | np.ndarray) -> pd.Series:
+    """Per owner, the sorted set of the comma-separated tokens of its values, sorted and
+    comma-joined ('csv_only' + 'directory+csv,csv_only' -> 'csv_only,directory+csv'); vectorised.
+    Owners whose values hold no token are absent."""
+    tokens = pd.DataFrame({"owner": np.asarray(owner, dtype=object),
+                           "token": pd.Series(values, dtype="string").str.split(",").to_numpy()}).explode("token")
+    tokens["token"] = tokens["token"].astype("string").str.strip()
+    tokens = tokens[tokens["token"].fillna("").ne("")].drop_duplicates().sort_values(["owner", "token"])
+    several = tokens["owner"].duplicated(keep=False).to_numpy()
+    single = tokens[~several].set_index("owner")["token"]
+    joined = tokens[several].groupby("owner", sort=False)["token"].agg(",".join)
+    return pd.concat([single, joined]).astype("string")
 
 
 def better_spelling(existing: pd.DataFrame, incoming: pd.DataFrame, anchors: pd.Index) -> pd.Series:
@@ -196,8 +204,6 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     by_anchor = staging.assign(csv=staging["source_kind"].eq("CSV"), directory=staging["source_kind"].eq("DIRECTORY")).groupby("anchor")
     csv_any, directory_any = by_anchor["csv"].any(), by_anchor["directory"].any()
 
-    def tokens_of(a: int) -> set[str]:
-        return {t for t, flag in (("CSV", csv_any.get(a, False)), ("DIRECTORY", directory_any.get(a, False))) if flag}
     originals = staging[staging["original_name"].notna()].sort_values(["anchor", "order"]).drop_duplicates("anchor").set_index("anchor")["original_name"]
 
     new_persons = pd.DataFrame({"person_id": [ids[int(a)] for a in new_anchors]}, index=new_anchors)
@@ -217,12 +223,14 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         fill = fills[column].reindex(exist_anchors)
         updates[column] = fill.to_numpy()
         changed |= fill.notna().to_numpy()
-    old_source = existing.loc[exist_anchors, "stored_data_source"]
-    new_source = [merge_data_source(old if isinstance(old, str) else None, tokens_of(a))
-                  for a, old in zip(exist_anchors, old_source, strict=True)]
-    updates["data_source"] = new_source
-    changed |= np.array([new != (old if isinstance(old, str) else None)
-                         for new, old in zip(new_source, old_source, strict=True)], dtype=bool)
+    old_source = _as_text(existing.loc[exist_anchors, "stored_data_source"])
+    kinds = pd.Series(np.select([csv_any.to_numpy(dtype=bool) & directory_any.to_numpy(dtype=bool),
+                                 csv_any.to_numpy(dtype=bool), directory_any.to_numpy(dtype=bool)],
+                                ["CSV,DIRECTORY", "CSV", "DIRECTORY"], ""), index=csv_any.index).reindex(exist_anchors)
+    new_source = union_of_tokens(np.concatenate([exist_anchors, exist_anchors]),
+                                 pd.concat([old_source, kinds.astype("string")])).reindex(exist_anchors)
+    updates["data_source"] = new_source.to_numpy()
+    changed |= (new_source.fillna("\x00") != old_source.fillna("\x00")).to_numpy()
     old_csv = existing.loc[exist_anchors, "stored_csv_enriched"].isin(["t", "true", True]).to_numpy(dtype=bool)
     new_csv = old_csv | csv_any.reindex(exist_anchors).fillna(False).to_numpy(dtype=bool)
     updates["csv_enriched"] = new_csv
