@@ -251,14 +251,18 @@ class TreeSampler(threading.Thread):
             self.done.wait(self.interval)
 
 
-def step_seconds(dagster_home: Path, run_id: str) -> dict[str, float]:
-    """Wall seconds per executed step (assets and asset checks) from the run's event log."""
+def step_seconds(dagster_home: Path, run_ids: list[str]) -> dict[str, float]:
+    """Wall seconds per executed step (assets and asset checks), summed over the runs of one
+    `migrate` (a backlog larger than one batch takes several), from the runs' event logs."""
     from dagster import DagsterInstance
 
+    seconds: dict[str, float] = {}
     with DagsterInstance.from_config(str(dagster_home)) as instance:
-        stats = instance.get_run_step_stats(run_id)
-    return {s.step_key: round((s.end_time or 0) - (s.start_time or 0), 2) for s in stats
-            if s.start_time and s.end_time}
+        for run_id in run_ids:
+            for s in instance.get_run_step_stats(run_id):
+                if s.start_time and s.end_time:
+                    seconds[s.step_key] = round(seconds.get(s.step_key, 0.0) + s.end_time - s.start_time, 2)
+    return seconds
 
 
 QUIET_WAIT = {"seconds": 0.0, "load": 1.0}
@@ -311,12 +315,13 @@ def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], p
     writes_after = table_writes(production_url)
     written = {t: writes_after.get(t, 0) - writes_before.get(t, 0) for t in writes_after}
     written = {t: n for t, n in written.items() if n}
-    steps = step_seconds(Path(env["DAGSTER_HOME"]), summary["run_id"]) if summary.get("run_id") else {}
+    run_ids = summary.get("run_ids") or ([summary["run_id"]] if summary.get("run_id") else [])
+    steps = step_seconds(Path(env["DAGSTER_HOME"]), run_ids) if run_ids else {}
     staging_rows = summary.get("staging_rows", {})
     rows_in_run = sum(int(v) for v in staging_rows.values()) if isinstance(staging_rows, dict) else 0
     result = {
         "label": label, "exit_code": proc.returncode, "success": bool(summary.get("success")),
-        "error": summary.get("error"), "wall_seconds": round(wall, 2),
+        "error": summary.get("error"), "wall_seconds": round(wall, 2), "runs": len(run_ids),
         "job_seconds": summary.get("seconds"), "rows_in_run": rows_in_run,
         "peak_rss_tree_bytes": sampler.peak, "rss_samples": sampler.samples,
         "hwm_tree_bytes": sum(sampler.hwm.values()),
@@ -778,9 +783,9 @@ def render(result: dict[str, Any], info: dict[str, Any], command: str) -> str:
     if result.get("profiled"):
         lines += ["**Profiled run** (pyinstrument in the subprocess): times include profiler overhead.", ""]
     lines += [
-        "| scenario | staging rows in run | wall s | job s | rows/s | × floor | peak RSS tree MiB | RSS high-water MiB "
-        "| SQL statements | transactions | rows written | client CPU s | DB exec s | exit |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| scenario | staging rows in run | Dagster runs | wall s | job s | rows/s | × floor | peak RSS tree MiB "
+        "| RSS high-water MiB | SQL statements | transactions | rows written | client CPU s | DB exec s | exit |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     names = {"full": "full load (empty production)", "rerun": "re-run (no new staging rows)",
              "increment": "+1% new, +1% changed"}
@@ -791,7 +796,7 @@ def render(result: dict[str, Any], info: dict[str, Any], command: str) -> str:
         mult = s["wall_seconds"] / floor["seconds"] if floor["seconds"] and key == "full" else None
         stmts = s["statements"].get("calls") if s["statements"].get("available") else None
         lines.append(
-            f"| {label} | {rows:,} | {s['wall_seconds']:.1f} | {_s(s['job_seconds'])} | {_n(rate)} | "
+            f"| {label} | {rows:,} | {s.get('runs', 1)} | {s['wall_seconds']:.1f} | {_s(s['job_seconds'])} | {_n(rate)} | "
             f"{_s(mult) + '×' if mult else '—'} | {_mib(s['peak_rss_tree_bytes'])} | "
             f"{_mib(s['hwm_tree_bytes'])} | {_n(stmts)} | {s['transactions']:,} | "
             f"{s['rows_written_data']:,} (+{s['rows_written_bookkeeping']} bookkeeping) | "

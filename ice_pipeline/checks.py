@@ -1,15 +1,17 @@
 """Asset checks: duplicates, orphans and the accounting identity (DESIGN §2, §3.4).
 
 Each check is a named SQL query returning the offending ids (never names).
-Duplicate checks are scoped to what *this run* linked, so historical data
-written by the bot cannot block the pipeline forever; `ice-pipeline report`
-shows the whole database.
+Every SQL check is scoped to what *this run* linked: historical data written
+by the bot cannot block the pipeline forever, and a check costs what the run
+costs, not what production holds; `ice-pipeline report` shows the whole
+database.
 """
 
 
 from dataclasses import dataclass
 
 import numpy as np
+import pyarrow as pa
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -56,10 +58,17 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
              blocking=True, scoped_to_run=True),
     SqlCheck("resolved_persons", "persons_unique_name_birth_date",
              "No two persons share name key and birth date unless a cédula, e-mail or student number tells them "
-             "apart (those are vetoed on purpose). Blocking: a failure stops the run.",
+             "apart (those are vetoed on purpose), or a row showed them to be one and they wait in review as a "
+             "possible_duplicate (the pipeline never merges two production persons itself). Blocking: a failure "
+             "stops the run.",
              """SELECT string_agg(k.person_id::text, ',' ORDER BY k.person_id) AS ids, count(*) AS n
                 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
-                WHERE (k.name_key, k.birth_date) IN (
+                WHERE k.person_id NOT IN (
+                    SELECT person_id FROM ice_pipeline.review_queue WHERE kind = 'possible_duplicate' AND status = 'open'
+                    UNION ALL
+                    SELECT candidate_person_id FROM ice_pipeline.review_queue
+                    WHERE kind = 'possible_duplicate' AND status = 'open' AND candidate_person_id IS NOT NULL)
+                  AND (k.name_key, k.birth_date) IN (
                     SELECT name_key, birth_date FROM ice_pipeline.person_keys WHERE birth_date IS NOT NULL AND person_id IN (
                         SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'person' AND run_id = %(run_id)s))
                 GROUP BY k.name_key, k.birth_date
@@ -67,15 +76,24 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
                        AND count(DISTINCT k.student_number) <= 1""",
              blocking=True, scoped_to_run=True),
     SqlCheck("prod_students", "students_unique_per_person",
-             "At most one student per person and per student number.",
-             """SELECT person_id::text AS ids, count(*) AS n FROM students GROUP BY person_id HAVING count(*) > 1
+             "At most one student per person and per student number, among the persons and numbers of students "
+             "this run linked (`ice-pipeline report` checks the whole table).",
+             """SELECT s.person_id::text AS ids, count(*) AS n FROM students s
+                WHERE s.person_id IN (SELECT person_id FROM students WHERE id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'student' AND run_id = %(run_id)s))
+                GROUP BY s.person_id HAVING count(*) > 1
                 UNION ALL
-                SELECT string_agg(id::text, ','), count(*) FROM students WHERE student_number IS NOT NULL
-                GROUP BY student_number HAVING count(*) > 1"""),
+                SELECT string_agg(s.id::text, ','), count(*) FROM students s
+                WHERE s.student_number IN (SELECT student_number FROM students WHERE id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'student' AND run_id = %(run_id)s))
+                GROUP BY s.student_number HAVING count(*) > 1""",
+             scoped_to_run=True),
     SqlCheck("prod_students", "students_no_orphans",
-             "Every student belongs to an existing person.",
+             "Every student this run linked belongs to an existing person.",
              """SELECT s.id::text AS ids, 1 AS n FROM students s LEFT JOIN persons p ON p.id = s.person_id
-                WHERE p.id IS NULL"""),
+                WHERE p.id IS NULL AND s.id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'student' AND run_id = %(run_id)s)""",
+             scoped_to_run=True),
     SqlCheck("prod_leads", "leads_unique_per_key",
              "At most one lead per (person, service, event) and per (person, program type) among leads "
              "this run linked. A failure means a sighting was duplicated instead of enriching its lead.",
@@ -89,13 +107,16 @@ SQL_CHECKS: tuple[SqlCheck, ...] = (
                 HAVING count(*) > 1""",
              scoped_to_run=True),
     SqlCheck("prod_leads", "leads_no_orphans",
-             "Every lead has its person, and its service/event when it names one.",
+             "Every lead this run linked has its person, and its service/event when it names one.",
              """SELECT l.id::text AS ids, 1 AS n FROM leads l
                 LEFT JOIN persons p ON p.id = l.person_id
                 LEFT JOIN services s ON s.id = l.service_id
                 LEFT JOIN events e ON e.id = l.event_id
-                WHERE p.id IS NULL OR (l.service_id IS NOT NULL AND s.id IS NULL)
-                   OR (l.event_id IS NOT NULL AND e.id IS NULL)"""),
+                WHERE (p.id IS NULL OR (l.service_id IS NOT NULL AND s.id IS NULL)
+                       OR (l.event_id IS NOT NULL AND e.id IS NULL))
+                  AND l.id IN (
+                    SELECT entity_id FROM ice_pipeline.source_links WHERE entity = 'lead' AND run_id = %(run_id)s)""",
+             scoped_to_run=True),
 )
 
 
@@ -120,45 +141,58 @@ def _sql_check(spec: SqlCheck) -> AssetChecksDefinition:
 
 FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document"}
 ACCOUNTED_IDS = """
-SELECT 'linked' AS place, staging_id FROM ice_pipeline.source_links WHERE staging_table = %(table)s AND entity = %(entity)s
+SELECT 0 AS place, staging_id FROM ice_pipeline.source_links WHERE staging_table = %(table)s AND entity = %(entity)s
 UNION ALL
-SELECT 'rejected', staging_id FROM ice_pipeline.rejected_rows WHERE staging_table = %(table)s
+SELECT 1, staging_id FROM ice_pipeline.rejected_rows WHERE staging_table = %(table)s
 UNION ALL
-SELECT DISTINCT 'in_review', q.staging_id FROM ice_pipeline.review_queue q
+SELECT DISTINCT 2, q.staging_id FROM ice_pipeline.review_queue q
  WHERE q.staging_table = %(table)s AND q.kind = 'identity_conflict' AND q.status IN ('open', 'resolved')
    AND NOT EXISTS (SELECT 1 FROM ice_pipeline.source_links l WHERE l.staging_table = q.staging_table
                    AND l.staging_id = q.staging_id AND l.entity = %(entity)s)
 """
+PLACES = ("linked", "rejected", "in_review")   # the place codes of ACCOUNTED_IDS
 WATERMARK = "SELECT high_updated_at, high_id FROM ice_pipeline.watermarks WHERE staging_table = %(table)s"
 STAGING_IDS = {
-    "staging_student": "SELECT id, (updated_at, id) > (%(ts)s, %(id)s) AS pending FROM staging_student",
-    "staging_lead": "SELECT id, (updated_at, id) > (%(ts)s, %(id)s) AS pending FROM staging_lead",
-    "staging_document": "SELECT id, (updated_at, id) > (%(ts)s, %(id)s) AS pending FROM staging_document",
+    "staging_student": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_student",
+    "staging_lead": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_lead",
+    "staging_document": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_document",
 }
+ID_TYPES = {"place": pa.int8(), "staging_id": pa.int64(), "id": pa.int64(), "pending": pa.int8()}
 
 
 def accounting(staging_conn, production_conn, table: str) -> dict[str, int]:
-    """staging rows = linked + rejected + in review (+ not processed yet), each row in exactly one place."""
+    """staging rows = linked + rejected + in review (+ not processed yet), each row in exactly one place.
+
+    Ids are counted on arrays indexed by staging id (one pass, no sorting): the check
+    runs after every batch, over the whole table, so it must stay cheap at millions of rows.
+    """
     with production_conn.cursor() as cur:
-        places = read_frame(cur, ACCOUNTED_IDS, {"table": table, "entity": FINAL_ENTITY[table]})
+        places = read_frame(cur, ACCOUNTED_IDS, {"table": table, "entity": FINAL_ENTITY[table]}, types=ID_TYPES)
         cur.execute(WATERMARK, {"table": table})
         mark = cur.fetchone() or ("-infinity", 0)
     with staging_conn.cursor() as cur:
-        staged = read_frame(cur, STAGING_IDS[table], {"ts": mark[0], "id": mark[1]})
+        staged = read_frame(cur, STAGING_IDS[table], {"ts": mark[0], "id": mark[1]}, types=ID_TYPES)
     staging_conn.rollback()
     production_conn.rollback()
-    ids = {place: np.unique(places.loc[places["place"] == place, "staging_id"].astype("int64").to_numpy())
-           for place in ("linked", "rejected", "in_review")}
-    all_ids = staged["id"].astype("int64").to_numpy()
-    pending = staged["id"][staged["pending"] == "t"].astype("int64").to_numpy()
-    accounted = np.unique(np.concatenate(list(ids.values())))
-    in_two_places = sum(len(ids[a]) for a in ids) - len(accounted)
-    lost = np.setdiff1d(np.setdiff1d(all_ids, accounted), pending)
+    all_ids = staged["id"].to_numpy(dtype=np.int64)
+    place_ids = places["staging_id"].to_numpy(dtype=np.int64)
+    place_code = places["place"].to_numpy(dtype=np.int64)
+    size = int(max(all_ids.max(initial=0), place_ids.max(initial=0))) + 1
+    # per id: in how many places (an id listed twice in one place counts once there)
+    seen = np.zeros((len(PLACES), size), dtype=bool)
+    seen[place_code, place_ids] = True
+    count = {place: int(seen[i].sum()) for i, place in enumerate(PLACES)}
+    places_of = seen.sum(axis=0)
+    staged_mask = np.zeros(size, dtype=bool)
+    staged_mask[all_ids] = True
+    pending_mask = np.zeros(size, dtype=bool)
+    pending_mask[all_ids[staged["pending"].to_numpy(dtype=np.int8) == 1]] = True
+    lost = np.flatnonzero(staged_mask & (places_of == 0) & ~pending_mask)
     return {
-        "staging_rows": len(all_ids), "linked": len(ids["linked"]), "rejected": len(ids["rejected"]),
-        "in_review": len(ids["in_review"]),
-        "not_processed_yet": len(np.setdiff1d(pending, accounted)),
-        "in_two_places": int(in_two_places), "unaccounted": len(lost),
+        "staging_rows": len(all_ids), "linked": count["linked"], "rejected": count["rejected"],
+        "in_review": count["in_review"],
+        "not_processed_yet": int((pending_mask & (places_of == 0)).sum()),
+        "in_two_places": int((places_of - 1).clip(min=0).sum()), "unaccounted": len(lost),
         "unaccounted_ids": lost[:50].tolist(),
     }
 

@@ -22,12 +22,14 @@ def _as_text_dtype(kind: pa.DataType) -> pd.StringDtype | None:
     return pd.StringDtype() if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None
 
 
-def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None) -> pd.DataFrame:
-    """Run a SELECT and return all rows as text columns, through COPY (fast at millions of rows).
+def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None,
+               types: dict[str, pa.DataType] | None = None) -> pd.DataFrame:
+    """Run a SELECT and return all rows as text columns (or `types`), through COPY (fast at millions of rows).
 
     CSV as PostgreSQL writes it: NULL is an unquoted empty field, an empty
     string is quoted (""), so the two never mix. Parsed by Arrow's
-    multi-threaded reader into Arrow-backed string columns.
+    multi-threaded reader into Arrow-backed string columns; a column given in
+    `types` (e.g. pa.int64() for ids) is parsed as that type instead.
     """
     bound = cur.mogrify(query, params).decode("utf-8")
     buffer = io.BytesIO()
@@ -39,7 +41,7 @@ def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None) -
         buffer,
         read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(names, pa.large_string()), null_values=[""],
+        convert_options=pa_csv.ConvertOptions(column_types={**dict.fromkeys(names, pa.large_string()), **(types or {})}, null_values=[""],
                                               strings_can_be_null=True, quoted_strings_can_be_null=False),
     )
     return table.to_pandas(types_mapper=_as_text_dtype)

@@ -673,3 +673,28 @@ def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipelin
          "cedula": "1020345111", "email": "juliana@mail.com"},
     ])
     assert run_ok(pipeline)["persons_created"] == 1
+
+
+def test_evidence_split_across_runs_is_flagged_as_a_possible_duplicate_and_does_not_block(pipeline):
+    """Run 1 knows a person by cédula (no birth date); run 2 brings only the name and a birth date
+    (a new person: nothing links it yet); run 3 brings the cédula with the birth date under a shorter
+    name. In one batch the three are one person; across runs the third row shows two production
+    persons to be one: flagged possible_duplicate (a person merges), never merged automatically,
+    and the blocking name + birth date check does not stop the pipeline for it. The second person is
+    found only through the cluster's key (stored name + the row's birth date), found by neither row."""
+    db = Db(pipeline)
+    db.insert_mixed([{"table": "staging_student", "full_name": "Juan Moreno Duque", "cedula": "CC. 14.682.314",
+                      "email": "moreno.juan@mail.com", "source": "csv_only"}])
+    run_ok(pipeline)
+    db.insert_mixed([{"table": "staging_lead", "full_name": "juan moreno duque", "birth_date": "23-04-2006"}])
+    assert run_ok(pipeline)["persons_created"] == 1
+    db.insert_mixed([{"table": "staging_lead", "full_name": "JUAN MORENO", "cedula": "14.682.314",
+                      "birth_date": "2006-04-23"}])
+    summary = run_ok(pipeline)
+    assert summary["persons_created"] == 0
+    persons = db.query("SELECT id::text, cedula FROM persons ORDER BY cedula NULLS LAST")
+    assert len(persons) == 2
+    flagged = db.query("SELECT person_id::text, candidate_person_id::text FROM ice_pipeline.review_queue "
+                       "WHERE kind = 'possible_duplicate' AND status = 'open'")
+    assert len(flagged) == 1 and set(flagged[0]) == {p for p, _ in persons}
+    assert_accounting_holds(db)

@@ -29,7 +29,7 @@ from ice_pipeline.db import (
     write_rejections,
     write_reviews,
 )
-from ice_pipeline.logic.identity import resolve_persons
+from ice_pipeline.logic.identity import cluster_name_keys, resolve_persons
 from ice_pipeline.logic.people import prepare_person_rows
 from ice_pipeline.logic.survivorship import PERSON_FIELDS, plan_persons
 from ice_pipeline.resources import MigrationLock, ProductionDatabase
@@ -105,15 +105,8 @@ ON CONFLICT (staging_table) DO UPDATE SET high_updated_at = EXCLUDED.high_update
     updated_at = now()
 """
 # Existing persons sharing any match key with the batch (or linked to its rows before).
-READ_CANDIDATES = """
-SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
-       p.address, p.city, p.country, p.data_source, p.original_name, p.csv_enriched,
-       upper(btrim(s.student_number)) AS student_number,
-       EXISTS (SELECT 1 FROM ice_pipeline.source_links n WHERE n.entity = 'person' AND n.entity_id = p.id
-               AND n.matched_by = 'new') AS pipeline_created
-FROM persons p
-LEFT JOIN students s ON s.person_id = p.id
-WHERE p.id IN (
+FIND_CANDIDATES = """
+CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
     SELECT s2.person_id FROM students s2
       JOIN (SELECT DISTINCT student_number FROM tmp_keys WHERE student_number IS NOT NULL) t
         ON t.student_number = s2.student_number
@@ -143,9 +136,32 @@ WHERE p.id IN (
     SELECT substring(q.decision from 7)::uuid FROM ice_pipeline.review_queue q
       JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
      WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.decision LIKE 'merge:%%'
-)
+"""
+# Persons matching a key that only a *cluster* has: an existing person's name key with the birth
+# date or mobile a batch row brings (see cluster_name_keys). Added to tmp_candidates; returns the new ones.
+FIND_MORE_CANDIDATES = """
+INSERT INTO tmp_candidates (person_id)
+SELECT DISTINCT k.person_id FROM ice_pipeline.person_keys k
+JOIN tmp_cluster_keys t ON t.name_key = k.name_key
+     AND ((t.birth_date IS NOT NULL AND t.birth_date = k.birth_date)
+          OR (t.phone_tail IS NOT NULL AND t.phone_tail = k.phone_tail))
+WHERE k.person_id NOT IN (SELECT person_id FROM tmp_candidates)
+RETURNING person_id::text
+"""
+CLUSTER_KEY_COLUMNS = {"name_key": "text", "birth_date": "date", "phone_tail": "text"}
+READ_CANDIDATES = """
+SELECT p.id::text AS person_id, p.full_name, p.email, p.phone, p.cedula, p.birth_date::text AS birth_date,
+       p.address, p.city, p.country, p.data_source, p.original_name, p.csv_enriched,
+       upper(btrim(s.student_number)) AS student_number,
+       EXISTS (SELECT 1 FROM ice_pipeline.source_links n WHERE n.entity = 'person' AND n.entity_id = p.id
+               AND n.matched_by = 'new') AS pipeline_created
+FROM persons p
+LEFT JOIN students s ON s.person_id = p.id
+WHERE p.id IN (SELECT person_id FROM tmp_candidates WHERE person_id = ANY(%(only)s::uuid[]) OR %(only)s IS NULL)
 ORDER BY p.id
 """
+# At most this many extra rounds of cluster-key candidates (rarely more than one, and small).
+CANDIDATE_ROUNDS = 3
 NEW_PERSON_COLUMNS = {"person_id": "uuid", "full_name": "text", "email": "text", "phone": "text", "cedula": "text",
                       "birth_date": "date", "address": "text", "city": "text", "country": "text",
                       "data_source": "text", "original_name": "text", "csv_enriched": "boolean"}
@@ -176,6 +192,10 @@ FROM tmp_person_fills f
 WHERE p.id = f.person_id
 """
 KEY_FIELDS = ("cedula", "student_number", "email", "name_key", "birth_date", "mobile")
+# The staging columns a node carries into resolution and survivorship (PERSON_FIELDS and keys).
+NODE_COLUMNS = ("staging_table", "staging_id", "display_name", "name_key", "name_rank", "original_name", "email",
+                "cedula", "phone", "mobile", "birth_date", "address", "address_key", "city", "city_key", "country",
+                "country_key", "student_number", "source_kind", "warnings")
 ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1}
 
 
@@ -297,17 +317,35 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         linked = read_frame(cur, READ_LINKED).astype({"staging_id": "int64"})
         decisions = read_frame(cur, READ_DECISIONS).astype({"staging_id": "int64"})
         same_row = read_frame(cur, READ_SAME_SOURCE_ROW).astype({"staging_id": "int64"})
-        candidates = read_frame(cur, READ_CANDIDATES)
+        cur.execute(FIND_CANDIDATES)
+        candidates = read_frame(cur, READ_CANDIDATES, {"only": None})
         context.log.info(f"resolving {len(loadable)} rows against {len(candidates)} existing persons")
 
-        staging_nodes = loadable.merge(linked, on=["staging_table", "staging_id"], how="left") if len(linked) else \
-            loadable.assign(linked_person_id=pd.NA)
+        # Only what identity and survivorship read: every column of a node frame is copied by each
+        # filter and sort below, and the lead/student columns are the widest (memory at 200k rows).
+        person_rows = loadable[list(NODE_COLUMNS)]
+        staging_nodes = person_rows.merge(linked, on=["staging_table", "staging_id"], how="left") if len(linked) \
+            else person_rows.assign(linked_person_id=pd.NA)
         staging_nodes["staging_id"] = staging_nodes["staging_id"].astype("int64")
         staging_nodes = staging_nodes.merge(same_row, on=["staging_table", "staging_id"], how="left")
-        nodes = pd.concat([existing_nodes(candidates, staging_reference_data),
-                           staging_nodes.assign(is_existing=False, person_id=pd.NA)], ignore_index=True)
-        nodes["is_existing"] = nodes["is_existing"].astype(bool)
-        resolution = resolve_persons(apply_decisions(nodes, decisions))
+        staging_nodes = staging_nodes.assign(is_existing=False, person_id=pd.NA)
+        for round_ in range(CANDIDATE_ROUNDS + 1):
+            nodes = pd.concat([existing_nodes(candidates, staging_reference_data), staging_nodes], ignore_index=True)
+            nodes["is_existing"] = nodes["is_existing"].astype(bool)
+            resolution = resolve_persons(apply_decisions(nodes, decisions))
+            if round_ == CANDIDATE_ROUNDS:
+                break
+            # A stored person can match a key only the cluster has (its stored name with a birth date
+            # a row brings): read those too, or increments would miss what one batch finds.
+            copy_into_temp(cur, "tmp_cluster_keys", CLUSTER_KEY_COLUMNS,
+                           cluster_name_keys(nodes, resolution.anchor, resolution.in_review))
+            cur.execute(FIND_MORE_CANDIDATES)
+            more = [person_id for (person_id,) in cur.fetchall()]
+            cur.execute("DROP TABLE tmp_cluster_keys")
+            if not more:
+                break
+            candidates = pd.concat([candidates, read_frame(cur, READ_CANDIDATES, {"only": more})], ignore_index=True)
+            context.log.info(f"{len(more)} more existing persons share a key of a resolved cluster: resolving again")
         plan = plan_persons(nodes, resolution.anchor, resolution.matched_by, resolution.in_review)
 
         staged = nodes.index[~nodes["is_existing"]]

@@ -92,6 +92,33 @@ def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarr
     return frame.drop_duplicates().sort_values(["anchor", "key"], kind="stable").reset_index(drop=True)
 
 
+def cluster_name_keys(nodes: pd.DataFrame, anchor: np.ndarray, in_review: np.ndarray) -> pd.DataFrame:
+    """(name_key, birth_date) and (name_key, phone_tail) pairs that only a cluster has, no node alone.
+
+    A stored person known by cédula with its name, and a row bringing the same cédula
+    with a birth date, make a key neither has: a production person holding that key
+    is someone resolution must see (the same cluster-level keys as _level_pairs).
+    Columns: name_key, birth_date, phone_tail (one of the last two set).
+    """
+    live = ~in_review
+    sizes = np.bincount(anchor[live], minlength=len(nodes))
+    idx = np.flatnonzero(live & (sizes[anchor] > 1))
+    own = pd.DataFrame({
+        "anchor": anchor[idx],
+        "name_key": nodes["name_key"].astype("string").to_numpy()[idx],
+        "birth_date": nodes["birth_date"].astype("string").to_numpy()[idx],
+        "phone_tail": nodes["mobile"].astype("string").str.slice(-10).to_numpy()[idx],
+    })
+    names = own[["anchor", "name_key"]].dropna().drop_duplicates()
+    pairs = []
+    for column in ("birth_date", "phone_tail"):
+        combined = names.merge(own[["anchor", column]].dropna().drop_duplicates(), on="anchor")[["name_key", column]]
+        single = own[["name_key", column]].dropna().drop_duplicates()
+        combined = combined.drop_duplicates().merge(single, how="left", indicator=True)
+        pairs.append(combined.loc[combined["_merge"] == "left_only", ["name_key", column]])
+    return pd.concat(pairs, ignore_index=True).reindex(columns=["name_key", "birth_date", "phone_tail"])
+
+
 class _SlowCluster:
     __slots__ = ("anchor", "existing", "sets")
 

@@ -18,6 +18,8 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.source_links (
     PRIMARY KEY (staging_table, staging_id, entity)
 );
 CREATE INDEX IF NOT EXISTS source_links_entity_idx ON ice_pipeline.source_links (entity, entity_id);
+-- The run-scoped checks read "what this run linked": without it, a scan of all lineage per check.
+CREATE INDEX IF NOT EXISTS source_links_run_idx ON ice_pipeline.source_links (run_id, entity);
 
 -- Rows that could not be loaded, with a reason a person understands.
 -- `retryable` rows (a document whose student waits in review, a file not
