@@ -130,7 +130,10 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     fills: dict[str, pd.Series] = {}
     conflicts: list[pd.DataFrame] = []
     for column, value_col, key_col in PERSON_FIELDS:
-        present = staging[staging[value_col].notna()]
+        # only the columns this field needs: each filter and sort copies every column it carries
+        needed = dict.fromkeys(["anchor", "order", "staging_table", "staging_id", "name_rank", value_col, key_col,
+                                *(["mobile"] if column == "phone" else [])])
+        present = staging.loc[staging[value_col].notna(), list(needed)]
         if column == "full_name":
             # The first name to arrive, in its best-written spelling: the same rule a later
             # increment applies (better_spelling), so k increments give the name of one batch.
