@@ -33,7 +33,7 @@ ENV_VARS: tuple[str, ...] = (
 DEFAULT_BUCKET = "apex-ice-docs"
 # Staging rows (students + leads) per migration run: bounds a run's memory whatever
 # the backlog; a larger one is taken in several runs (docs/benchmarks.md).
-DEFAULT_BATCH_ROWS = 150_000
+DEFAULT_BATCH_ROWS = 120_000
 # Not secrets: the two settings DESIGN §3 gives a default.
 OPTIONAL_DEFAULTS = {"MINIO_BUCKET": DEFAULT_BUCKET, "MINIO_SECURE": "false"}
 
