@@ -125,3 +125,6 @@ DROP FUNCTION IF EXISTS ice_pipeline.phone_tail(text);
 
 -- Leads of a person by program (the (person, program type) lead key).
 CREATE INDEX IF NOT EXISTS leads_ice_person_program_idx ON public.leads (person_id, program_type);
+-- The lead first seen at a file/sheet/row (a re-imported row keeps its person): looked up for
+-- every batch, so its cost must follow the batch, not the number of leads in production.
+CREATE INDEX IF NOT EXISTS leads_ice_source_row_idx ON public.leads (source_file, source_row);
