@@ -8,6 +8,7 @@ templates that already hold the schemas, its own bucket and files root.
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import shutil
 import tempfile
@@ -55,8 +56,13 @@ def services() -> Iterator[local.LocalServices]:
             init_production(conn, baseline=True)
         yield started
     finally:
+        # Read before `down`: a root postgres cannot reach (mkdtemp makes it 0700) puts the
+        # cluster under /var/tmp/ice-pipeline/, which removing the root does not remove.
+        pg_dir = json.loads((root / "state.json").read_text()).get("pg_dir") if (root / "state.json").exists() else None
         local.down(root)
         shutil.rmtree(root, ignore_errors=True)
+        if pg_dir and not Path(pg_dir).is_relative_to(root):
+            shutil.rmtree(pg_dir, ignore_errors=True)
 
 
 @dataclass
