@@ -206,6 +206,10 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
 
     by_anchor = staging.assign(csv=staging["source_kind"].eq("CSV"), directory=staging["source_kind"].eq("DIRECTORY")).groupby("anchor")
     csv_any, directory_any = by_anchor["csv"].any(), by_anchor["directory"].any()
+    # The sources this batch brings to each cluster, spelled as data_source spells them.
+    brought = pd.Series(np.select([csv_any.to_numpy(dtype=bool) & directory_any.to_numpy(dtype=bool),
+                                   csv_any.to_numpy(dtype=bool), directory_any.to_numpy(dtype=bool)],
+                                  ["CSV,DIRECTORY", "CSV", "DIRECTORY"], None), index=csv_any.index, dtype="string")
 
     originals = staging[staging["original_name"].notna()].sort_values(["anchor", "order"]).drop_duplicates("anchor").set_index("anchor")["original_name"]
 
@@ -213,9 +217,7 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     for column, _, _ in PERSON_FIELDS:
         new_persons[column] = chosen[column].reindex(new_anchors).to_numpy()
     csv_new = csv_any.reindex(new_anchors).fillna(False).to_numpy(dtype=bool)
-    directory_new = directory_any.reindex(new_anchors).fillna(False).to_numpy(dtype=bool)
-    new_persons["data_source"] = np.select(
-        [csv_new & directory_new, csv_new, directory_new], ["CSV,DIRECTORY", "CSV", "DIRECTORY"], None)
+    new_persons["data_source"] = brought.reindex(new_anchors).to_numpy(dtype=object, na_value=None)
     new_persons["csv_enriched"] = csv_new
     new_persons["original_name"] = originals.reindex(new_anchors).to_numpy()
 
@@ -227,11 +229,8 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         updates[column] = fill.to_numpy()
         changed |= fill.notna().to_numpy()
     old_source = _as_text(existing.loc[exist_anchors, "stored_data_source"])
-    kinds = pd.Series(np.select([csv_any.to_numpy(dtype=bool) & directory_any.to_numpy(dtype=bool),
-                                 csv_any.to_numpy(dtype=bool), directory_any.to_numpy(dtype=bool)],
-                                ["CSV,DIRECTORY", "CSV", "DIRECTORY"], ""), index=csv_any.index).reindex(exist_anchors)
     new_source = union_of_tokens(np.concatenate([exist_anchors, exist_anchors]),
-                                 pd.concat([old_source, kinds.astype("string")])).reindex(exist_anchors)
+                                 pd.concat([old_source, brought.reindex(exist_anchors)])).reindex(exist_anchors)
     updates["data_source"] = new_source.to_numpy()
     changed |= (new_source.fillna("\x00") != old_source.fillna("\x00")).to_numpy()
     old_csv = existing.loc[exist_anchors, "stored_csv_enriched"].isin(["t", "true", True]).to_numpy(dtype=bool)
