@@ -13,8 +13,8 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +38,18 @@ def _admin(services: local.LocalServices) -> psycopg2.extensions.connection:
 
 def _url(services: local.LocalServices, database: str) -> str:
     return f"postgresql://postgres@127.0.0.1:{services.pg_port}/{database}"
+
+
+@contextmanager
+def _database(services: local.LocalServices, name: str, template: str | None = None) -> Iterator[str]:
+    """A database on the session cluster (a copy of `template`), dropped on exit; yields its URL."""
+    with closing(_admin(services)) as admin, admin.cursor() as cur:
+        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"' if template else f'CREATE DATABASE "{name}"')
+    try:
+        yield _url(services, name)
+    finally:
+        with closing(_admin(services)) as admin, admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="session")
@@ -142,10 +154,9 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     """Fresh databases from the templates, a fresh bucket name and files root, env pointing at them."""
     n = next(_counter)
     tag = f"{os.getpid()}_{n}"
-    staging_db, production_db = f"stg_{tag}", f"prod_{tag}"
-    with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{staging_db}" TEMPLATE "{STAGING_TEMPLATE}"')
-        cur.execute(f'CREATE DATABASE "{production_db}" TEMPLATE "{PRODUCTION_TEMPLATE}"')
+    databases = ExitStack()
+    staging_url = databases.enter_context(_database(services, f"stg_{tag}", STAGING_TEMPLATE))
+    production_url = databases.enter_context(_database(services, f"prod_{tag}", PRODUCTION_TEMPLATE))
     files_root = tmp_path / "staging_files"
     files_root.mkdir()
     dagster_home = tmp_path / "dagster_home"
@@ -153,8 +164,8 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     env = services.env()
     bucket = f"docs-{uuid.uuid4().hex[:12]}"
     env.update({
-        "STAGING_DATABASE_URL": _url(services, staging_db),
-        "DATABASE_URL": _url(services, production_db),
+        "STAGING_DATABASE_URL": staging_url,
+        "DATABASE_URL": production_url,
         "MINIO_BUCKET": bucket,
         "STAGING_FILES_ROOT": str(files_root),
         "DAGSTER_HOME": str(dagster_home),
@@ -169,6 +180,38 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
         yield result
     finally:
         result.close()
-        with closing(_admin(services)) as admin, admin.cursor() as cur:
-            for name in (staging_db, production_db):
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        databases.close()
+
+
+@pytest.fixture
+def scratch_databases(services: local.LocalServices) -> Iterator[Callable[..., str]]:
+    """Factory: scratch_databases(name, template=None) -> URL of a new database, dropped at teardown."""
+    with ExitStack() as stack:
+        yield lambda name, template=None: stack.enter_context(_database(services, name, template))
+
+
+@dataclass
+class DagsterHome:
+    """A DAGSTER_HOME with the repo's dagster.yaml, Dagster's storage in a database of its own."""
+
+    path: Path
+    pg_url: str
+
+
+@pytest.fixture
+def pg_dagster_home(scratch_databases, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DagsterHome:
+    """For `dagster dev` and `ice-pipeline` subprocesses: a real instance on PostgreSQL, tables created."""
+    from dagster import DagsterInstance
+    from dagster._core.instance.ref import InstanceRef
+
+    url = scratch_databases(f"dagster_{uuid.uuid4().hex[:10]}").replace("postgresql://", "postgresql+psycopg2://", 1)
+    home = tmp_path / "dagster_home_pg"
+    home.mkdir()
+    shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")
+    # Create Dagster's tables once, up front: two processes starting on an empty
+    # database at the same instant would race on the schema migration.
+    with monkeypatch.context() as patch:
+        patch.setenv("DAGSTER_PG_URL", url)
+        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
+            pass
+    return DagsterHome(home, url)

@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
@@ -31,7 +29,6 @@ import pytest
 import requests
 
 from ice_pipeline import demo_data as demo
-from ice_pipeline import local
 from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG
 
 REPO = Path(__file__).resolve().parents[1]
@@ -43,32 +40,6 @@ STOP_TIMEOUT_S = 30
 
 
 # --- fixtures -----------------------------------------------------------------------
-
-def _admin(services: local.LocalServices) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(host="127.0.0.1", port=services.pg_port, user="postgres", dbname="postgres")
-    conn.autocommit = True
-    return conn
-
-
-@dataclass
-class DagsterHome:
-    path: Path
-    pg_url: str
-
-
-@pytest.fixture
-def dagster_home(services: local.LocalServices, tmp_path: Path) -> Iterator[DagsterHome]:
-    """A DAGSTER_HOME with the repo's dagster.yaml; Dagster's storage in a fresh database."""
-    name = f"dagster_{uuid.uuid4().hex[:10]}"
-    with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    home = tmp_path / "dagster_home_ui"
-    home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    yield DagsterHome(home, f"postgresql+psycopg2://postgres@127.0.0.1:{services.pg_port}/{name}")
-    with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -139,10 +110,10 @@ class Server:
 
 
 @pytest.fixture
-def dagster_ui(pipeline, dagster_home: DagsterHome, tmp_path: Path) -> Iterator[Server]:
+def dagster_ui(pipeline, pg_dagster_home, tmp_path: Path) -> Iterator[Server]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(pipeline.env)
-    env.update({"DAGSTER_HOME": str(dagster_home.path), "DAGSTER_PG_URL": dagster_home.pg_url})
+    env.update({"DAGSTER_HOME": str(pg_dagster_home.path), "DAGSTER_PG_URL": pg_dagster_home.pg_url})
     port = free_port()
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
@@ -152,7 +123,7 @@ def dagster_ui(pipeline, dagster_home: DagsterHome, tmp_path: Path) -> Iterator[
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole, like Ctrl-C in a terminal
         )
-    server = Server(proc, f"http://127.0.0.1:{port}", dagster_home.path, log)
+    server = Server(proc, f"http://127.0.0.1:{port}", pg_dagster_home.path, log)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:
@@ -316,14 +287,14 @@ def failure_messages(server: Server, run_id: str) -> list[str]:
 
 # --- tests ---------------------------------------------------------------------------
 
-def test_repo_dagster_yaml_is_valid_for_this_dagster(dagster_home: DagsterHome, monkeypatch: pytest.MonkeyPatch):
+def test_repo_dagster_yaml_is_valid_for_this_dagster(pg_dagster_home, monkeypatch: pytest.MonkeyPatch):
     """dagster.yaml loads (storage, concurrency.runs.tag_concurrency_limits, run_retries) on this Dagster."""
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
     from dagster._core.run_coordinator import QueuedRunCoordinator
 
-    monkeypatch.setenv("DAGSTER_PG_URL", dagster_home.pg_url)
-    with DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home.path))) as instance:
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_dagster_home.pg_url)
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(pg_dagster_home.path))) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits

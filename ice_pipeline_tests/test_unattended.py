@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 import psycopg2
@@ -33,8 +33,10 @@ from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG, migrate_to_production
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows, run_key_for, staging_high_water_marks
 
+if TYPE_CHECKING:
+    from conftest import DagsterHome
+
 CLI = str(Path(sys.executable).parent / "ice-pipeline")
-REPO = Path(__file__).resolve().parents[1]
 # Enough rows that the window between resolved_persons' commit and prod_students'
 # commit (the blocking person checks run in between) is wide enough to hit by polling.
 KILL_PERSONS = 3000
@@ -75,42 +77,30 @@ class Databases:
             conn.close()
 
 
-def _admin(services: local.LocalServices) -> psycopg2.extensions.connection:
-    conn = psycopg2.connect(host="127.0.0.1", port=services.pg_port, user="postgres", dbname="postgres")
-    conn.autocommit = True
-    return conn
-
-
 @pytest.fixture
-def make_databases(services: local.LocalServices, tmp_path: Path) -> Iterator:
+def make_databases(services: local.LocalServices, scratch_databases, tmp_path: Path) -> Iterator:
     """Factory of extra database pairs (dropped at teardown), for reference runs next to `pipeline`."""
-    created: list[tuple[Databases, list[str]]] = []
+    created: list[Databases] = []
 
     def make() -> Databases:
         tag = uuid.uuid4().hex[:10]
-        staging_db, production_db = f"stg_u_{tag}", f"prod_u_{tag}"
-        with closing(_admin(services)) as admin, admin.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{staging_db}" TEMPLATE "tpl_staging"')
-            cur.execute(f'CREATE DATABASE "{production_db}" TEMPLATE "tpl_production"')
-        base = f"postgresql://postgres@127.0.0.1:{services.pg_port}"
+        staging_url = scratch_databases(f"stg_u_{tag}", "tpl_staging")
+        production_url = scratch_databases(f"prod_u_{tag}", "tpl_production")
         files_root = tmp_path / f"files_{tag}"
         files_root.mkdir()
         home = tmp_path / f"dagster_home_{tag}"
         home.mkdir()
         env = services.env()
-        env.update({"STAGING_DATABASE_URL": f"{base}/{staging_db}", "DATABASE_URL": f"{base}/{production_db}",
+        env.update({"STAGING_DATABASE_URL": staging_url, "DATABASE_URL": production_url,
                     "MINIO_BUCKET": f"docs-{tag}", "STAGING_FILES_ROOT": str(files_root),
                     "DAGSTER_HOME": str(home)})
-        dbs = Databases(env["STAGING_DATABASE_URL"], env["DATABASE_URL"], env, files_root)
-        created.append((dbs, [staging_db, production_db]))
+        dbs = Databases(staging_url, production_url, env, files_root)
+        created.append(dbs)
         return dbs
 
     yield make
-    for dbs, names in created:
+    for dbs in created:
         dbs.close()
-        with closing(_admin(services)) as admin, admin.cursor() as cur:
-            for name in names:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def as_databases(pipeline) -> Databases:
@@ -252,45 +242,14 @@ def sensor_context(dbs: Databases, cursor: str | None = None):
     })
 
 
-@dataclass
-class CliHome:
-    """DAGSTER_HOME for `ice-pipeline migrate` subprocesses: the repo's dagster.yaml, storage in PostgreSQL."""
-
-    path: Path
-    pg_url: str
-
-
-@pytest.fixture
-def cli_home(services: local.LocalServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[CliHome]:
-    from dagster import DagsterInstance
-    from dagster._core.instance.ref import InstanceRef
-
-    name = f"dagster_u_{uuid.uuid4().hex[:10]}"
-    with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}"')
-    home = tmp_path / "dagster_home_cli"
-    home.mkdir()
-    shutil.copyfile(REPO / "dagster.yaml", home / "dagster.yaml")
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:{services.pg_port}/{name}"
-    # Create Dagster's tables once, up front: two processes starting on an empty
-    # database at the same instant would race on the schema migration.
-    with monkeypatch.context() as patch:
-        patch.setenv("DAGSTER_PG_URL", url)
-        with DagsterInstance.from_ref(InstanceRef.from_dir(str(home))):
-            pass
-    yield CliHome(home, url)
-    with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def cli_env(dbs: Databases, home: CliHome) -> dict[str, str]:
+def cli_env(dbs: Databases, home: DagsterHome) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(dbs.env)
     env.update({"DAGSTER_HOME": str(home.path), "DAGSTER_PG_URL": home.pg_url})
     return env
 
 
-def start_cli(dbs: Databases, home: CliHome, *args: str) -> subprocess.Popen:
+def start_cli(dbs: Databases, home: DagsterHome, *args: str) -> subprocess.Popen:
     return subprocess.Popen([CLI, "migrate", "--json", *args], env=cli_env(dbs, home),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
 
@@ -480,12 +439,12 @@ def test_increments_equal_one_batch_small_cases(case, pipeline, make_databases, 
 # --- killed run -------------------------------------------------------------------
 
 def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipeline, make_databases, use_env,
-                                                                            cli_home):
+                                                                            pg_dagster_home):
     data = demo.generate(KILL_PERSONS, seed=KILL_SEED, documents=False)
     killed = as_databases(pipeline)
     load_staging(killed, data)
 
-    proc = start_cli(killed, cli_home)
+    proc = start_cli(killed, pg_dagster_home)
     watch = killed.connect()
     hit = False
     try:
@@ -515,7 +474,7 @@ def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipel
     # The sensor still sees the work (the watermark did not move).
     assert isinstance(new_staging_rows(sensor_context(killed)), RunRequest)
 
-    rerun = start_cli(killed, cli_home)
+    rerun = start_cli(killed, pg_dagster_home)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err[-2000:]
     summary = json.loads(out.strip().splitlines()[-1])
@@ -532,13 +491,13 @@ def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipel
 
 # --- two runs at once ---------------------------------------------------------------
 
-def test_two_runs_started_together_never_duplicate(pipeline, make_databases, use_env, cli_home):
+def test_two_runs_started_together_never_duplicate(pipeline, make_databases, use_env, pg_dagster_home):
     data = demo.generate(1500, seed=99, documents=False)
     shared = as_databases(pipeline)
     load_staging(shared, data)
 
     # Same DAGSTER_HOME (the repo's dagster.yaml), as two terminals or a cron job on one machine would have.
-    procs = [start_cli(shared, cli_home) for _ in range(2)]
+    procs = [start_cli(shared, pg_dagster_home) for _ in range(2)]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=300)
@@ -560,7 +519,7 @@ def test_two_runs_started_together_never_duplicate(pipeline, make_databases, use
     assert_same_state(production_state(shared), production_state(reference))
 
 
-def test_second_run_waits_for_the_lock_then_writes_nothing_new(pipeline, use_env, cli_home):
+def test_second_run_waits_for_the_lock_then_writes_nothing_new(pipeline, use_env, pg_dagster_home):
     """The advisory lock as last line of defence: a run blocked by it waits, then finds the work done."""
     dbs = as_databases(pipeline)
     pipeline.insert("staging_student", [student_row()])
@@ -568,7 +527,7 @@ def test_second_run_waits_for_the_lock_then_writes_nothing_new(pipeline, use_env
     holder.autocommit = False
     with holder.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
-    proc = start_cli(dbs, cli_home)
+    proc = start_cli(dbs, pg_dagster_home)
     try:
         deadline = time.monotonic() + 60
         waiting = 0
