@@ -18,7 +18,8 @@ WHOLE_DATABASE_DUPLICATES = {
     "persons_same_name_birth_date_without_distinguishing_id": """
         SELECT count(*) FROM (SELECT 1 FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
         WHERE k.birth_date IS NOT NULL AND k.name_key IS NOT NULL GROUP BY k.name_key, k.birth_date
-        HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1) d""",
+        HAVING count(*) > 1 AND count(DISTINCT k.cedula) <= 1 AND count(DISTINCT k.email) <= 1
+               AND count(DISTINCT k.student_number) <= 1) d""",
     "students_same_person": "SELECT count(*) FROM (SELECT 1 FROM students GROUP BY person_id HAVING count(*) > 1) d",
     "leads_same_key": """
         SELECT count(*) FROM (SELECT 1 FROM leads GROUP BY person_id,

@@ -665,6 +665,12 @@ def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipelin
     assert summary["persons_created"] == 2
     assert db.query("SELECT student_number FROM ice_pipeline.person_keys ORDER BY 1") == [
         ("ICE-2019-0000001",), ("ICE-2021-0000002",)]
+    # `ice-pipeline report` applies the same rule to the whole database
+    from ice_pipeline.reporting import build_report
+
+    report = build_report(pipeline.staging, pipeline.production)
+    assert report["duplicates"]["persons_same_name_birth_date_without_distinguishing_id"] == 0
+    assert report["healthy"]
     # the same pair without student numbers is one person, as DESIGN §4 says
     db.reset()
     db.insert_mixed([
