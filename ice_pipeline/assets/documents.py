@@ -191,9 +191,7 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
     # 2. Upload the missing objects, outside the transaction; a file changed meanwhile waits.
     upload_started = time.monotonic()
     outcomes = _upload(document_store, fresh) if not options.dry_run and len(fresh) else []
-    refused = {(r.student_id, r.checksum): o.reason
-               for r, o in zip(fresh.itertuples(index=False), outcomes, strict=True) if o.status == "refused"}
-    fresh = docs.drop_refused(plan, fresh, refused, linked_docs)
+    fresh = docs.drop_refused(plan, fresh, outcomes, linked_docs)
     upload_seconds = time.monotonic() - upload_started
 
     # 3. One transaction: re-check, insert, link, reject, watermark.

@@ -555,10 +555,12 @@ def upload_items(fresh: pd.DataFrame) -> list[UploadItem]:
     return items
 
 
-def drop_refused(plan: DocumentPlan, fresh: pd.DataFrame, refused: dict[tuple[str, str], str],
-                 linked_docs: set[int]) -> pd.DataFrame:
+def drop_refused(plan: DocumentPlan, fresh: pd.DataFrame, outcomes: list, linked_docs: set[int]) -> pd.DataFrame:
     """Take the groups the store refused (file changed while uploading) out of the plan: every staging
-    row of such a group waits for the next run (a retryable rejection). Returns the fresh rows left."""
+    row of such a group waits for the next run (a retryable rejection). `outcomes` are the uploads of
+    `fresh`, in order (none on a dry run). Returns the fresh rows left."""
+    refused = {(r.student_id, r.checksum): o.reason
+               for r, o in zip(fresh.itertuples(index=False), outcomes, strict=False) if o.status == "refused"}
     if not refused:
         return fresh
     accepted = plan.accepted
