@@ -85,7 +85,7 @@ def test_open_v3_transaction_hidden_from_the_role_stops_the_run_then_nothing_is_
         pipeline.insert("staging_student", [student("ST-QUICK", "79456123")])  # committed meanwhile
         first = pipeline.run()
         assert not first["success"]
-        assert f"GRANT pg_read_all_stats TO {reader}" in first["error"]
+        assert f'GRANT pg_read_all_stats TO "{reader}";' in first["error"]
         assert students(pipeline) == []  # stopped before reading: no watermark moved past the late row
         assert pipeline.query("SELECT * FROM ice_pipeline.watermarks") == []
         v3.commit()

@@ -9,10 +9,12 @@ the same one.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 
 import pandas as pd
 from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
+from psycopg2.extensions import quote_ident
 
 from ice_pipeline.db import read_frame
 
@@ -110,6 +112,25 @@ WHERE l.locktype = 'relation'
 """
 
 
+@dataclass(frozen=True)
+class OpenWriters:
+    """The V3 transactions writing the watermarked staging tables right now (OPEN_WRITERS)."""
+
+    checked_at: dt.datetime            # now() of the checking transaction
+    oldest_start: dt.datetime | None   # earliest xact_start among those this role can see
+    count: int                         # open write transactions
+    hidden: int                        # of which this role cannot see the start
+    role: str
+    can_read_all_stats: bool
+
+
+def open_writers(cur: Cursor) -> OpenWriters:
+    """Who writes the staging tables now. The sensor can use it to wait for V3's commit before launching."""
+    cur.execute(OPEN_WRITERS)
+    checked_at, oldest_start, count, hidden, role, can_read_all_stats = cur.fetchone()
+    return OpenWriters(checked_at, oldest_start, int(count), int(hidden), role, bool(can_read_all_stats))
+
+
 class OpenWriterNotVisible(RuntimeError):
     """A V3 write transaction is open and this role cannot see when it began: reading now could skip rows."""
 
@@ -162,18 +183,19 @@ def open_writer_cap(conn: Connection) -> tuple[dt.datetime, int]:
     set updated_at at insert time (clock_timestamp()).
     """
     with conn.cursor() as cur:
-        cur.execute(OPEN_WRITERS)
-        checked_at, oldest_start, writers, hidden, role, can_read_all_stats = cur.fetchone()
-    if hidden:
-        fix = (f"GRANT pg_read_all_stats TO {role}; (as a superuser) lets it read below their start instead"
-               if not can_read_all_stats else "they are prepared transactions (COMMIT/ROLLBACK PREPARED ends them)")
+        writers = open_writers(cur)
+    if writers.hidden:
+        grantee = quote_ident(writers.role, conn)
+        fix = (f"GRANT pg_read_all_stats TO {grantee}; (as a superuser) lets it read below their start instead"
+               if not writers.can_read_all_stats
+               else "they are prepared transactions (COMMIT/ROLLBACK PREPARED ends them)")
         raise OpenWriterNotVisible(
-            f"{hidden} open V3 write transaction(s) on the staging tables, and the staging role {role} cannot see "
-            f"when they began: stopped before reading, so that no row they commit later is skipped; {fix}. "
-            "The next run after they commit reads everything."
+            f"{writers.hidden} open V3 write transaction(s) on the staging tables, and the staging role "
+            f"{writers.role} cannot see when they began: stopped before reading, so that no row they commit later "
+            f"is skipped; {fix}. The next run after they commit reads everything."
         )
-    cap = min(oldest_start, checked_at) if oldest_start is not None else checked_at
-    return cap, int(writers)
+    oldest = writers.oldest_start
+    return (min(oldest, writers.checked_at) if oldest is not None else writers.checked_at), writers.count
 
 
 def arrival_cut(cur: Cursor, marks: dict[str, tuple], limit: int, cap: dt.datetime) -> tuple | None:
