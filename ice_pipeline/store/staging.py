@@ -94,12 +94,15 @@ FROM staging_reference_data ORDER BY category, code
 # sessions of this database holding a row-writing lock on them. pg_locks is
 # readable by every role; pg_stat_activity.xact_start of another role's session
 # is NULL unless the reader has pg_read_all_stats. A prepared transaction holds
-# its locks with no pid (its start is unknown to anyone).
+# its locks with no pid (its start is unknown to anyone). A session that ended
+# between reading pg_locks and pg_stat_activity has committed (or not) before
+# the read's snapshot: not a writer to wait for.
 OPEN_WRITERS = """
 SELECT now() AS checked_at,
        min(a.xact_start) AS oldest_start,
-       count(DISTINCT l.virtualtransaction) AS writers,
-       count(DISTINCT l.virtualtransaction) FILTER (WHERE a.xact_start IS NULL) AS hidden,
+       count(DISTINCT l.virtualtransaction) FILTER (WHERE l.pid IS NULL OR a.pid IS NOT NULL) AS writers,
+       count(DISTINCT l.virtualtransaction)
+         FILTER (WHERE l.pid IS NULL OR (a.pid IS NOT NULL AND a.xact_start IS NULL)) AS hidden,
        current_user AS role,
        pg_has_role(current_user, 'pg_read_all_stats', 'USAGE') AS can_read_all_stats
 FROM pg_locks l
