@@ -1,0 +1,1 @@
+"""SQL of the pipeline's stages, as named constants (one module per stage)."""
