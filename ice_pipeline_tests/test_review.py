@@ -422,3 +422,21 @@ def test_import_with_one_bad_line_records_nothing_and_names_the_line(pipeline, t
     assert "line 3:" in output and "one of keep_existing, take_incoming" in output and "nothing was recorded" in output
     assert _status(pipeline, field) == ("open", None, None)
     assert _status(pipeline, untouched) == ("open", None, None)
+
+
+def test_the_run_merges_before_it_resolves_new_rows(pipeline):
+    """A same_person decision is applied first thing in the run: a new row carrying the absorbed
+    person's e-mail joins the person that stays (never the one that is gone)."""
+    stayer = _existing_person(pipeline, "2023-01-01", full_name="Ana Gómez", cedula="1020345678")
+    absorbed = _existing_person(pipeline, "2024-01-01", full_name="Ana Gomez", email="ana@mail.com")
+    item = _item(pipeline, "possible_duplicate", person_id=stayer, candidate_person_id=absorbed)
+    cli("review", "resolve", item, "same_person", "--person", stayer)
+    (row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", email="ana@mail.com",
+                                                      source="csv_only")])
+    summary = pipeline.run()
+    assert summary["success"] and summary["review_decisions_applied"] == 1 and summary["persons_created"] == 0, \
+        summary
+    assert pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
+                           "'staging_student' AND staging_id = %s AND entity = 'person'", (row,)) == stayer
+    assert pipeline.query("SELECT id::text, email FROM persons") == [(stayer, "ana@mail.com")]
+    assert pipeline.scalar("SELECT person_id::text FROM students") == stayer
