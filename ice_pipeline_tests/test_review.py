@@ -318,6 +318,9 @@ def test_not_same_closes_the_pair_for_good(pipeline):
     b = _existing_person(pipeline, full_name="Ana Gomez")
     item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
     cli("review", "resolve", item, "not_same")
+    dry = pipeline.run(dry_run=True)
+    assert dry["success"] and dry["review_decisions_applied"] == 1, dry  # what the run would apply
+    assert _status(pipeline, item)[0] == "resolved"
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 1, summary
     assert _status(pipeline, item)[:2] == ("applied", "not_same")

@@ -27,6 +27,7 @@ from psycopg2.extras import RealDictCursor
 
 from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
 from ice_pipeline.db import copy_into_temp
+from ice_pipeline.review import DECISIONS
 from ice_pipeline.store import review as sql
 
 PERSON_FIELDS = tuple(sql.SET_PERSON_FIELD)
@@ -86,6 +87,8 @@ def apply_decisions(conn: Connection, run_id: str) -> ApplyResult:
                 if item is None or item["status"] != "resolved":
                     continue  # answered again or applied by someone else meanwhile
                 decision = item["decision_kind"]
+                if decision not in DECISIONS[item["kind"]]:  # written around the CLI: never guessed at
+                    raise Refused(f"'{decision}' is not a decision for a {item['kind']}")
                 applied = APPLIERS[item["kind"]](cur, item, run_id)
                 cur.execute(sql.MARK_APPLIED, {"id": item_id, "applied": json.dumps(applied, default=str)})
             result.applied[decision] = result.applied.get(decision, 0) + 1
