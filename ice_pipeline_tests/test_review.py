@@ -254,7 +254,7 @@ def test_same_person_merges_the_two_production_persons(pipeline):
     same_file = _document(pipeline, kept_student, "a" * 64)
     duplicate_file, other_file = _document(pipeline, gone_student, "a" * 64), _document(pipeline, gone_student, "b" * 64)
     kept_lead = _lead(pipeline, stayer, "Au Pair")
-    duplicate_lead = _lead(pipeline, absorbed, "au pair", notes="call back")
+    duplicate_lead = _lead(pipeline, absorbed, "AU-PAIR", notes="call back")
     other_lead = _lead(pipeline, absorbed, "Camp")
     _link(pipeline, "staging_student", 5, "person", absorbed)
     _link(pipeline, "staging_student", 5, "student", gone_student)

@@ -26,7 +26,8 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import RealDictCursor
 
 from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
-from ice_pipeline.db import copy_into_temp
+from ice_pipeline.db import copy_into_temp, read_frame
+from ice_pipeline.logic.normalize import label_key
 from ice_pipeline.review import DECISIONS
 from ice_pipeline.store import review as sql
 
@@ -168,6 +169,19 @@ def apply_possible_duplicate(cur: Cursor, item: dict, run_id: str) -> dict:
     return merge_persons(cur, stayer, absorbed, item["id"], run_id)
 
 
+def lead_merges(leads: pd.DataFrame, stayer: str) -> pd.DataFrame:
+    """(from_id, to_id): each lead of the absorbed person that has the key of a lead of the stayer
+    (the stayer's oldest with that key), as prod_leads keys them: (service, event) when both are set,
+    else the program."""
+    both = leads["service_id"].notna() & leads["event_id"].notna()
+    key = ("se|" + leads["service_id"].fillna("") + "|" + leads["event_id"].fillna("")).where(
+        both, "pt|" + label_key(leads["program_type"]).fillna(""))
+    leads = leads.assign(key=key)
+    kept = leads[leads["person_id"] == stayer].drop_duplicates("key").set_index("key")["lead_id"]
+    gone = leads[leads["person_id"] != stayer]
+    return pd.DataFrame({"from_id": gone["lead_id"].to_numpy(), "to_id": gone["key"].map(kept).to_numpy()}).dropna()
+
+
 def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_id: str) -> dict:
     """Move everything of `absorbed` to `stayer`, fill the stayer's NULLs, delete `absorbed`."""
     now = _now()
@@ -195,7 +209,8 @@ def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_i
         cur.execute(sql.FILL_STUDENT, both)
         cur.execute("DROP TABLE tmp_absorbed_student")
         applied["student_merged"] = {"from": gone["student_id"], "into": kept["student_id"]}
-    cur.execute(sql.MATCH_LEADS, ids)
+    copy_into_temp(cur, "tmp_lead_merge", sql.LEAD_MERGE_COLUMNS, lead_merges(read_frame(cur, sql.READ_PAIR_LEADS, ids),
+                                                                            stayer))
     cur.execute(sql.FILL_MERGED_LEADS, ids)
     cur.execute(sql.REDIRECT_MERGED_LEAD_LINKS, ids)
     cur.execute(sql.DELETE_MERGED_LEADS, ids)

@@ -241,21 +241,15 @@ FROM tmp_absorbed_student a
 WHERE s.id = %(stayer_student)s
 """
 # Leads: the absorbed person's lead that has the same key as one of the stayer's -- (service, event)
-# when both are set, else the program -- fills that lead's NULLs and is dropped (its lineage follows);
-# the others move.
-MATCH_LEADS = """
-CREATE TEMP TABLE tmp_lead_merge ON COMMIT DROP AS
-SELECT DISTINCT ON (a.id) a.id AS from_id, s.id AS to_id
-FROM leads a
-JOIN leads s ON s.person_id = %(stayer)s
- AND ((a.service_id IS NOT NULL AND a.event_id IS NOT NULL
-       AND s.service_id = a.service_id AND s.event_id = a.event_id)
-   OR (NOT (a.service_id IS NOT NULL AND a.event_id IS NOT NULL)
-       AND NOT (s.service_id IS NOT NULL AND s.event_id IS NOT NULL)
-       AND lower(btrim(coalesce(s.program_type, ''))) = lower(btrim(coalesce(a.program_type, '')))))
-WHERE a.person_id = %(absorbed)s
-ORDER BY a.id, s.created_at, s.id
+# when both are set, else the program (keys computed in Python: logic/normalize.label_key) -- fills
+# that lead's NULLs and is dropped (its lineage follows); the others move.
+READ_PAIR_LEADS = """
+SELECT id::text AS lead_id, person_id::text AS person_id, service_id::text AS service_id,
+       event_id::text AS event_id, program_type
+FROM leads WHERE person_id IN (%(stayer)s, %(absorbed)s)
+ORDER BY created_at, id
 """
+LEAD_MERGE_COLUMNS = {"from_id": "uuid", "to_id": "uuid"}
 FILL_MERGED_LEADS = """
 UPDATE leads s SET
     lead_date = coalesce(s.lead_date, a.lead_date),
