@@ -77,7 +77,11 @@ def export_items(conn: Connection, path: Path, kind: str | None = None) -> int:
             items = cur.fetchall()
     finally:
         conn.rollback()
-    with path.open("w", newline="", encoding="utf-8") as handle:
+    try:
+        handle = path.open("w", newline="", encoding="utf-8")
+    except OSError as error:
+        raise ReviewError(f"Cannot write {path}: {error.strerror}.") from None
+    with handle:
         writer = csv.writer(handle)
         writer.writerow(COLUMNS)
         for item in items:
@@ -104,7 +108,7 @@ def import_decisions(conn: Connection, path: Path) -> ImportReport:
             raise ImportErrors([(1, f"the header lacks the column(s) {', '.join(missing)}")])
         for line in reader:
             number = reader.line_num
-            decision = (line.get("decision") or "").strip()
+            decision = (line.get("decision") or "").strip().lower()
             person = (line.get("decision_person_id") or "").strip() or None
             if not decision:
                 skipped += 1
