@@ -443,3 +443,25 @@ def test_the_run_merges_before_it_resolves_new_rows(pipeline):
                            "'staging_student' AND staging_id = %s AND entity = 'person'", (row,)) == stayer
     assert pipeline.query("SELECT id::text, email FROM persons") == [(stayer, "ana@mail.com")]
     assert pipeline.scalar("SELECT person_id::text FROM students") == stayer
+
+
+def test_review_apply_waits_for_a_running_migration_then_says_so(pipeline):
+    from ice_pipeline.resources import RUN_LOCK_KEY
+    from ice_pipeline.review.apply import MigrationRunning, apply_now
+
+    a = _existing_person(pipeline, full_name="Ana Gómez")
+    b = _existing_person(pipeline, full_name="Ana Gomez")
+    item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
+    cli("review", "resolve", item, "same_person", "--person", a)
+    running = pipeline.production  # a migration run's session holding the run lock
+    with running.cursor() as cur:
+        cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
+    with closing(psycopg2.connect(pipeline.production_url)) as conn, pytest.raises(MigrationRunning):
+        apply_now(conn, wait_seconds=1)
+    assert _status(pipeline, item)[0] == "resolved"
+    with running.cursor() as cur:
+        cur.execute("SELECT pg_advisory_unlock(%s)", (RUN_LOCK_KEY,))
+    with closing(psycopg2.connect(pipeline.production_url)) as conn:
+        _, result = apply_now(conn, wait_seconds=1)
+    assert result.applied == {"same_person": 1} and _status(pipeline, item)[0] == "applied"
+    assert "does not exist" in cli("review", "show", 999999, code=2)
