@@ -95,9 +95,10 @@ def apply_decisions(conn: Connection, run_id: str) -> ApplyResult:
             result.applied[decision] = result.applied.get(decision, 0) + 1
         except Refused as refusal:
             _refuse(conn, result, item_id, decision, str(refusal))
-        except psycopg2.IntegrityError as error:
+        except (psycopg2.IntegrityError, psycopg2.DataError) as error:
             # A constraint of the bot's schema we did not foresee (e.g. a table of the bot that
-            # references persons): the item's transaction was rolled back; say which constraint.
+            # references persons) or a value its column cannot hold (a birth date that is no date):
+            # the item's transaction was rolled back; say which constraint, never the value.
             diag = error.diag
             reason = f"the database refused it ({diag.message_primary or type(error).__name__}" + (
                 f", constraint {diag.constraint_name})" if diag.constraint_name else ")")
