@@ -100,7 +100,10 @@ def apply_decisions(conn: Connection, run_id: str) -> ApplyResult:
             # references persons) or a value its column cannot hold (a birth date that is no date):
             # the item's transaction was rolled back; say which constraint, never the value.
             diag = error.diag
-            reason = f"the database refused it ({diag.message_primary or type(error).__name__}" + (
+            # A data error's message quotes the value: only its kind is said.
+            said = type(error).__name__ if isinstance(error, psycopg2.DataError) else \
+                (diag.message_primary or type(error).__name__)
+            reason = f"the database refused it ({said}" + (
                 f", constraint {diag.constraint_name})" if diag.constraint_name else ")")
             _refuse(conn, result, item_id, decision, reason)
     return result
