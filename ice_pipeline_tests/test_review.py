@@ -209,9 +209,13 @@ def test_take_incoming_is_refused_when_another_person_holds_the_value(pipeline):
     person = _existing_person(pipeline, full_name="Ana Gómez", email="ana@mail.com")
     item = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=3, person_id=person,
                  field="email", existing_value="ana@mail.com", incoming_value="Shared@Mail.com")
+    not_a_date = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=4, person_id=person,
+                       field="birth_date", incoming_value="31/02/1990")
     cli("review", "resolve", item, "take_incoming")
+    cli("review", "resolve", not_a_date, "take_incoming")
     result = json.loads(cli("review", "apply", "--json", code=1))
     assert result["review_decisions_applied"] == 0 and holder in result["refused"][str(item)]
+    assert "1990" not in result["refused"][str(not_a_date)]  # the reason never quotes the value
     assert pipeline.scalar("SELECT email FROM persons WHERE id = %s", (person,)) == "ana@mail.com"
     assert _status(pipeline, item) == ("open", None, None)  # back in the queue, saying why
     assert "refused" in json.loads(cli("review", "show", item, "--json"))["details"]
