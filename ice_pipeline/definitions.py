@@ -40,7 +40,8 @@ def build_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
+    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
+            prod_leads, prod_documents],
     asset_checks=[*build_checks(), *document_checks],
     jobs=[migrate_to_production],
     schedules=[daily_migration],
