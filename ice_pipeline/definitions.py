@@ -8,6 +8,7 @@ from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
+from ice_pipeline.assets.review import applied_review_decisions
 from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
 from ice_pipeline.checks import build_checks
@@ -39,7 +40,8 @@ def build_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
+    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
+            prod_leads, prod_documents],
     asset_checks=[*build_checks(), *document_checks],
     jobs=[migrate_to_production],
     schedules=[daily_migration],
