@@ -5,7 +5,6 @@ with a reason. Each run re-resolves every person a new row touches with *all* of
 person's rows (their evidence), under one batch's rules: a run sees what one batch would see.
 """
 
-from __future__ import annotations
 
 import datetime as dt
 import time

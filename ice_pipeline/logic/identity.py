@@ -393,7 +393,10 @@ def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int
     owned = pd.DataFrame({"cluster": cluster[live], "person": owner[live], "node": np.flatnonzero(live)})
     owned = owned[owned["person"] >= 0]
     cluster_owner = owned.drop_duplicates("cluster").set_index("cluster")["person"]
-    clusters_of_person = owned.groupby("person")["cluster"].nunique()
+    # Split: the person's *rows* fall apart (its own stored keys may share nothing with a row whose
+    # only key is its name: that is no evidence of two people).
+    rows_owned = owned[~is_existing[owned["node"].to_numpy()]]
+    clusters_of_person = rows_owned.groupby("person")["cluster"].nunique()
     split = set(clusters_of_person.index[clusters_of_person.to_numpy() > 1].tolist())
     blocked = flagged | split
 
@@ -413,12 +416,11 @@ def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int
 
     false_merges: list[tuple[int, list[int], list[list[int]]]] = []
     for person in sorted(split - flagged):
-        mine = owned[owned["person"] == person]
+        mine = rows_owned[rows_owned["person"] == person]
         groups = {int(c): sorted(int(x) for x in g) for c, g in mine.groupby("cluster", sort=True)["node"]}
         home = int(cluster[person])
         stay_cluster = home if home in groups else min(groups, key=lambda c: groups[c][0])
-        stay = [x for x in groups[stay_cluster] if x != person]
-        moves = [[x for x in g if x != person] for c, g in groups.items() if c != stay_cluster]
-        false_merges.append((int(person), stay, [m for m in moves if m]))
+        moves = [g for c, g in groups.items() if c != stay_cluster]
+        false_merges.append((int(person), groups[stay_cluster], moves))
     return Assignment(person_anchor, in_review, review_reason, review_candidate, matched_by,
                       list(resolution.possible_duplicates), false_merges)
