@@ -66,6 +66,7 @@ def known_shared_values(cur: Cursor) -> dict[str, dict[str, str]]:
         reason=f"carried by more than {lp.CROWDED_VALUE_PERSONS} persons")
     found = pd.concat([known, crowded], ignore_index=True).drop_duplicates(["kind", "value"])
     copy_into_temp(cur, "tmp_shared", sql.SHARED_COLUMNS, found)
+    cur.execute(sql.KEEP_UNIQUE_VALUES)
     cur.execute(sql.MASK_SHARED_KEYS)
     return {kind: dict(zip(group["value"], group["reason"], strict=True)) for kind, group in found.groupby("kind")}
 

@@ -144,6 +144,31 @@ def decision_keys(nodes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     return keys
 
 
+def forget_evidenced(keys: pd.DataFrame, nodes: pd.DataFrame) -> pd.DataFrame:
+    """A production person's keys without the values its own rows carry.
+
+    The rows are the evidence; the stored person is what survivorship made of them, and would
+    glue together rows that one batch keeps apart (a birth date from one row, a cédula from
+    another). What is left on the person -- values the bot wrote -- still matches.
+    """
+    is_person = nodes["is_existing"].to_numpy(dtype=bool)
+    owner = nodes["owner"].to_numpy(dtype=np.int64)
+    rows = ~is_person & (owner >= 0)
+    if not rows.any() or not is_person.any():
+        return keys
+    person_index = np.flatnonzero(is_person)
+    forgotten = keys.copy()
+    for column in KEY_FIELDS:
+        carried = pd.DataFrame({"person": owner[rows], "value": keys[column].to_numpy()[rows]}).dropna()
+        if carried.empty:
+            continue
+        mine = pd.DataFrame({"person": person_index, "value": keys[column].to_numpy()[is_person]})
+        hit = mine.merge(carried.drop_duplicates(), on=["person", "value"], how="left", indicator=True)
+        evidenced = person_index[(hit["_merge"] == "both").to_numpy()]
+        forgotten.loc[evidenced, column] = pd.NA
+    return forgotten
+
+
 def mask_shared(keys: pd.DataFrame, shared: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Keys without the values that identify nobody (they stay on the rows as data)."""
     masked = keys.copy()
@@ -234,7 +259,7 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
     Shared values are found among the nodes (clearly different people carry them) and added to
     those known before; they are masked from the keys, never from the values.
     """
-    keys = decision_keys(nodes, decisions)
+    keys = forget_evidenced(decision_keys(nodes, decisions), nodes)
     found = shared_values(keys, SHARED_KINDS)
     shared = {kind: {**found.get(kind, {}), **known_shared.get(kind, {})} for kind in SHARED_KINDS}
     new_shared = pd.DataFrame([{"kind": k, "value": v, "reason": r} for k, values in found.items()

@@ -111,6 +111,12 @@ WHERE (s.kind = 'email' AND s.value IN (SELECT email FROM tmp_keys WHERE email I
    OR (s.kind = 'mobile' AND s.value IN (SELECT phone_tail FROM tmp_keys WHERE phone_tail IS NOT NULL))
 """
 SHARED_COLUMNS = {"kind": "text", "value": "text", "reason": "text"}
+# The batch's unique values as they came, before masking: whoever holds one must be read (not to
+# match on it, but so that survivorship never gives a held e-mail or cédula to another person).
+KEEP_UNIQUE_VALUES = """
+CREATE TEMP TABLE tmp_unique_values ON COMMIT DROP AS
+SELECT DISTINCT email, cedula FROM tmp_keys WHERE email IS NOT NULL OR cedula IS NOT NULL
+"""
 # The batch's keys without the values that identify nobody (they stay data on the rows).
 MASK_SHARED_KEYS = """
 UPDATE tmp_keys k SET
@@ -164,6 +170,12 @@ CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
     SELECT entity_id FROM ice_pipeline.source_links l
       JOIN tmp_keys k ON k.staging_table = l.staging_table AND k.staging_id = l.staging_id
      WHERE l.entity = 'person'
+    UNION
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT email FROM tmp_unique_values WHERE email IS NOT NULL) t ON t.email = k.email
+    UNION
+    SELECT k.person_id FROM ice_pipeline.person_keys k
+      JOIN (SELECT DISTINCT cedula FROM tmp_unique_values WHERE cedula IS NOT NULL) t ON t.cedula = k.cedula
     UNION
     SELECT l.person_id FROM leads l
       JOIN tmp_keys t ON l.source_file = t.source_file AND l.source_row = t.source_row
