@@ -93,12 +93,13 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
     cur.execute(sql.FIND_CANDIDATES)
     existing, history = read_nodes(cur, loadable, reference)
     flagged = set(read_frame(cur, sql.READ_FLAGGED)["person_id"])
+    accepted = set(read_frame(cur, sql.READ_ACCEPTED)["person_id"])
     batch = lp.staging_nodes(loadable, linked, same_row)
     context.log.info(f"resolving {len(loadable)} rows against {len(existing)} existing persons "
                      f"and {len(history)} rows linked to them before")
     for round_ in range(CANDIDATE_ROUNDS + 1):
         nodes = lp.order_nodes(existing, history, batch)
-        planned = lp.plan_resolution(nodes, decisions, flagged, known_shared)
+        planned = lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted)
         if round_ == CANDIDATE_ROUNDS:
             break
         # A stored person can match a key only the cluster has (its stored name with a birth date
@@ -114,6 +115,7 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
         existing = pd.concat([existing, more_existing], ignore_index=True)
         history = pd.concat([history, more_history], ignore_index=True)
         flagged = set(read_frame(cur, sql.READ_FLAGGED)["person_id"])
+        accepted = set(read_frame(cur, sql.READ_ACCEPTED)["person_id"])
         context.log.info(f"{len(more)} more existing persons share a key of a resolved cluster: resolving again")
     return planned
 

@@ -364,12 +364,14 @@ class Assignment:
     false_merges: list[tuple[int, list[int], list[list[int]]]] = field(default_factory=list)
 
 
-def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int] | None = None) -> Assignment:
+def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int] | None = None,
+                   accepted: set[int] | None = None) -> Assignment:
     """Map the clusters of `resolve_persons` onto production persons.
 
     `nodes` columns: `is_existing` (a production person), `is_history` (a row linked before, kept
     as evidence), `owner` (node index of the person a row is linked to, -1 otherwise). `flagged`:
-    person nodes already waiting for a false-merge decision.
+    person nodes already waiting for a false-merge decision; `accepted`: person nodes a person
+    decided to be one (kept together, or merged): their rows falling apart is not asked again.
 
     - A cluster without an owner is a new person; a cluster with one is that person (resolution
       never gives a cluster two owners: rows two persons share are possible duplicates).
@@ -379,6 +381,7 @@ def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int
     """
     n = len(nodes)
     flagged = set(flagged or ())
+    accepted = set(accepted or ())
     is_existing = nodes["is_existing"].to_numpy(dtype=bool)
     is_history = nodes["is_history"].to_numpy(dtype=bool)
     owner = np.where(is_existing, np.arange(n), nodes["owner"].to_numpy(dtype=np.int64))
@@ -397,7 +400,7 @@ def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int
     # only key is its name: that is no evidence of two people).
     rows_owned = owned[~is_existing[owned["node"].to_numpy()]]
     clusters_of_person = rows_owned.groupby("person")["cluster"].nunique()
-    split = set(clusters_of_person.index[clusters_of_person.to_numpy() > 1].tolist())
+    split = set(clusters_of_person.index[clusters_of_person.to_numpy() > 1].tolist()) - accepted
     blocked = flagged | split
 
     person_anchor = np.where(is_existing, np.arange(n), cluster)

@@ -111,7 +111,7 @@ def order_nodes(existing: pd.DataFrame, history: pd.DataFrame, batch: pd.DataFra
     """Existing persons first, then every staging row (evidence and batch) in arrival order, and
     each row's `owner`: the node index of the person it is linked to (-1 when none)."""
     staged = pd.concat([history, batch], ignore_index=True)
-    staged["_at"] = pd.to_datetime(staged["updated_at"], utc=True, format="mixed")
+    staged["_at"] = pd.to_datetime(staged["updated_at"], utc=True, format="ISO8601")
     staged["_rank"] = staged["staging_table"].map(ARRIVAL_RANK).fillna(2)
     # Rows linked before arrival times were recorded come first, as they did.
     staged = staged.sort_values(["_at", "_rank", "staging_id"], kind="stable", na_position="first").drop(
@@ -252,8 +252,15 @@ def _row_keys(nodes: pd.DataFrame, plan: PersonPlan, shared: dict[str, dict[str,
     })
 
 
+def _person_nodes(nodes: pd.DataFrame, person_ids: set[str]) -> set[int]:
+    is_person = nodes["is_existing"].to_numpy(dtype=bool)
+    chosen = nodes["person_id"].astype("string").isin(list(person_ids)).to_numpy(dtype=bool)
+    return set(np.flatnonzero(is_person & chosen).tolist())
+
+
 def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person_ids: set[str],
-                    known_shared: dict[str, dict[str, str]]) -> PersonResolution:
+                    known_shared: dict[str, dict[str, str]], accepted_person_ids: set[str] | None = None,
+                    decided_pairs: set[tuple[str, str]] | None = None) -> PersonResolution:
     """Resolve the nodes (see `order_nodes`) under one batch's rules and plan the writes.
 
     Shared values are found among the nodes (clearly different people carry them) and added to
@@ -266,10 +273,13 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
                                for v, r in values.items() if v not in known_shared.get(k, {})],
                               columns=["kind", "value", "reason"])
     resolution = resolve_persons(mask_shared(keys, shared).assign(owner=nodes["owner"].to_numpy()))
-    is_person = nodes["is_existing"].to_numpy(dtype=bool)
-    flagged = set(np.flatnonzero(is_person & nodes["person_id"].astype("string").isin(list(flagged_person_ids))
-                                 .to_numpy(dtype=bool)).tolist())
-    assignment = assign_persons(nodes, resolution, flagged)
+    assignment = assign_persons(nodes, resolution, _person_nodes(nodes, flagged_person_ids),
+                                _person_nodes(nodes, set(accepted_person_ids or ())))
+    if decided_pairs:  # pairs a person already answered (or split apart) are not asked again
+        person = nodes["person_id"].astype("string").to_numpy(dtype=object, na_value=None)
+        assignment.possible_duplicates = [
+            d for d in assignment.possible_duplicates
+            if tuple(sorted((str(person[d[0]]), str(person[d[1]])))) not in decided_pairs]
     plan = plan_persons(nodes, assignment.person_anchor, assignment.matched_by,
                         assignment.in_review | nodes["is_history"].to_numpy(dtype=bool))
     reviews = _review_frames(nodes, assignment, plan)

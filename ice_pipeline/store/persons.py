@@ -226,11 +226,15 @@ SELECT DISTINCT person_id::text AS person_id FROM ice_pipeline.review_queue
 WHERE kind = 'possible_false_merge' AND status IN ('open', 'resolved')
   AND person_id IN (SELECT person_id FROM tmp_candidates)
 """
-# Pairs a person already answered (same or not): never asked again.
-READ_DECIDED_PAIRS = """
-SELECT person_id::text AS a, candidate_person_id::text AS b FROM ice_pipeline.review_queue
-WHERE kind = 'possible_duplicate' AND status <> 'open' AND person_id IS NOT NULL AND candidate_person_id IS NOT NULL
-  AND (person_id IN (SELECT person_id FROM tmp_candidates) OR candidate_person_id IN (SELECT person_id FROM tmp_candidates))
+# Persons a person decided to be one -- kept together after a false-merge question, or the
+# survivor of a merge: their rows falling apart under the rules is not asked again.
+READ_ACCEPTED = """
+SELECT DISTINCT person_id::text AS person_id FROM ice_pipeline.review_queue
+WHERE kind = 'possible_false_merge' AND decision_kind = 'keep_together' AND status IN ('resolved', 'applied')
+  AND person_id IN (SELECT person_id FROM tmp_candidates)
+UNION
+SELECT DISTINCT to_person_id::text FROM ice_pipeline.person_moves
+WHERE kind = 'merge' AND to_person_id IN (SELECT person_id FROM tmp_candidates)
 """
 
 # --- writes ----------------------------------------------------------------------------------
