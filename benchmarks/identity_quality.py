@@ -25,7 +25,6 @@ from pathlib import Path
 import pandas as pd
 import psycopg2
 from psycopg2 import sql
-from psycopg2.extras import execute_values
 
 from ice_pipeline.dev.hard_people import Row, false_merges, hard_rows, pair_recall
 

@@ -94,12 +94,13 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
     existing, history = read_nodes(cur, loadable, reference)
     flagged = set(read_frame(cur, sql.READ_FLAGGED)["person_id"])
     accepted = set(read_frame(cur, sql.READ_ACCEPTED)["person_id"])
+    decided_pairs = set(read_frame(cur, sql.READ_DECIDED_PAIRS).itertuples(index=False, name=None))
     batch = lp.staging_nodes(loadable, linked, same_row)
     context.log.info(f"resolving {len(loadable)} rows against {len(existing)} existing persons "
                      f"and {len(history)} rows linked to them before")
     for round_ in range(CANDIDATE_ROUNDS + 1):
         nodes = lp.order_nodes(existing, history, batch)
-        planned = lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted)
+        planned = lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted, decided_pairs)
         if round_ == CANDIDATE_ROUNDS:
             break
         # A stored person can match a key only the cluster has (its stored name with a birth date
@@ -148,6 +149,7 @@ def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, now: d
 
 @asset(
     ins={"staging_students": AssetIn(), "staging_leads": AssetIn(), "staging_reference_data": AssetIn()},
+    deps=["applied_review_decisions"],  # a person's merges and splits are applied before new rows resolve
     group_name=GROUP_PRODUCTION,
     owners=OWNERS,
     kinds={"postgres"},

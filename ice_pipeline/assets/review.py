@@ -22,9 +22,6 @@ from ice_pipeline.schema import check_production_schema
     group_name=GROUP_PRODUCTION,
     owners=OWNERS,
     kinds={"postgres"},
-    # Until resolved_persons declares deps=[applied_review_decisions]: ready from the start and first
-    # in priority, the in-process executor runs it before anything else.
-    op_tags={"dagster/priority": "10"},
     description="Applies the review decisions people recorded (`ice-pipeline review resolve|import`): a value "
     "taken from the incoming row, two persons merged into one, a person split in two, or the question closed. "
     "Runs before identity resolution. Output: how many decisions of each kind were applied.",

@@ -7,19 +7,14 @@ joins it, so each costs what the batch costs, not what production holds (indexes
 
 from __future__ import annotations
 
+from ice_pipeline.store.review import DECIDED_MERGE_TARGETS, DECIDED_PAIRS, READ_IDENTITY_DECISIONS
+
 KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "cedula": "text", "email": "text",
                "name_key": "text", "birth_date": "date", "phone_tail": "text", "student_number": "text",
                "source_file": "text", "source_sheet": "text", "source_row": "integer"}
 
-# Identity questions a person answered (`ice-pipeline review resolve`).
-READ_DECISIONS = """
-SELECT q.staging_table, q.staging_id,
-       CASE WHEN q.decision LIKE 'merge:%%' THEN substring(q.decision from 7) END AS decided_person_id,
-       q.decision = 'new' AS decided_new
-FROM ice_pipeline.review_queue q
-JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
-WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.field IS NULL AND q.decision IS NOT NULL
-"""
+# Identity questions a person answered (`ice-pipeline review resolve`): store/review.py.
+READ_DECISIONS = READ_IDENTITY_DECISIONS
 # The person of the lead first seen at the same file/sheet/row, when the name matches.
 READ_SAME_SOURCE_ROW = """
 SELECT DISTINCT ON (t.staging_table, t.staging_id) t.staging_table, t.staging_id,
@@ -182,10 +177,7 @@ CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
                      AND l.source_sheet IS NOT DISTINCT FROM t.source_sheet
       JOIN ice_pipeline.person_keys k ON k.person_id = l.person_id AND k.name_key = t.name_key
     UNION
-    SELECT substring(q.decision from 7)::uuid FROM ice_pipeline.review_queue q
-      JOIN tmp_keys k ON k.staging_table = q.staging_table AND k.staging_id = q.staging_id
-     WHERE q.kind = 'identity_conflict' AND q.status = 'resolved' AND q.decision LIKE 'merge:%%'
-"""
+""" + DECIDED_MERGE_TARGETS  # noqa: S608 - constants joined at import
 # Persons matching a key that only a *cluster* has: an existing person's name key with the birth
 # date or mobile a batch row brings (see cluster_name_keys). Added to tmp_candidates; returns the new ones.
 FIND_MORE_CANDIDATES = """
@@ -226,6 +218,12 @@ SELECT DISTINCT person_id::text AS person_id FROM ice_pipeline.review_queue
 WHERE kind = 'possible_false_merge' AND status IN ('open', 'resolved')
   AND person_id IN (SELECT person_id FROM tmp_candidates)
 """
+# Pairs of candidates a person already answered about (not the same, or split apart): not asked again.
+READ_DECIDED_PAIRS = (
+    "SELECT low::text AS low, high::text AS high FROM ("  # noqa: S608 - constants joined at import
+    + DECIDED_PAIRS
+    + ") d WHERE low IN (SELECT person_id FROM tmp_candidates) OR high IN (SELECT person_id FROM tmp_candidates)"
+)
 # Persons a person decided to be one -- kept together after a false-merge question, or the
 # survivor of a merge: their rows falling apart under the rules is not asked again.
 READ_ACCEPTED = """

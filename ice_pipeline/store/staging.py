@@ -17,19 +17,27 @@ from psycopg2.extensions import cursor as Cursor
 from psycopg2.extensions import quote_ident
 
 from ice_pipeline.db import read_frame
+from ice_pipeline.logic.identity import FLAGGED_PERSON
+from ice_pipeline.store.review import READ_RETRYABLE_DECISIONS
 
 # (updated_at, id) below every row: the watermark of a table never processed.
 BEGINNING = ("-infinity", 0)
 
 READ_WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
-# Rows to read again whatever the watermark: rejections that may load later
-# (a document waiting for its student), identity questions a person answered.
-READ_RETRYABLE = """
-SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows WHERE retryable
-UNION
-SELECT staging_table, staging_id FROM ice_pipeline.review_queue
-WHERE kind = 'identity_conflict' AND status = 'resolved' AND decision IS NOT NULL
+# Rows to read again whatever the watermark: rejections that may load later (a document waiting for
+# its student), identity questions a person answered, and rows that waited for a person flagged as a
+# possible false merge once that question is closed (split or kept together).
+READ_RETRYABLE = (
+    "SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows WHERE retryable UNION "  # noqa: S608 - constants
+    + READ_RETRYABLE_DECISIONS
+    + """UNION
+SELECT q.staging_table, q.staging_id FROM ice_pipeline.review_queue q
+WHERE q.kind = 'identity_conflict' AND q.status = 'open' AND q.candidate_person_id IS NOT NULL
+  AND q.reason = %(flagged_reason)s
+  AND NOT EXISTS (SELECT 1 FROM ice_pipeline.review_queue f WHERE f.kind = 'possible_false_merge'
+                  AND f.person_id = q.candidate_person_id AND f.status IN ('open', 'resolved'))
 """
+)
 # Rows beyond the watermark in (updated_at, id) order, below the cap (see
 # open_writer_cap) and up to the batch's arrival cut (see ARRIVAL_CUT), plus
 # rows to retry. `in_window` tells the two apart (only the window moves the
@@ -146,7 +154,7 @@ def read_watermarks(cur: Cursor) -> dict[str, tuple]:
 
 def read_retryable(cur: Cursor) -> dict[str, list[int]]:
     """Staging ids per table to read again whatever the watermark."""
-    cur.execute(READ_RETRYABLE)
+    cur.execute(READ_RETRYABLE, {"flagged_reason": FLAGGED_PERSON})
     retry: dict[str, list[int]] = {}
     for table, staging_id in cur.fetchall():
         retry.setdefault(table, []).append(int(staging_id))
