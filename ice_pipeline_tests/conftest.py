@@ -1,6 +1,6 @@
 """Shared fixtures: real PostgreSQL and a real S3 server (moto over HTTP), per DESIGN §6.
 
-One embedded cluster + S3 server per test session (`ice_pipeline.local.up`
+One embedded cluster + S3 server per test session (`ice_pipeline.dev.local.up`
 on a private directory); every test gets fresh databases cloned from
 templates that already hold the schemas, its own bucket and files root.
 """
@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from minio import Minio
 
-from ice_pipeline import local
+from ice_pipeline.dev import local
 from ice_pipeline.schema import init_production, init_staging
 
 _counter = itertools.count()
