@@ -164,8 +164,15 @@ def parse_database_url(raw: str, name: str) -> URL:
 
 def safe_url(url: URL) -> str:
     """The URL for messages and metadata: never the password, in the authority or the query string."""
-    query = {key: ("***" if _is_secret_key(key) else value) for key, value in url.query.items()}
-    return url.set(query=query).render_as_string(hide_password=True)
+    from urllib.parse import quote
+
+    base = url.set(query={}).render_as_string(hide_password=True)
+    pairs = []
+    for key in sorted(url.query):
+        values = url.query[key]
+        for value in (values if isinstance(values, tuple) else (values,)):
+            pairs.append(f"{quote(key)}={'***' if _is_secret_key(key) else quote(str(value), safe='')}")
+    return base + ("?" + "&".join(pairs) if pairs else "")
 
 
 def _is_secret_key(key: str) -> bool:
