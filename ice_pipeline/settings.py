@@ -115,11 +115,23 @@ def apply_environment() -> World:
     for name, value in env.items():
         if name in CONNECTION_VARS or not os.environ.get(name):
             os.environ[name] = value
+    global _embedded_chosen
+    _embedded_chosen = True
     return World(embedded=True, root=local.local_dir())
 
 
+_embedded_chosen = False  # apply_environment() filled the connection variables from the embedded services
+
+
 def is_embedded_database(conn) -> bool:
-    """Whether `conn` is a database of the embedded cluster (it carries EMBEDDED_SETTING)."""
+    """Whether `conn` is a database of the embedded cluster.
+
+    True when apply_environment() took the URLs from the embedded services, or
+    when the server carries EMBEDDED_SETTING (the embedded cluster, reached
+    through variables set by hand, e.g. `eval "$(ice-pipeline local env)"`).
+    """
+    if _embedded_chosen:
+        return True
     with conn.cursor() as cur:
         cur.execute("SELECT current_setting(%s, true)", (EMBEDDED_SETTING,))
         value = cur.fetchone()[0]

@@ -173,8 +173,10 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     # In-process runs use an ephemeral Dagster instance: a SQLite event log in
-    # a fresh DAGSTER_HOME costs seconds per run. The CLI tests cover a real one.
+    # a fresh DAGSTER_HOME costs seconds per run, and with DAGSTER_PG_URL alone the
+    # instance would live in ./.ice/dagster_home. The CLI tests cover a real one.
     monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.delenv("DAGSTER_PG_URL")
     result = Pipeline(services, env["STAGING_DATABASE_URL"], env["DATABASE_URL"], bucket, files_root, env)
     try:
         yield result

@@ -164,3 +164,27 @@ def test_every_job_runs_in_one_process(executor_of: str) -> None:
     from ice_pipeline.definitions import defs
 
     assert defs.resolve_job_def(executor_of).executor_def.name == "in_process"
+
+
+def test_launcher_gives_a_sqlite_home_the_repos_dagster_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`dagster dev` reads DAGSTER_HOME/dagster.yaml itself: with DAGSTER_PG_URL set the launcher makes it the repo's."""
+    from ice_pipeline.instance import REPO_DAGSTER_YAML, ensure_home_config
+
+    home = tmp_path / "home"
+    home.mkdir()
+    old = "telemetry:\n  enabled: false\n"
+    (home / "dagster.yaml").write_text(old)
+    monkeypatch.delenv("DAGSTER_PG_URL", raising=False)
+    assert ensure_home_config(home) is None  # no PostgreSQL asked for: left alone
+    assert (home / "dagster.yaml").read_text() == old
+
+    monkeypatch.setenv("DAGSTER_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:1/dagster")
+    assert "replaced" in ensure_home_config(home)
+    assert (home / "dagster.yaml").read_bytes() == REPO_DAGSTER_YAML.read_bytes()
+    assert (home / "dagster.yaml.sqlite-backup").read_text() == old
+    assert ensure_home_config(home) is None  # already PostgreSQL: nothing to do
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert "wrote" in ensure_home_config(empty)
+    assert (empty / "dagster.yaml").read_bytes() == REPO_DAGSTER_YAML.read_bytes()

@@ -146,3 +146,9 @@ def test_importing_the_code_location_has_no_side_effects(services, tmp_path: Pat
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen == {"same": True, "modules": []}
+
+
+def test_local_status_says_where_objects_live(services, tmp_path: Path) -> None:
+    result = ice(["local", "status"], base_env(ICE_LOCAL_DIR=str(services.root)), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"objects in {services.root / 's3'}" in " ".join(result.stdout.split())

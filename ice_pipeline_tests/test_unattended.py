@@ -138,6 +138,7 @@ def use_env(monkeypatch: pytest.MonkeyPatch):
         for name, value in dbs.env.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        monkeypatch.delenv("DAGSTER_PG_URL", raising=False)  # else a PostgreSQL instance in ./.ice/dagster_home
 
     return use
 
