@@ -15,8 +15,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ice_pipeline import local, settings
-from ice_pipeline.local import LocalServiceError
+from ice_pipeline import settings
+from ice_pipeline.dev.local import LocalServiceError
 from ice_pipeline.resources import DatabaseUnavailable, connect
 from ice_pipeline.schema import SchemaError
 from ice_pipeline.settings import DEFAULT_BATCH_ROWS, SettingsError
@@ -56,31 +56,51 @@ def check_databases(staging_conn, production_conn) -> None:
     production_conn.rollback()
 
 
+# --- main: which services every command uses -------------------------------
+
+@app.callback()
+def choose_services(ctx: typer.Context) -> None:
+    """Every command but `local` uses one world: the embedded services or the configured ones, never a mix."""
+    if ctx.invoked_subcommand in (None, "local") or any(arg in ("--help", "-h") for arg in sys.argv[1:]):
+        return
+    world = settings.apply_environment()
+    err.print(world.describe(), highlight=False, markup=False)
+
+
 # --- local ----------------------------------------------------------------
 
 @local_app.command("up")
 def local_up() -> None:
     """Start the embedded PostgreSQL cluster and S3 server (safe to call twice)."""
-    services = local.up(dagster_yaml=Path("dagster.yaml") if Path("dagster.yaml").exists() else None)
-    out.print(f"PostgreSQL on 127.0.0.1:{services.pg_port}, S3 on 127.0.0.1:{services.s3_port} ({services.root})")
+    from ice_pipeline.dev import local
+    from ice_pipeline.instance import REPO_DAGSTER_YAML
+
+    services = local.up(dagster_yaml=REPO_DAGSTER_YAML if REPO_DAGSTER_YAML.exists() else None)
+    out.print(f"PostgreSQL on 127.0.0.1:{services.pg_port}, S3 on 127.0.0.1:{services.s3_port} ({services.root}); "
+              f"objects kept in {local.objects_dir(services.root)}")
 
 
 @local_app.command("down")
 def local_down() -> None:
-    """Stop the embedded services (data stays on disk; S3 objects are in memory and are lost)."""
+    """Stop the embedded services (the databases and the S3 objects stay on disk under .ice/)."""
+    from ice_pipeline.dev import local
+
     local.down()
     out.print("embedded services stopped")
 
 
 @local_app.command("status")
 def local_status() -> None:
-    """Say whether the embedded services run."""
+    """Say whether the embedded services run, and where their data lives."""
+    from ice_pipeline.dev import local
+
     services = local.status()
     if services is None:
         out.print("not initialised: run `ice-pipeline local up`")
         raise typer.Exit(1)
     out.print(f"PostgreSQL 127.0.0.1:{services.pg_port}: {'running' if services.pg_running else 'stopped'}; "
-              f"S3 127.0.0.1:{services.s3_port}: {'running' if services.s3_running else 'stopped'}")
+              f"S3 127.0.0.1:{services.s3_port}: {'running' if services.s3_running else 'stopped'}; "
+              f"objects in {local.objects_dir(services.root)}")
     if not (services.pg_running and services.s3_running):
         raise typer.Exit(1)
 
@@ -88,6 +108,8 @@ def local_status() -> None:
 @local_app.command("env")
 def local_env() -> None:
     """Print `export` lines for every variable of DESIGN §3 (eval "$(ice-pipeline local env)")."""
+    from ice_pipeline.dev import local
+
     env = local.embedded_env()
     if env is None:
         fail("the embedded services are not running: run `ice-pipeline local up` first.")
@@ -104,15 +126,27 @@ def _staging(read_only: bool = True):
     return connect(settings.require("STAGING_DATABASE_URL"), "STAGING_DATABASE_URL", read_only=read_only)
 
 
+ALLOW_REMOTE_HELP = "Also on a database that is not the embedded one (a real database: think twice)."
+
+
+def refuse_unless_embedded(conn, variable: str, command: str, allow_remote: bool) -> None:
+    """`demo-data` and `db init` write demo rows / a Prisma baseline: only the embedded cluster, unless told."""
+    if allow_remote or settings.is_embedded_database(conn):
+        return
+    fail(f"{variable}={settings.describe_url(os.environ.get(variable, ''))} is not a database of the embedded "
+         f"services: `{command}` refuses it; pass --allow-remote to {command} there anyway.")
+
+
 @db_app.command("init")
-def db_init() -> None:
+def db_init(allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False) -> None:
     """Development/test: staging tables, production baseline + migration, ice_pipeline schema (idempotent)."""
     from ice_pipeline.schema import init_production, init_staging
 
-    with closing(_staging(read_only=False)) as conn:
-        init_staging(conn)
-    with closing(_production()) as conn:
-        init_production(conn, baseline=True)
+    with closing(_staging(read_only=False)) as staging_conn, closing(_production()) as production_conn:
+        refuse_unless_embedded(staging_conn, "STAGING_DATABASE_URL", "db init", allow_remote)
+        refuse_unless_embedded(production_conn, "DATABASE_URL", "db init", allow_remote)
+        init_staging(staging_conn)
+        init_production(production_conn, baseline=True)
     out.print("schemas ready: staging, production (baseline + 20251105_add_staging_fields), ice_pipeline")
 
 
@@ -132,14 +166,16 @@ def db_migrate() -> None:
 @app.command("demo-data")
 def demo_data(persons: Annotated[int, typer.Option(help="How many distinct people to generate.")] = 1000,
               seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 0,
-              documents: Annotated[bool, typer.Option(help="Also stage document files.")] = True) -> None:
+              documents: Annotated[bool, typer.Option(help="Also stage document files.")] = True,
+              allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False) -> None:
     """Load realistic, messy staging rows (students, leads, documents, reference data, lead failures)."""
-    from ice_pipeline import demo_data as demo
+    from ice_pipeline.dev import demo_data as demo
 
     started = time.monotonic()
-    data = demo.generate(persons, seed=seed, documents=documents)
     root = Path(settings.require("STAGING_FILES_ROOT"))
     with closing(_staging(read_only=False)) as conn:
+        refuse_unless_embedded(conn, "STAGING_DATABASE_URL", "demo-data", allow_remote)
+        data = demo.generate(persons, seed=seed, documents=documents)
         result = demo.load(conn, data, root)
     counts = ", ".join(f"{table} {n}" for table, n in result.counts.items())
     out.print(f"demo data loaded in {time.monotonic() - started:.1f} s: {counts}; "
@@ -149,12 +185,24 @@ def demo_data(persons: Annotated[int, typer.Option(help="How many distinct peopl
 # --- migrate --------------------------------------------------------------
 
 def _instance():
-    from dagster import DagsterInstance
+    from ice_pipeline.instance import dagster_instance
 
-    if os.environ.get("DAGSTER_HOME"):
-        Path(os.environ["DAGSTER_HOME"]).mkdir(parents=True, exist_ok=True)
-        return DagsterInstance.get()
-    return DagsterInstance.ephemeral()
+    return dagster_instance()
+
+
+def remove_stale_pickles() -> None:
+    """Batches pickled by older versions under DAGSTER_HOME/storage hold staging rows: delete them, say how many."""
+    from ice_pipeline.definitions import defs
+    from ice_pipeline.instance import remove_stale_pickles as remove
+
+    home = os.environ.get("DAGSTER_HOME", "").strip()
+    if not home:
+        return
+    names = [key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()]
+    removed = remove(Path(home), names)
+    if removed:
+        err.print(f"removed {removed} batch pickle(s) an older version left in {Path(home) / 'storage'}",
+                  highlight=False)
 
 
 def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh: bool = False,
@@ -279,6 +327,7 @@ def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exa
     # Unreachable databases or missing schemas: one sentence, before Dagster starts.
     with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
         check_databases(staging_conn, production_conn)
+    remove_stale_pickles()
     summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh,
                             progress=None if as_json else _print_batch)
     if as_json:
@@ -476,11 +525,8 @@ def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one
 
 
 def main() -> None:
-    """Entry point: settings from the environment, and one clear sentence on expected errors."""
+    """Entry point: settings from the environment (`choose_services`), one clear sentence on expected errors."""
     try:
-        filled = settings.apply_environment()
-        if filled and os.environ.get("ICE_PIPELINE_VERBOSE"):
-            err.print(f"using the embedded services for {', '.join(filled)}")
         app()
     except EXPECTED_ERRORS as error:
         err.print(f"[bold red]error:[/] {error}", highlight=False)

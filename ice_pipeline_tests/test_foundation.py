@@ -86,11 +86,12 @@ def cli_env(pipeline, tmp_path: Path, **overrides: str) -> dict[str, str]:
 
 
 def ephemeral_dagster_env(pipeline, tmp_path: Path, **overrides: str) -> dict[str, str]:
-    """As cli_env, with an ephemeral Dagster instance (no DAGSTER_HOME): for runs
-    expected to fail at once, where a fresh SQLite instance would only add seconds.
+    """As cli_env, with an ephemeral Dagster instance (no DAGSTER_HOME, no DAGSTER_PG_URL): for runs
+    expected to fail at once, where a real instance would only add seconds.
     (A real instance in an empty DAGSTER_HOME: test_demo_data_then_migrate_json_then_report.)"""
     env = cli_env(pipeline, tmp_path, **overrides)
     env.pop("DAGSTER_HOME", None)
+    env.pop("DAGSTER_PG_URL", None)
     return env
 
 

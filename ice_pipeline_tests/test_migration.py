@@ -18,7 +18,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ice_pipeline import demo_data
+from ice_pipeline.dev import demo_data
 
 COUNT_KEYS = ("persons_created", "persons_updated", "students_created", "leads_created", "rows_rejected",
               "rows_in_review")

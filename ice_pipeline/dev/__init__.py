@@ -1,1 +1,5 @@
-"""Development tooling: embedded services, demo and test data generators."""
+"""Development, demo and test tooling: embedded services, the Dagster launcher, demo data.
+
+Nothing in production code imports this package; `moto` (the embedded S3
+server) is the optional extra `ice_pipeline[local]`.
+"""
