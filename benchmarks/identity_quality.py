@@ -7,7 +7,7 @@ phones), loaded once as one batch and once in `--runs` increments of random size
 Clean data: the demo generator with its ground truth, one batch (the recall DESIGN compares with).
 Printed: persons, rows linked / in review, false merges (persons holding two true people; in the
 increments: how many are *not* flagged `possible_false_merge`), pairwise precision and recall.
-Runs on a private embedded cluster and S3 server (`ice_pipeline.local.up`), stopped at the end.
+Runs on a private embedded cluster and S3 server (`ice_pipeline.dev.local.up`), stopped at the end.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ class Databases:
         env.update(STAGING_DATABASE_URL=self.staging_url, DATABASE_URL=self.production_url,
                    STAGING_FILES_ROOT=str(files_root), MINIO_BUCKET=f"q-{tag}")
         env.pop("DAGSTER_HOME", None)
+        env.pop("DAGSTER_PG_URL", None)  # in-process runs on an ephemeral instance
         self.env = env
 
     def _admin(self):
@@ -80,6 +81,7 @@ class Databases:
         saved = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         os.environ.pop("DAGSTER_HOME", None)
+        os.environ.pop("DAGSTER_PG_URL", None)
         try:
             summary = run_migration(limit=0)
         finally:

@@ -55,16 +55,19 @@ def _status(pipeline, item: int) -> tuple:
 
 
 def _open_conflict(pipeline) -> tuple[str, int, int]:
-    """An existing person owns the e-mail; a staging student brings it with another cédula."""
-    owner = _existing_person(pipeline, full_name="Ana Gómez", email="ana@mail.com", cedula="52123456")
+    """Two existing namesakes born the same day, told apart by their cédulas; a staging student with
+    their name and birth date (and an e-mail) could be either: it waits for a person."""
+    first = _existing_person(pipeline, full_name="Ana Díaz", birth_date="1992-07-07", cedula="30111111")
+    second = _existing_person(pipeline, full_name="Ana Díaz", birth_date="1992-07-07", cedula="30222222",
+                              created_at="2024-02-01")
     (staging_id,) = pipeline.insert("staging_student", [dict(
-        full_name="ANA GOMEZ", email=" Ana@Mail.com ", cedula="1.020.345.678", source="csv_only")])
+        full_name="ANA DIAZ", birth_date="07/07/1992", email=" Ana.Diaz@Mail.com ", source="csv_only")])
     summary = pipeline.run()
     assert summary["success"] and summary["rows_in_review"] == 1, summary
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
         (item,) = list_items(conn, kind="identity_conflict")
-    assert item["staging_id"] == staging_id and item["candidate_person_id"] == owner
-    return owner, staging_id, int(item["id"])
+    assert item["staging_id"] == staging_id and item["candidate_person_id"] in (first, second)
+    return item["candidate_person_id"], staging_id, int(item["id"])
 
 
 def _accounted(pipeline, table: str) -> dict:
@@ -84,7 +87,7 @@ def test_new_person_decision_creates_a_person_without_the_contested_email(pipeli
                              "WHERE staging_table = 'staging_student' AND staging_id = %s AND entity = 'person'",
                              (staging_id,))
     assert person != owner
-    assert pipeline.query("SELECT cedula, email FROM persons WHERE id = %s", (person,)) == [("1020345678", None)]
+    assert pipeline.query("SELECT cedula, email FROM persons WHERE id = %s", (person,)) == [(None, "ana.diaz@mail.com")]
     assert _status(pipeline, item)[0] == "applied"
     figures = _accounted(pipeline, "staging_student")
     assert (figures["linked"], figures["in_review"], figures["unaccounted"]) == (1, 0, 0)
@@ -101,10 +104,9 @@ def test_merge_decision_links_the_row_to_the_chosen_person(pipeline):
     assert summary["success"] and summary["persons_created"] == 0 and summary["students_created"] == 1, summary
     assert pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
                            "'staging_student' AND staging_id = %s AND entity = 'person'", (staging_id,)) == owner
-    # the owner keeps its cédula; the incoming one is a conflict for review, not an overwrite
-    assert pipeline.scalar("SELECT cedula FROM persons WHERE id = %s", (owner,)) == "52123456"
-    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
-                           "AND field = 'cedula' AND staging_id = %s", (staging_id,)) == 1
+    # the chosen person keeps its cédula and gains the e-mail it lacked (fill NULLs only)
+    assert pipeline.query("SELECT cedula IS NOT NULL, email FROM persons WHERE id = %s", (owner,)) == [
+        (True, "ana.diaz@mail.com")]
 
 
 def test_dismissed_row_counts_as_rejected(pipeline):
