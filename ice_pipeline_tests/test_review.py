@@ -22,11 +22,12 @@ from ice_pipeline.schema import REVIEW_DECISIONS_UPGRADE, sql_file
 runner = CliRunner()
 
 
-def cli(*args: str, code: int = 0) -> str:
+def cli(*args: str, code: int = 0, stdout: bool = False) -> str:
+    """The command's output as a terminal shows it (stdout and stderr), or its stdout alone (JSON)."""
     result = runner.invoke(app, [str(a) for a in args])
-    output = result.output  # stdout and stderr, as a terminal shows them
+    output = result.output
     assert result.exit_code == code, (args, result.exit_code, output, result.exception)
-    return output
+    return result.stdout if stdout else output
 
 
 def _existing_person(pipeline, created_at: str = "2024-01-01", **values) -> str:
@@ -172,9 +173,9 @@ def test_list_and_show_print_stored_values_literally(pipeline, monkeypatch):
     assert "[link=http://x]Cali" in listed and "Bogotá [/]" in listed and "differs [red]" in listed
     shown = cli("review", "show", item)
     assert "[bold]Ana[/]" in shown and "[link=http://x]Cali" in shown and "take_incoming" in shown
-    data = json.loads(cli("review", "show", item, "--json"))
+    data = json.loads(cli("review", "show", item, "--json", stdout=True))
     assert data["details"] == {"note": "[/]"} and data["persons"][0]["full_name"] == "[bold]Ana[/]"
-    (line,) = cli("review", "list", "--json").splitlines()
+    (line,) = cli("review", "list", "--json", stdout=True).splitlines()
     assert json.loads(line)["incoming_value"] == "Bogotá [/]"
     assert "Unknown kind" in cli("review", "list", "--kind", "nope", code=2)
 
