@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from psycopg2 import errors
 from psycopg2.extensions import connection as Connection
 
 from ice_pipeline.store import undo as q
@@ -77,7 +78,10 @@ def _take_locks(cur) -> None:
     if not cur.fetchone()[0]:
         raise UndoError("a migration run is in progress: undo when it has finished.")
     cur.execute("SET LOCAL lock_timeout = %s", (f"{LOCK_WAIT_SECONDS}s",))
-    cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+    try:
+        cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
+    except errors.LockNotAvailable:
+        raise UndoError(f"another writer kept the migration lock for {LOCK_WAIT_SECONDS} s: try again.") from None
     cur.execute("SET LOCAL lock_timeout = 0")
 
 

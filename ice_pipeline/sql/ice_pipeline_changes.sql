@@ -26,7 +26,11 @@ CREATE OR REPLACE VIEW ice_pipeline.change_tables (table_name, key_columns, rest
     ('ice_pipeline.rejected_rows', '{staging_table,staging_id}', 11),
     ('ice_pipeline.review_queue', '{id}', 12),
     ('ice_pipeline.watermarks', '{staging_table}', 13),
-    ('ice_pipeline.person_keys', '{person_id}', 14);
+    ('ice_pipeline.person_keys', '{person_id}', 14),
+    -- Tables of later releases of the pipeline schema: logged from the release that creates them.
+    ('ice_pipeline.row_keys', '{staging_table,staging_id}', 15),
+    ('ice_pipeline.field_sources', '{person_id,field}', 16),
+    ('ice_pipeline.person_moves', '{id}', 17);
 
 -- One entry per row and statement: the row before (UPDATE, DELETE) and/or
 -- after (INSERT, UPDATE). An UPDATE gives two entries with the same statement.

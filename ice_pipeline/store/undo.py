@@ -67,20 +67,18 @@ WHERE c.image IS DISTINCT FROM u.after OR l.runs IS NOT NULL
 """
 # Rows outside the run holding a foreign key to a row the run created (any table, the bot's too).
 REFERENCED = "SELECT ice_pipeline.undo_reference_blockers()"
-# Lineage or review items of a later run that name a row this run created or changed:
-# that run decided with this run's rows.
+# Rows of the pipeline's own tables that a later run wrote naming (any *id column) a row this
+# run created or changed: lineage, review items, keys. That run decided with this run's rows.
 LATER_LINKS = """
 INSERT INTO tmp_undo_blockers (table_name, row_key, reason)
 SELECT c.table_name, c.row_key,
        'a later run (' || c.run_id || ') linked it to ' || u.table_name || ' ' || (u.row_key ->> 0)
        || ', which this run ' || CASE WHEN u.before IS NULL THEN 'created' ELSE 'changed' END
 FROM ice_pipeline.change_log c
-CROSS JOIN LATERAL (VALUES (c.new_row ->> 'entity_id'), (c.new_row ->> 'person_id'),
-                           (c.new_row ->> 'candidate_person_id')) AS v(ref)
+CROSS JOIN LATERAL jsonb_each_text(c.new_row) AS v(field, ref)
 JOIN tmp_undo_rows u ON left(u.table_name, 7) = 'public.' AND u.row_key ->> 0 = v.ref
 WHERE c.run_id IN (SELECT run_id FROM tmp_undo_later)
-  AND c.table_name IN ('ice_pipeline.source_links', 'ice_pipeline.review_queue')
-  AND c.new_row IS NOT NULL AND v.ref IS NOT NULL
+  AND left(c.table_name, 13) = 'ice_pipeline.' AND c.new_row IS NOT NULL AND right(v.field, 2) = 'id'
 """
 READ_BLOCKERS = """
 SELECT table_name, row_key ->> 0 AS row_id,
