@@ -39,16 +39,15 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.change_log (
     run_id      text        NOT NULL,
     statement   bigint      NOT NULL,   -- order of the run's statements (one run writes at a time)
     table_name  text        NOT NULL,
-    row_key     jsonb       NOT NULL,   -- the row's primary key values, as a JSON array
     old_row     jsonb,                  -- the row before the statement
     new_row     jsonb,                  -- the row after it
     logged_at   timestamptz NOT NULL DEFAULT now()
 );
-CREATE INDEX IF NOT EXISTS change_log_run_idx ON ice_pipeline.change_log (run_id, table_name);
+CREATE INDEX IF NOT EXISTS change_log_run_idx ON ice_pipeline.change_log (run_id);
 -- "Which runs wrote after this one": statements only grow, so a BRIN index is enough (and nearly free to keep).
 CREATE INDEX IF NOT EXISTS change_log_statement_idx ON ice_pipeline.change_log USING brin (statement);
 
--- The key arguments of the trigger (up to three columns) name the row.
+-- Kept minimal: to_jsonb of each row and a plain INSERT (the row's key is computed when undoing).
 CREATE OR REPLACE FUNCTION ice_pipeline.log_changes() RETURNS trigger
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -61,14 +60,12 @@ BEGIN
     END IF;
     stmt := nextval('ice_pipeline.change_statement_seq');
     IF TG_OP IN ('UPDATE', 'DELETE') THEN
-        INSERT INTO ice_pipeline.change_log (run_id, statement, table_name, row_key, old_row)
-        SELECT run, stmt, tbl, jsonb_build_array(j -> TG_ARGV[0], j -> TG_ARGV[1], j -> TG_ARGV[2]), j
-        FROM (SELECT to_jsonb(o) AS j FROM old_rows o) s;
+        INSERT INTO ice_pipeline.change_log (run_id, statement, table_name, old_row)
+        SELECT run, stmt, tbl, to_jsonb(o) FROM old_rows o;
     END IF;
     IF TG_OP IN ('INSERT', 'UPDATE') THEN
-        INSERT INTO ice_pipeline.change_log (run_id, statement, table_name, row_key, new_row)
-        SELECT run, stmt, tbl, jsonb_build_array(j -> TG_ARGV[0], j -> TG_ARGV[1], j -> TG_ARGV[2]), j
-        FROM (SELECT to_jsonb(n) AS j FROM new_rows n) s;
+        INSERT INTO ice_pipeline.change_log (run_id, statement, table_name, new_row)
+        SELECT run, stmt, tbl, to_jsonb(n) FROM new_rows n;
     END IF;
     RETURN NULL;
 END $$;
@@ -77,23 +74,21 @@ END $$;
 DO $$
 DECLARE
     t record;
-    args text;
 BEGIN
     FOR t IN SELECT table_name, key_columns FROM ice_pipeline.change_tables LOOP
         IF to_regclass(t.table_name) IS NULL THEN
             CONTINUE;
         END IF;
-        SELECT string_agg(quote_literal(k), ', ') INTO args FROM unnest(t.key_columns) AS k;
         EXECUTE format('DROP TRIGGER IF EXISTS ice_pipeline_log_insert ON %s', t.table_name);
         EXECUTE format('DROP TRIGGER IF EXISTS ice_pipeline_log_update ON %s', t.table_name);
         EXECUTE format('DROP TRIGGER IF EXISTS ice_pipeline_log_delete ON %s', t.table_name);
         EXECUTE format('CREATE TRIGGER ice_pipeline_log_insert AFTER INSERT ON %s REFERENCING NEW TABLE AS new_rows '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes(%s)', t.table_name, args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes()', t.table_name);
         EXECUTE format('CREATE TRIGGER ice_pipeline_log_update AFTER UPDATE ON %s '
                        'REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes(%s)', t.table_name, args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes()', t.table_name);
         EXECUTE format('CREATE TRIGGER ice_pipeline_log_delete AFTER DELETE ON %s REFERENCING OLD TABLE AS old_rows '
-                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes(%s)', t.table_name, args);
+                       'FOR EACH STATEMENT EXECUTE FUNCTION ice_pipeline.log_changes()', t.table_name);
     END LOOP;
 END $$;
 
@@ -128,7 +123,13 @@ BEGIN
     END LOOP;
 END $$;
 
--- The row_key expression (as the trigger builds it) of a row `t` of a logged table.
+-- A row's key as undo names it: its key columns' values, as a JSON array of three.
+CREATE OR REPLACE FUNCTION ice_pipeline.row_key(image jsonb, key_columns text[]) RETURNS jsonb
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT jsonb_build_array(image -> key_columns[1], image -> key_columns[2], image -> key_columns[3])
+$$;
+
+-- The same key (ice_pipeline.row_key) as an expression of a row `t` of a logged table.
 CREATE OR REPLACE FUNCTION ice_pipeline.row_key_sql(table_name text) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT format('jsonb_build_array(%s)', string_agg(

@@ -18,12 +18,13 @@ CHANGE_LOG_PRESENT = "SELECT to_regclass('ice_pipeline.change_log') IS NOT NULL"
 NET_CHANGES = """
 CREATE TEMP TABLE tmp_undo_rows ON COMMIT DROP AS
 WITH per_statement AS (
-    SELECT table_name, row_key, statement,
-           (array_agg(old_row) FILTER (WHERE old_row IS NOT NULL))[1] AS old_row,
-           (array_agg(new_row) FILTER (WHERE new_row IS NOT NULL))[1] AS new_row
-    FROM ice_pipeline.change_log
-    WHERE run_id = %(run_id)s
-    GROUP BY table_name, row_key, statement
+    SELECT g.table_name, ice_pipeline.row_key(coalesce(g.new_row, g.old_row), t.key_columns) AS row_key, g.statement,
+           (array_agg(g.old_row) FILTER (WHERE g.old_row IS NOT NULL))[1] AS old_row,
+           (array_agg(g.new_row) FILTER (WHERE g.new_row IS NOT NULL))[1] AS new_row
+    FROM ice_pipeline.change_log g
+    JOIN ice_pipeline.change_tables t ON t.table_name = g.table_name
+    WHERE g.run_id = %(run_id)s
+    GROUP BY 1, 2, 3
 )
 SELECT DISTINCT ON (table_name, row_key) table_name, row_key,
        first_value(old_row) OVER w AS before,
@@ -59,10 +60,12 @@ SELECT u.table_name, u.row_key,
             ELSE 'changed after the run, outside the pipeline (a bot or manual edit)' END
 FROM tmp_undo_rows u
 LEFT JOIN tmp_undo_current c ON c.table_name = u.table_name AND c.row_key = u.row_key
-LEFT JOIN (SELECT g.table_name, g.row_key, string_agg(DISTINCT g.run_id, ', ') AS runs
+LEFT JOIN (SELECT g.table_name, ice_pipeline.row_key(coalesce(g.new_row, g.old_row), t.key_columns) AS row_key,
+                  string_agg(DISTINCT g.run_id, ', ') AS runs
            FROM ice_pipeline.change_log g
+           JOIN ice_pipeline.change_tables t ON t.table_name = g.table_name
            WHERE g.run_id IN (SELECT run_id FROM tmp_undo_later)
-           GROUP BY g.table_name, g.row_key) l ON l.table_name = u.table_name AND l.row_key = u.row_key
+           GROUP BY 1, 2) l ON l.table_name = u.table_name AND l.row_key = u.row_key
 WHERE c.image IS DISTINCT FROM u.after OR l.runs IS NOT NULL
 """
 # Rows outside the run holding a foreign key to a row the run created (any table, the bot's too).
@@ -71,10 +74,11 @@ REFERENCED = "SELECT ice_pipeline.undo_reference_blockers()"
 # run created or changed: lineage, review items, keys. That run decided with this run's rows.
 LATER_LINKS = """
 INSERT INTO tmp_undo_blockers (table_name, row_key, reason)
-SELECT c.table_name, c.row_key,
+SELECT c.table_name, ice_pipeline.row_key(c.new_row, t.key_columns),
        'a later run (' || c.run_id || ') linked it to ' || u.table_name || ' ' || (u.row_key ->> 0)
        || ', which this run ' || CASE WHEN u.before IS NULL THEN 'created' ELSE 'changed' END
 FROM ice_pipeline.change_log c
+JOIN ice_pipeline.change_tables t ON t.table_name = c.table_name
 CROSS JOIN LATERAL jsonb_each_text(c.new_row) AS v(field, ref)
 JOIN tmp_undo_rows u ON left(u.table_name, 7) = 'public.' AND u.row_key ->> 0 = v.ref
 WHERE c.run_id IN (SELECT run_id FROM tmp_undo_later)
