@@ -133,6 +133,22 @@ def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipel
     assert snapshot(pipeline) == (empty_tables, empty_dump)
 
 
+def test_a_later_runs_link_to_a_person_the_run_created_blocks_its_undo(pipeline):
+    pipeline.insert("staging_student", [{"full_name": "Ana Maria Perez Test", "email": "ana.test@example.com",
+                                         "cedula": "1020345678", "student_number": "T-0001", "source": "csv_only"}])
+    first = pipeline.run()
+    person = created_person(pipeline, first["run_id"])
+    pipeline.insert("staging_lead", [{"full_name": "ANA MARIA PEREZ TEST", "cedula": "1.020.345.678",
+                                      "source_file": "leads.csv", "source_row": 2}])
+    second = pipeline.run()
+    assert second["persons_created"] == 0 and second["leads_created"] == 1
+
+    refused = cli("undo", first["run_id"], "--json")
+    assert refused.exit_code == 1
+    reasons = {b["reason"] for b in json.loads(refused.stdout)["blockers"]}
+    assert f"a later run ({second['run_id']}) linked it to public.persons {person}, which this run created" in reasons
+
+
 def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipeline):
     load_demo(pipeline, 30, seed=31, documents=False)
     run = pipeline.run()
