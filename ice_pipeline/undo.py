@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psycopg2 import errors
+from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 from psycopg2.extensions import connection as Connection
 
 from ice_pipeline.store import undo as q
@@ -111,7 +112,10 @@ def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
     """
     started = time.monotonic()
     result = UndoResult(run_id=run_id, dry_run=dry_run)
+    # REPEATABLE READ instead of row locks (locking every row the run touched costs as much as
+    # the undo): a row someone changes after the checks makes the undo's write fail, changing nothing.
     conn.autocommit = False
+    conn.set_session(isolation_level=ISOLATION_LEVEL_REPEATABLE_READ)
     try:
         with conn.cursor() as cur:
             _take_locks(cur)
@@ -135,6 +139,10 @@ def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
                 cur.execute(q.MARK_UNDONE, {"run_id": run_id})
                 conn.commit()
                 result.undone = True
+    except (errors.SerializationFailure, errors.ForeignKeyViolation):
+        conn.rollback()
+        raise UndoError(f"production changed while undoing run {run_id} (a bot write): nothing was changed; "
+                        "run the undo again to see what blocks it.") from None
     except BaseException:
         conn.rollback()
         raise

@@ -105,7 +105,8 @@ $$;
 -- its last (NULL: the row did not exist). The functions below read and
 -- change the logged tables for those rows, one set-based statement per table.
 
--- The rows as they are now, locked until the undo commits (a bot edit waits).
+-- The rows as they are now. Not locked: the undo runs in REPEATABLE READ, so a row
+-- changed by someone else before the undo writes it makes the undo fail, changing nothing.
 CREATE OR REPLACE FUNCTION ice_pipeline.undo_snapshot() RETURNS void
 LANGUAGE plpgsql AS $$
 DECLARE
@@ -118,8 +119,7 @@ BEGIN
             'INSERT INTO tmp_undo_current (table_name, row_key, image) '
             'SELECT %1$L, u.row_key, to_jsonb(t) '
             'FROM tmp_undo_rows u, jsonb_populate_record(NULL::%1$s, coalesce(u.after, u.before)) r, %1$s t '
-            'WHERE u.table_name = %1$L AND %2$s '
-            'FOR UPDATE OF t', t.table_name, ice_pipeline.key_join(t.table_name));
+            'WHERE u.table_name = %1$L AND %2$s', t.table_name, ice_pipeline.key_join(t.table_name));
     END LOOP;
 END $$;
 
@@ -133,7 +133,7 @@ $$;
 CREATE OR REPLACE FUNCTION ice_pipeline.row_key_sql(table_name text) RETURNS text
 LANGUAGE sql STABLE AS $$
     SELECT format('jsonb_build_array(%s)', string_agg(
-               CASE WHEN c.key_columns[n] IS NULL THEN 'NULL::jsonb' ELSE format('to_jsonb(t) -> %L', c.key_columns[n]) END,
+               CASE WHEN c.key_columns[n] IS NULL THEN 'NULL::jsonb' ELSE format('to_jsonb(t.%I)', c.key_columns[n]) END,
                ', ' ORDER BY n))
     FROM ice_pipeline.change_tables c, generate_series(1, 3) AS n
     WHERE c.table_name = row_key_sql.table_name

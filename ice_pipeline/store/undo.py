@@ -36,9 +36,10 @@ WINDOW w AS (PARTITION BY table_name, row_key ORDER BY statement
 CREATE_WORK_TABLES = """
 CREATE TEMP TABLE tmp_undo_current (table_name text, row_key jsonb, image jsonb) ON COMMIT DROP;
 CREATE TEMP TABLE tmp_undo_blockers (table_name text, row_key jsonb, reason text) ON COMMIT DROP;
-ANALYZE tmp_undo_rows;
+CREATE INDEX ON tmp_undo_rows (table_name, row_key);  -- each table's step reads its own rows only
+ANALYZE tmp_undo_rows (table_name);
 """
-# The current rows, locked (FOR UPDATE) until the undo commits.
+# The current rows (the transaction is REPEATABLE READ: a row changed meanwhile fails the undo's write).
 SNAPSHOT = "SELECT ice_pipeline.undo_snapshot()"
 
 # Runs that wrote after this one and are not undone: one run writes at a time, so
