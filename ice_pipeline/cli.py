@@ -322,12 +322,20 @@ def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exa
                      "0 = everything in one run. Default: the whole backlog, in runs of "
                      f"{DEFAULT_BATCH_ROWS:,} rows.")] = None,
             full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
-            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+            backup: Annotated[Path | None, typer.Option(help="First pg_dump -Fc the production tables into this "
+                                                        "directory; prints the command that restores it.")] = None,
+            ) -> None:
     """Run the migrate_to_production job in process (the same job the UI and the schedule run)."""
     # Unreachable databases or missing schemas: one sentence, before Dagster starts.
     with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
         check_databases(staging_conn, production_conn)
     remove_stale_pickles()
+    if backup is not None:  # undo block below
+        dump, restore = backup_production(backup)
+        err.print(f"backup: {dump}\nrestore it (erases everything written since, the bot's writes too; "
+                  f"`ice-pipeline undo RUN_ID` reverts one run only): {restore}", highlight=False, markup=False,
+                  soft_wrap=True)
     summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh,
                             progress=None if as_json else _print_batch)
     if as_json:
@@ -522,6 +530,105 @@ def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one
 
 
 # --- end review --------------------------------------------------------------
+
+
+# --- undo and backups (ice_pipeline/undo.py; issue 15) ---------------------------------
+
+BACKUP_TABLES = ("public.persons", "public.students", "public.leads", "public.student_documents", "public.services",
+                 "public.events", "ice_pipeline.*")
+
+
+def backup_production(directory: Path) -> tuple[Path, str]:
+    """`pg_dump -Fc` of the tables a migration writes (and the pipeline's own); returns (file, restore command).
+
+    The password goes through PGPASSWORD, never the command line (other users see that in `ps`).
+    """
+    import shutil
+    import subprocess
+
+    url = settings.parse_database_url(settings.require("DATABASE_URL"), "DATABASE_URL")
+    if shutil.which("pg_dump") is None:
+        raise SettingsError("--backup needs pg_dump (PostgreSQL client tools) on PATH.")
+    directory.mkdir(parents=True, exist_ok=True)
+    path = (directory / time.strftime("ice-production-%Y%m%dT%H%M%SZ.dump", time.gmtime())).resolve()
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    dsn = url.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
+    command = ["pg_dump", "--format=custom", "--no-owner", "--file", str(path), "--dbname", dsn]
+    for table in BACKUP_TABLES:
+        command += ["--table", table]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        first = (done.stderr.strip().splitlines() or ["no message"])[0]
+        raise SettingsError(f"pg_dump failed ({first}); nothing was migrated.")
+    restore = f'pg_restore --clean --if-exists --single-transaction --no-owner --dbname "$DATABASE_URL" {path}'
+    return path, restore
+
+
+def _print_undo(result, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result.as_dict(), default=str) + "\n")
+        return
+    verb = "would" if result.dry_run or result.refused else "did"
+    table = Table(title=f"undo {'(dry run) ' if result.dry_run else ''}{result.run_id}")
+    for column in ("table", "delete created", "restore changed", "re-insert deleted"):
+        table.add_column(column, justify="left" if column == "table" else "right")
+    for row in result.tables:
+        table.add_row(row["table_name"], str(row["delete_created"]), str(row["restore_changed"]),
+                      str(row["reinsert_deleted"]))
+    out.print(table)
+    for mark in result.watermarks:
+        target = f"{mark['to_updated_at']} #{mark['to_id']}" if mark["to_updated_at"] else "none (from the start)"
+        out.print(f"watermark {mark['staging_table']}: {verb} move back to {target}", highlight=False)
+    out.print(f"objects: {verb} remove {len(result.objects)}", highlight=False)
+    if result.refused:
+        err.print(f"[bold red]refused:[/] {len(result.blockers)} rows depend on run {result.run_id}; "
+                  "nothing was changed:", highlight=False)
+        from ice_pipeline.undo import MAX_BLOCKERS_SHOWN
+
+        for blocker in result.blockers[:MAX_BLOCKERS_SHOWN]:
+            err.print(f"  {blocker['table_name']} {blocker['row_key']}: {blocker['reason']}", highlight=False)
+        if len(result.blockers) > MAX_BLOCKERS_SHOWN:
+            err.print(f"  ... and {len(result.blockers) - MAX_BLOCKERS_SHOWN} more (--json lists all)")
+    elif result.undone:
+        out.print(f"run {result.run_id} undone in {result.seconds} s; the next run redoes its staging rows",
+                  highlight=False)
+        if result.objects_failed:
+            err.print(f"[bold red]warning:[/] {result.objects_failed} objects could not be removed from the store "
+                      "(the database is undone; the stray-objects check lists them).")
+
+
+@app.command("undo")
+def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeline.runs, or the Dagster UI).")],
+         dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done, change nothing.")] = False,
+         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Revert one run: delete what it created (and its objects), restore what it changed, move watermarks back.
+
+    Refused, listing what blocks, when something since depends on the run (a later run, a bot edit).
+    Exit 0 when done (or, with --dry-run, when it could be done), 1 when refused, 2 on errors.
+    """
+    from ice_pipeline.resources import DocumentStore
+    from ice_pipeline.undo import UndoError, store_remover, undo_run
+
+    def remove(bucket: str, keys: list[str]) -> int:
+        store = settings.document_store()
+        client = DocumentStore(endpoint=store.endpoint, access_key=store.access_key, secret_key=store.secret_key,
+                               bucket=bucket, secure=str(store.secure), files_root=str(store.files_root)).client()
+        return store_remover(client)(bucket, keys)
+
+    with closing(_production()) as conn:
+        try:
+            result = undo_run(conn, run_id, dry_run=dry_run, remove_objects=remove)
+        except UndoError as error:
+            fail(str(error))
+    _print_undo(result, as_json)
+    if result.refused:
+        raise typer.Exit(1)
+    if result.objects_failed:
+        raise typer.Exit(1)
+
+# --- end undo and backups ------------------------------------------------------------
 
 
 def main() -> None:

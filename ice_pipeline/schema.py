@@ -14,6 +14,7 @@ PRODUCTION_BASELINE = "production_baseline.sql"
 PRODUCTION_MIGRATION = "20251105_add_staging_fields.sql"
 PIPELINE_SCHEMA = "ice_pipeline_schema.sql"
 REVIEW_DECISIONS_UPGRADE = "ice_pipeline_review_decisions.sql"  # old decision text -> decision columns
+PIPELINE_CHANGES = "ice_pipeline_changes.sql"  # the change log that `undo` reads (ice_pipeline/undo.py)
 
 # Serialises concurrent `db init`/`db migrate` (and migration runs, see
 # assets/common.py) on one production database.
@@ -76,7 +77,7 @@ def init_production(conn: Connection, *, baseline: bool) -> None:
                 f"({', '.join(missing_tables)}): apply the bot's Prisma migrations first, "
                 "or use `ice-pipeline db init` for a development database."
             )
-    _apply(conn, names + (PRODUCTION_MIGRATION, PIPELINE_SCHEMA, REVIEW_DECISIONS_UPGRADE))
+    _apply(conn, names + (PRODUCTION_MIGRATION, PIPELINE_SCHEMA, REVIEW_DECISIONS_UPGRADE, PIPELINE_CHANGES))
 
 
 def _existing_columns(conn: Connection, schema: str = "public") -> dict[str, set[str]]:

@@ -51,6 +51,18 @@ class StagingBatch:
         return len(self.rows)
 
 
+# --- undo (ice_pipeline/undo.py) ---------------------------------------------------
+def current_run_id() -> str:
+    """The Dagster run writing now ('' outside a run): its changes are logged so that it can be undone."""
+    from dagster import DagsterInvariantViolationError, OpExecutionContext
+
+    try:
+        return OpExecutionContext.get().run_id
+    except DagsterInvariantViolationError:
+        return ""
+# --- end undo -------------------------------------------------------------------------
+
+
 @contextmanager
 def writer_transaction(conn: Connection, options: MigrationOptions) -> Iterator[Cursor]:
     """One transaction per asset, holding the migration lock; rolled back on dry runs.
@@ -63,6 +75,7 @@ def writer_transaction(conn: Connection, options: MigrationOptions) -> Iterator[
             cur.execute("SET LOCAL lock_timeout = %s", (f"{options.lock_wait_seconds}s",))
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             cur.execute("SET LOCAL lock_timeout = 0")
+            cur.execute("SELECT set_config('ice_pipeline.run_id', %s, true)", (current_run_id(),))  # undo's change log
             check_production_schema(conn)
             yield cur
         if options.dry_run:
