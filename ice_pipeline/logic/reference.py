@@ -81,7 +81,7 @@ def _event_date(value: Any) -> tuple[pd.Timestamp | None, str | None]:
         parsed = pd.NaT
     if pd.isna(parsed):
         return None, "attributes.date unreadable: dropped"
-    return parsed.tz_localize(None) if parsed.tzinfo else parsed, None
+    return (parsed.tz_convert("UTC").tz_localize(None) if parsed.tzinfo else parsed).as_unit("us"), None
 
 
 def event_fields(events: pd.DataFrame, service_of_key: dict[str, str]) -> pd.DataFrame:
@@ -111,7 +111,7 @@ def event_fields(events: pd.DataFrame, service_of_key: dict[str, str]) -> pd.Dat
             notes.append("attributes.service not a known service: dropped")
         services.append(service_id)
         warnings.append("; ".join(notes) or None)
-    return events.assign(event_date=pd.Series(dates, index=events.index, dtype="datetime64[ns]"),
+    return events.assign(event_date=pd.Series(dates, index=events.index, dtype="datetime64[us]"),
                          location=pd.Series(locations, index=events.index, dtype="string"),
                          service_id=pd.Series(services, index=events.index, dtype="string"),
                          warnings=pd.Series(warnings, index=events.index, dtype="string"))
