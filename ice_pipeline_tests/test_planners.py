@@ -272,3 +272,19 @@ def test_warnings_of_planned_values_reach_every_row_of_the_entity():
 def test_join_warnings_skips_empty_parts():
     out = join_warnings(pd.Series(["a", None, None]), pd.Series([None, "b", None]), pd.Series(["c", "d", None]))
     assert out.iloc[0] == "a; c" and out.iloc[1] == "b; d" and pd.isna(out.iloc[2])
+
+
+def test_rejections_of_rows_from_two_staging_tables():
+    """resolved_persons fits rows of staging_student and staging_lead together."""
+    rows = pd.DataFrame({"staging_table": ["staging_student", "staging_lead", "staging_lead"],
+                         "staging_id": [1, 1, 2], "display_name": ["A" * 9, "B", "C" * 9]})
+    fitted = fit(rows, "persons", PERSON_RULES, {"persons": {"full_name": Column("character varying", 5)}})
+    links = pd.DataFrame({"staging_table": ["staging_lead"], "staging_id": [1], "person_id": ["P"]})
+    kept, lost = settle_refused(links, "person_id", pd.DataFrame(
+        {"entity_id": ["P"], "reason": ["refused: UniqueViolation"], "details": ["{}"]}))
+    assert kept.empty and lost["staging_table"].tolist() == ["staging_lead"]
+    out = row_rejections(None, fitted, lost)
+    assert out[["staging_table", "staging_id", "reason"]].values.tolist() == [
+        ["staging_student", 1, "full_name longer than 5 characters"],
+        ["staging_lead", 2, "full_name longer than 5 characters"],
+        ["staging_lead", 1, "refused: UniqueViolation"]]

@@ -208,20 +208,20 @@ def refused_ids(frame: pd.DataFrame, id_column: str, refused: pd.DataFrame) -> p
 
 
 def settle_refused(links: pd.DataFrame, id_column: str, refused: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(links kept, rows refused: staging_id, reason, details) once production refused some entities.
+    """(links kept, links lost + reason, details) once production refused some entities.
 
     Every staging row planned onto a refused entity (`refused`: entity_id, reason,
     details) is not linked to it; the caller rejects it (unless it was linked
-    before, in which case its earlier link stands).
+    before, in which case its earlier link stands). The lost rows keep every
+    column of `links` (staging_table, staging_id, ...).
     """
     if refused.empty:
-        return links, pd.DataFrame(columns=["staging_id", "reason", "details"])
+        return links, links.iloc[:0].assign(reason=pd.Series(dtype="string"), details=pd.Series(dtype="string"))
     first = refused.drop_duplicates("entity_id").set_index("entity_id")
     hit = links[id_column].isin(first.index).to_numpy()
     lost = links[hit]
-    return links[~hit], pd.DataFrame({"staging_id": lost["staging_id"].to_numpy(),
-                                      "reason": lost[id_column].map(first["reason"]).to_numpy(),
-                                      "details": lost[id_column].map(first["details"]).to_numpy()})
+    return links[~hit], lost.assign(reason=lost[id_column].map(first["reason"]),
+                                    details=lost[id_column].map(first["details"]))
 
 
 def entity_warnings(links: pd.DataFrame, id_column: str, *fitted: Fitted) -> pd.DataFrame:
@@ -234,10 +234,22 @@ def entity_warnings(links: pd.DataFrame, id_column: str, *fitted: Fitted) -> pd.
     return links.assign(warnings=join_warnings(links.get("warnings"), links[id_column].map(per_entity)))
 
 
-def row_rejections(staging_table: str, fitted: Fitted, refused_rows: pd.DataFrame) -> pd.DataFrame:
-    """Rejections of a write: rows a rule rejected, then rows whose entity production refused."""
+def row_rejections(staging_table: str | None, fitted: Fitted, refused_rows: pd.DataFrame) -> pd.DataFrame:
+    """Rejections of a write: rows a rule rejected, then rows whose entity production refused.
+
+    `staging_table` None: each row names its own (a `staging_table` column, as resolved_persons' rows do).
+    """
     ruled = fitted.rejected.notna().to_numpy()
-    return pd.concat([
-        rejections(staging_table, fitted.frame.loc[ruled, "staging_id"], fitted.rejected[ruled]),
-        rejections(staging_table, refused_rows["staging_id"], refused_rows["reason"], refused_rows["details"]),
-    ], ignore_index=True).drop_duplicates(["staging_table", "staging_id"])
+    by_rule, by_db = fitted.frame[ruled], refused_rows
+    if staging_table is None:
+        parts = [rejections(table, by_rule.loc[by_rule["staging_table"] == table, "staging_id"],
+                            fitted.rejected[ruled][(by_rule["staging_table"] == table).to_numpy()])
+                 for table in by_rule["staging_table"].unique()]
+        parts += [rejections(table, group["staging_id"], group["reason"], group["details"])
+                  for table, group in by_db.groupby("staging_table", sort=False)]
+    else:
+        parts = [rejections(staging_table, by_rule["staging_id"], fitted.rejected[ruled]),
+                 rejections(staging_table, by_db["staging_id"], by_db["reason"], by_db["details"])]
+    if not parts:
+        return pd.DataFrame(columns=REJECTION_COLUMNS)
+    return pd.concat(parts, ignore_index=True).drop_duplicates(["staging_table", "staging_id"])
