@@ -153,7 +153,7 @@ INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, person_i
 SELECT kind, staging_table, staging_id, person_id, candidate_person_id, field,
        existing_value, incoming_value, score, reason, %(run_id)s
 FROM tmp_reviews
-ON CONFLICT (kind, staging_table, staging_id, field) DO NOTHING
+ON CONFLICT DO NOTHING  -- the same row question (review_queue_row_key) or person pair (review_queue_pair_key)
 """
 
 

@@ -64,10 +64,37 @@ ALTER TABLE ice_pipeline.review_queue ADD COLUMN IF NOT EXISTS decision text;
 ALTER TABLE ice_pipeline.review_queue DROP CONSTRAINT IF EXISTS review_queue_status_check;
 ALTER TABLE ice_pipeline.review_queue ADD CONSTRAINT review_queue_status_check
     CHECK (status IN ('open', 'resolved', 'applied', 'dismissed', 'superseded'));
--- One item per (kind, row, field): re-running never queues the same question twice.
-CREATE UNIQUE INDEX IF NOT EXISTS review_queue_item_key
-    ON ice_pipeline.review_queue (kind, staging_table, staging_id, field) NULLS NOT DISTINCT;
+-- One item per (kind, row, field): re-running never queues the same question twice. Partial: items
+-- about two production persons have no staging row (review_queue_pair_key covers them).
+DROP INDEX IF EXISTS ice_pipeline.review_queue_item_key;
+CREATE UNIQUE INDEX IF NOT EXISTS review_queue_row_key
+    ON ice_pipeline.review_queue (kind, staging_table, staging_id, field) NULLS NOT DISTINCT
+    WHERE staging_table IS NOT NULL;
 CREATE INDEX IF NOT EXISTS review_queue_open_idx ON ice_pipeline.review_queue (status, kind);
+-- Every kind can be closed by a person (DESIGN §3.4). A decision is two columns, never a string to parse:
+--   identity_conflict    : merge_into (decision_person_id) | new_person | dismiss
+--   field_conflict       : keep_existing | take_incoming
+--   possible_duplicate   : same_person (decision_person_id = the person that stays) | not_same
+--   possible_false_merge : split | keep_together
+-- `details` holds the evidence (which fields agree or differ, the rows on each side), never shown in logs.
+-- Items about two production persons (a backlog duplicate) have no staging row.
+ALTER TABLE ice_pipeline.review_queue DROP CONSTRAINT IF EXISTS review_queue_kind_check;
+ALTER TABLE ice_pipeline.review_queue ADD CONSTRAINT review_queue_kind_check
+    CHECK (kind IN ('identity_conflict', 'field_conflict', 'possible_duplicate', 'possible_false_merge'));
+ALTER TABLE ice_pipeline.review_queue ADD COLUMN IF NOT EXISTS details jsonb NOT NULL DEFAULT '{}';
+ALTER TABLE ice_pipeline.review_queue ADD COLUMN IF NOT EXISTS decision_kind text;
+ALTER TABLE ice_pipeline.review_queue ADD COLUMN IF NOT EXISTS decision_person_id uuid;
+ALTER TABLE ice_pipeline.review_queue ALTER COLUMN staging_table DROP NOT NULL;
+ALTER TABLE ice_pipeline.review_queue ALTER COLUMN staging_id DROP NOT NULL;
+ALTER TABLE ice_pipeline.review_queue DROP CONSTRAINT IF EXISTS review_queue_decision_kind_check;
+ALTER TABLE ice_pipeline.review_queue ADD CONSTRAINT review_queue_decision_kind_check
+    CHECK (decision_kind IS NULL OR decision_kind IN ('merge_into', 'new_person', 'dismiss', 'keep_existing',
+        'take_incoming', 'same_person', 'not_same', 'split', 'keep_together'));
+-- A pair of production persons is asked about once, whatever row or scan found it.
+CREATE UNIQUE INDEX IF NOT EXISTS review_queue_pair_key
+    ON ice_pipeline.review_queue (kind, least(person_id, candidate_person_id), greatest(person_id, candidate_person_id))
+    WHERE kind = 'possible_duplicate' AND person_id IS NOT NULL AND candidate_person_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS review_queue_person_idx ON ice_pipeline.review_queue (person_id) WHERE person_id IS NOT NULL;
 
 -- How far each staging table has been processed: (updated_at, id) of the last
 -- row covered, advanced in the same transaction as the data it covers.
@@ -128,3 +155,54 @@ CREATE INDEX IF NOT EXISTS leads_ice_person_program_idx ON public.leads (person_
 -- The lead first seen at a file/sheet/row (a re-imported row keeps its person): looked up for
 -- every batch, so its cost must follow the batch, not the number of leads in production.
 CREATE INDEX IF NOT EXISTS leads_ice_source_row_idx ON public.leads (source_file, source_row);
+
+-- Evidence, not survivors (DESIGN §4): the normalized keys of every staging row ever linked to a
+-- person, so that a run re-resolves a touched person with all of its rows, as one batch would.
+-- `evidence` says what resolution decided about the row (vetoed candidates and why, values not used
+-- to match because they are placeholders or shared), without personal values.
+CREATE TABLE IF NOT EXISTS ice_pipeline.row_keys (
+    staging_table   text        NOT NULL,
+    staging_id      bigint      NOT NULL,
+    person_id       uuid        NOT NULL,
+    cedula          text,
+    email           text,
+    name_key        text,
+    birth_date      date,
+    phone_tail      text,        -- last ten digits of a mobile
+    student_number  text,
+    evidence        jsonb       NOT NULL DEFAULT '{}',
+    run_id          text        NOT NULL,
+    PRIMARY KEY (staging_table, staging_id)
+);
+CREATE INDEX IF NOT EXISTS row_keys_person_idx ON ice_pipeline.row_keys (person_id);
+CREATE INDEX IF NOT EXISTS row_keys_cedula_idx ON ice_pipeline.row_keys (cedula) WHERE cedula IS NOT NULL;
+CREATE INDEX IF NOT EXISTS row_keys_email_idx ON ice_pipeline.row_keys (email) WHERE email IS NOT NULL;
+CREATE INDEX IF NOT EXISTS row_keys_phone_tail_idx ON ice_pipeline.row_keys (phone_tail) WHERE phone_tail IS NOT NULL;
+CREATE INDEX IF NOT EXISTS row_keys_name_birth_idx ON ice_pipeline.row_keys (name_key, birth_date)
+    WHERE birth_date IS NOT NULL;
+
+-- Which staging row brought each value a person holds (written when the pipeline sets a field):
+-- `explain person:<uuid>` shows it, a split moves the values the moved rows brought.
+CREATE TABLE IF NOT EXISTS ice_pipeline.field_sources (
+    person_id      uuid        NOT NULL,
+    field          text        NOT NULL,
+    staging_table  text        NOT NULL,
+    staging_id     bigint      NOT NULL,
+    run_id         text        NOT NULL,
+    set_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (person_id, field)
+);
+
+-- Production persons merged or split by a person's decision (never by the pipeline on its own):
+-- where an absorbed person went, which rows a split moved.
+CREATE TABLE IF NOT EXISTS ice_pipeline.person_moves (
+    id              bigserial   PRIMARY KEY,
+    kind            text        NOT NULL CHECK (kind IN ('merge', 'split')),
+    from_person_id  uuid        NOT NULL,
+    to_person_id    uuid        NOT NULL,
+    review_id       bigint,
+    run_id          text        NOT NULL,
+    staging_rows    jsonb       NOT NULL DEFAULT '[]',
+    moved_at        timestamptz NOT NULL DEFAULT now()
+);
+CREATE INDEX IF NOT EXISTS person_moves_from_idx ON ice_pipeline.person_moves (from_person_id);

@@ -1,1 +1,1 @@
-"""Named SQL operations of each stage: what the assets read from and write to production."""
+"""Named SQL of each stage and the small functions that run it (no SQL assembled elsewhere)."""
