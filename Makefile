@@ -7,11 +7,12 @@ STAMP  := $(VENV)/.installed
 ICE    := $(BIN)/ice-pipeline
 export ICE_LOCAL_DIR ?= $(CURDIR)/.ice
 
-.PHONY: install demo test lint ui down bench clean
+.PHONY: install demo test lint ui down bench clean clean-data
 
 install: $(STAMP)
 
 # Reinstall when the dependencies or the lock change; constraints.txt pins every package.
+# `.[dev]` includes the extra `.[local]` (moto, the embedded S3 server).
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
@@ -38,7 +39,7 @@ lint: install
 ui: install
 	$(ICE) local up
 	$(ICE) db init
-	. <($(ICE) local env) && $(BIN)/python -m ice_pipeline.launcher dev -h 127.0.0.1 -p 3000 -w workspace.yaml
+	. <($(ICE) local env) && $(BIN)/python -m ice_pipeline.dev.launcher dev -h 127.0.0.1 -p 3000 -w workspace.yaml
 
 down:
 	-$(ICE) local down
@@ -46,5 +47,9 @@ down:
 bench: install
 	$(BIN)/python -m benchmarks.migration --persons $${BENCH_PERSONS:-100000}
 
+# The embedded databases and S3 objects live in .ice/: `clean` keeps them, `clean-data` removes them.
 clean: down
-	rm -rf $(VENV) .ice
+	rm -rf $(VENV)
+
+clean-data: down
+	rm -rf .ice

@@ -6,7 +6,7 @@ For every size N (persons of the demo generator, about 1.7 staging rows per
 person: students + leads, with the generator's overlap and messiness):
 
 1. fresh staging and production databases on a private embedded cluster
-   (`ice_pipeline.local.up` on a temp directory, stopped in `finally`),
+   (`ice_pipeline.dev.local.up` on a temp directory, stopped in `finally`),
    `pg_stat_statements` preloaded (the cluster is restarted once for it);
 2. demo data generated and COPY-loaded into staging (timed, reported apart:
    not part of the migration);
@@ -51,8 +51,8 @@ import psycopg2
 from psycopg2 import sql
 
 from benchmarks import row_by_row
-from ice_pipeline import demo_data as demo
-from ice_pipeline import local
+from ice_pipeline.dev import demo_data as demo
+from ice_pipeline.dev import local
 from ice_pipeline.schema import init_production, init_staging
 
 REPO = Path(__file__).resolve().parents[1]

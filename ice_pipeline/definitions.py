@@ -1,23 +1,25 @@
-"""The Dagster code location: assets, checks, job, schedule, sensor and resources."""
+"""The Dagster code location: assets, checks, job, schedule, sensor and resources.
 
+Importing it has no side effect (no `.env`, no environment writes, no probing
+of the embedded services): `ice-pipeline` and the launcher set the
+environment before Dagster loads this module.
+"""
 
-from dagster import Definitions, EnvVar
+from dagster import Definitions, EnvVar, in_process_executor
 
 from ice_pipeline.assets.common import MigrationOptions
 from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
+from ice_pipeline.assets.review import applied_review_decisions
 from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
+from ice_pipeline.batches import in_memory_batches
 from ice_pipeline.checks import build_checks
 from ice_pipeline.jobs import daily_migration, migrate_to_production
 from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
-from ice_pipeline.settings import apply_environment
-
-# With no variables set, use the embedded services of `ice-pipeline local up`.
-apply_environment()
 
 
 def build_resources() -> dict:
@@ -35,14 +37,20 @@ def build_resources() -> dict:
             files_root=EnvVar("STAGING_FILES_ROOT"),
         ),
         "options": MigrationOptions(),
+        # Batches between assets stay in the run's memory, never pickled on disk (batches.py).
+        "io_manager": in_memory_batches,
     }
 
 
 defs = Definitions(
-    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
+    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
+            prod_leads, prod_documents],
     asset_checks=[*build_checks(), *document_checks],
     jobs=[migrate_to_production],
     schedules=[daily_migration],
     sensors=[new_staging_rows],
     resources=build_resources(),
+    # Every launch path in one process ("Materialize all" = __ASSET_JOB, single assets,
+    # schedule, sensor, CLI): the in-memory batches need it, and it is the fast path.
+    executor=in_process_executor,
 )

@@ -1,6 +1,6 @@
 """Shared fixtures: real PostgreSQL and a real S3 server (moto over HTTP), per DESIGN §6.
 
-One embedded cluster + S3 server per test session (`ice_pipeline.local.up`
+One embedded cluster + S3 server per test session (`ice_pipeline.dev.local.up`
 on a private directory); every test gets fresh databases cloned from
 templates that already hold the schemas, its own bucket and files root.
 """
@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from minio import Minio
 
-from ice_pipeline import local
+from ice_pipeline.dev import local
 from ice_pipeline.schema import init_production, init_staging
 
 _counter = itertools.count()
@@ -173,8 +173,10 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     # In-process runs use an ephemeral Dagster instance: a SQLite event log in
-    # a fresh DAGSTER_HOME costs seconds per run. The CLI tests cover a real one.
+    # a fresh DAGSTER_HOME costs seconds per run, and with DAGSTER_PG_URL alone the
+    # instance would live in ./.ice/dagster_home. The CLI tests cover a real one.
     monkeypatch.delenv("DAGSTER_HOME")
+    monkeypatch.delenv("DAGSTER_PG_URL")
     result = Pipeline(services, env["STAGING_DATABASE_URL"], env["DATABASE_URL"], bucket, files_root, env)
     try:
         yield result

@@ -1,4 +1,4 @@
-"""Tests for the demo staging data generator (ice_pipeline.demo_data).
+"""Tests for the demo staging data generator (ice_pipeline.dev.demo_data).
 
 The generator is the pipeline's test bed: these tests pin that every kind of
 mess DESIGN §3.1/§4 talks about is really in the data, that the ground truth
@@ -27,7 +27,7 @@ import pandas as pd
 import psycopg2
 import pytest
 
-from ice_pipeline.demo_data import (
+from ice_pipeline.dev.demo_data import (
     DOCUMENT_COLUMNS,
     LEAD_COLUMNS,
     STUDENT_COLUMNS,

@@ -1,7 +1,7 @@
-"""Real-process tests of the embedded services (`ice_pipeline.local`).
+"""Real-process tests of the embedded services (`ice_pipeline.dev.local`).
 
 Each test gets its own root under tmp_path and always runs `down` on teardown,
-so no PostgreSQL or moto process outlives the test.
+so no PostgreSQL or S3 server process outlives the test.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import psycopg2
 import pytest
 from minio import Minio
 
-from ice_pipeline import local
+from ice_pipeline.dev import local
 
 ENV_NAMES = {
     "STAGING_DATABASE_URL",
@@ -137,7 +137,7 @@ def test_up_twice_returns_same_services_and_starts_nothing(root: Path) -> None:
     motos = [
         p
         for p in psutil.process_iter(["cmdline"])
-        if any("moto_server" in a for a in (p.info["cmdline"] or []))
+        if any("ice_pipeline.dev.s3server" in a for a in (p.info["cmdline"] or []))
         and str(first.s3_port) in (p.info["cmdline"] or [])
     ]
     assert len(motos) == 1
@@ -259,9 +259,9 @@ def test_failing_s3_server_gives_one_sentence_naming_its_log(
 ) -> None:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    moto = fake_bin / "moto_server"
-    moto.write_text("#!/bin/sh\necho 'cannot serve' >&2\nexit 3\n")
-    moto.chmod(0o755)
+    server = fake_bin / "python"  # the S3 server runs as `sys.executable -m ice_pipeline.dev.s3server`
+    server.write_text("#!/bin/sh\necho 'cannot serve' >&2\nexit 3\n")
+    server.chmod(0o755)
     monkeypatch.setattr(sys, "executable", str(fake_bin / "python"))
     with pytest.raises(local.LocalServiceError) as excinfo:
         local.up(root)
@@ -269,3 +269,67 @@ def test_failing_s3_server_gives_one_sentence_naming_its_log(
     assert str(root / "s3.log") in message and "\n" not in message
     assert "cannot serve" in (root / "s3.log").read_text()
     assert local.status(root).s3_running is False
+
+
+def _client(env: dict) -> Minio:
+    return Minio(env["MINIO_ENDPOINT"], access_key=env["MINIO_ACCESS_KEY"], secret_key=env["MINIO_SECRET_KEY"],
+                 secure=False)
+
+
+def _stored(client: Minio, bucket: str, key: str) -> tuple[bytes, dict, int]:
+    response = client.get_object(bucket, key)
+    try:
+        data = response.read()
+    finally:
+        response.close()
+        response.release_conn()
+    stat_ = client.stat_object(bucket, key)
+    return data, {k.lower(): v for k, v in stat_.metadata.items() if k.lower().startswith("x-amz-meta-")}, stat_.size
+
+
+def test_objects_survive_down_up_and_a_killed_server(root: Path) -> None:
+    """The embedded S3 server keeps objects on disk (issue 14): `down`/`up` and kill -9 lose nothing."""
+    env = local.up(root).env()
+    client = _client(env)
+    bucket = env["MINIO_BUCKET"]
+    client.make_bucket(bucket)
+    payload = b"%PDF-1.4 kept across restarts\n" * 100
+    big = os.urandom(11 * 1024 * 1024)  # multipart upload (parts of 5 MiB)
+    client.put_object(bucket, "students/1/passport 1.pdf", io.BytesIO(payload), len(payload),
+                      content_type="application/pdf", metadata={"sha256": "ab" * 32})
+    client.put_object(bucket, "students/1/big.bin", io.BytesIO(big), len(big), part_size=5 * 1024 * 1024)
+    client.put_object(bucket, "students/1/removed.pdf", io.BytesIO(b"x"), 1)
+    client.remove_object(bucket, "students/1/removed.pdf")
+    before = _stored(client, bucket, "students/1/passport 1.pdf")
+    assert before[1] == {"x-amz-meta-sha256": "ab" * 32}
+
+    local.down(root)
+    env = local.up(root).env()
+    client = _client(env)
+    assert _stored(client, bucket, "students/1/passport 1.pdf") == before
+    assert _stored(client, bucket, "students/1/big.bin")[0] == big
+    assert sorted(o.object_name for o in client.list_objects(bucket, recursive=True)) == [
+        "students/1/big.bin", "students/1/passport 1.pdf"]
+
+    s3_pid = _state(root)["s3_pid"]
+    os.killpg(s3_pid, signal.SIGKILL)  # a machine restart: no `down`
+    psutil.Process(s3_pid).wait(timeout=5)
+    env = local.up(root).env()
+    assert _state(root)["s3_pid"] != s3_pid
+    client = _client(env)
+    assert _stored(client, bucket, "students/1/passport 1.pdf") == before
+    assert client.stat_object(bucket, "students/1/passport 1.pdf").content_type == "application/pdf"
+    assert (local.objects_dir(root) / bucket).is_dir()
+
+
+def test_missing_moto_gives_one_sentence(root: Path, tmp_path: Path) -> None:
+    """moto is the optional extra [local]: without it, `local up` says how to install it."""
+    script = ("import sys; sys.modules['moto'] = None\n"
+              "import importlib.util\n"
+              "real = importlib.util.find_spec\n"
+              "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else real(name, *a)\n"
+              "from ice_pipeline.dev import local\n"
+              "try:\n    local.up(sys.argv[1])\nexcept local.LocalServiceError as e:\n    print(e); sys.exit(7)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 7, result.stderr[-2000:]
+    assert "pip install -e '.[local]'" in result.stdout and result.stdout.count("\n") == 1

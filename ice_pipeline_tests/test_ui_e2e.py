@@ -2,7 +2,7 @@
 
 `dagster dev` (webserver + daemon: runs launched through the API go through
 the QueuedRunCoordinator, which only the daemon dequeues) is started through
-`ice_pipeline.launcher` exactly as `make ui` does, against the session's
+`ice_pipeline.dev.launcher` exactly as `make ui` does, against the session's
 embedded PostgreSQL and S3, with DAGSTER_HOME holding a copy of the repo's
 dagster.yaml and Dagster's storage in a fresh database. Everything is checked
 through the GraphQL API, then the process group is stopped and no process may
@@ -28,7 +28,7 @@ import psycopg2
 import pytest
 import requests
 
-from ice_pipeline import demo_data as demo
+from ice_pipeline.dev import demo_data as demo
 from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,7 +118,7 @@ def dagster_ui(pipeline, pg_dagster_home, tmp_path: Path) -> Iterator[Server]:
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ice_pipeline.launcher", "dev", "-h", "127.0.0.1", "-p", str(port),
+            [sys.executable, "-m", "ice_pipeline.dev.launcher", "dev", "-h", "127.0.0.1", "-p", str(port),
              "-w", str(REPO / "workspace.yaml")],
             cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole, like Ctrl-C in a terminal
@@ -316,7 +316,7 @@ def test_launcher_gives_the_server_default_signal_handling(tmp_path: Path):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "ice_pipeline.launcher", sys.executable, "-c", probe],
+    result = subprocess.run([sys.executable, "-m", "ice_pipeline.dev.launcher", sys.executable, "-c", probe],
                             env=env, preexec_fn=ignore_stop_signals, timeout=60)
     assert result.returncode == 3
 

@@ -26,9 +26,9 @@ import psycopg2
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from ice_pipeline import demo_data as demo
-from ice_pipeline import local
 from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
+from ice_pipeline.dev import demo_data as demo
+from ice_pipeline.dev import local
 from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG, migrate_to_production
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows, run_key_for, staging_high_water_marks
@@ -138,6 +138,7 @@ def use_env(monkeypatch: pytest.MonkeyPatch):
         for name, value in dbs.env.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
+        monkeypatch.delenv("DAGSTER_PG_URL", raising=False)  # else a PostgreSQL instance in ./.ice/dagster_home
 
     return use
 

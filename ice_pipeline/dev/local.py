@@ -11,13 +11,16 @@ under one directory (`$ICE_LOCAL_DIR`, default `./.ice`):
                       root under /root), it lives in /var/tmp/ice-pipeline/
                       instead and `postgres.log` here is a symlink to its log
     initdb.log        output of the one-time initdb
-    s3.log            moto_server output
+    s3.log            S3 server output
+    s3/               the S3 server's buckets and objects (kept across down/up and restarts)
     staging_files/    STAGING_FILES_ROOT
     dagster_home/     DAGSTER_HOME
 
-The S3 server is `moto_server` (no MinIO binary can be installed here). It
-keeps objects in memory only: `down` loses every bucket and object, while the
-PostgreSQL data stays on disk.
+The S3 server is moto's S3 (no MinIO binary can be installed here) run by
+`ice_pipeline.dev.s3server`, which writes every object to `s3/` before it
+answers and restores them at start: objects outlive `down`, a killed server
+and a machine restart, like the PostgreSQL data. moto is the optional extra
+`ice_pipeline[local]` (`make install` installs it).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ __all__ = [
     "embedded_env",
     "env_exports",
     "local_dir",
+    "objects_dir",
     "status",
     "up",
 ]
@@ -67,7 +71,7 @@ _ACCESS_KEY = "ice-local"  # not a secret: moto accepts any key pair
 _BUCKET = "apex-ice-docs"
 _FALLBACK_BASE = Path("/var/tmp/ice-pipeline")
 _PG_TIMEOUT_S = 60
-_S3_TIMEOUT_S = 15.0
+_S3_TIMEOUT_S = 60.0  # moto's import, then restoring the stored objects
 _STOP_TIMEOUT_S = 10.0
 _SOCKET_PATH_MAX = 100  # sun_path is 108 bytes; keep room for ".s.PGSQL.NNNNN"
 _CONF_NAME = "ice_local.conf"
@@ -87,6 +91,8 @@ _PG_SETTINGS: dict[str, str] = {
     "synchronous_commit": "off",
     "full_page_writes": "off",
     "logging_collector": "off",
+    # Marks this cluster as the embedded one: `demo-data` and `db init` refuse others (settings.py).
+    "ice_pipeline.embedded": "'on'",
 }
 
 
@@ -151,7 +157,7 @@ def up(root: Path | None = None, dagster_yaml: Path | None = None) -> LocalServi
     Whatever already runs is left alone and reported with its ports, so a
     second call starts nothing. `dagster_yaml`, when given, is copied into
     DAGSTER_HOME only if no dagster.yaml is there yet. Objects stored in the
-    S3 server live in memory and are lost on `down`.
+    S3 server are kept under `root/s3` and restored on the next `up`.
     """
     root = _resolve_root(root)
     try:
@@ -199,7 +205,7 @@ def _up_locked(root: Path, dagster_yaml: Path | None) -> LocalServices:
     state["s3_port"] = s3_port
     _write_state(root, state)
 
-    # Start moto first (it takes a second or two to import) and let it
+    # Start the S3 server first (moto takes a second or two to import) and let it
     # boot while PostgreSQL starts.
     s3_proc: subprocess.Popen[bytes] | None = None
     if not s3_running:
@@ -229,8 +235,7 @@ def _up_locked(root: Path, dagster_yaml: Path | None) -> LocalServices:
 def down(root: Path | None = None) -> None:
     """Stop both services; harmless when nothing runs.
 
-    The PostgreSQL data stays on disk; the S3 server's objects (in memory)
-    are lost.
+    The PostgreSQL data and the S3 objects stay on disk.
     """
     root = _resolve_root(root)
     if not (root / "state.json").exists():
@@ -632,18 +637,29 @@ def _ensure_databases(cluster: Path, port: int) -> None:
 
 
 # --------------------------------------------------------------------------
-# S3 (moto_server)
+# S3 (ice_pipeline.dev.s3server: moto + objects on disk)
 
 # Popen objects of servers this process started, kept so they are reaped
 # (no zombies, no "still running" ResourceWarning) when `down` runs here.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 
 
-def _moto_server() -> Path:
-    exe = Path(sys.executable).parent / "moto_server"
-    if not exe.exists():
-        raise LocalServiceError(f"{exe} does not exist; install moto[server] into this virtualenv.")
-    return exe
+_S3_MODULE = "ice_pipeline.dev.s3server"
+
+
+def _require_moto() -> None:
+    """moto is an optional extra: say so in one sentence when it is missing."""
+    import importlib.util
+
+    from ice_pipeline.dev.s3server import MISSING_MOTO
+
+    if importlib.util.find_spec("moto") is None or importlib.util.find_spec("flask") is None:
+        raise LocalServiceError(MISSING_MOTO[0].upper() + MISSING_MOTO[1:])
+
+
+def objects_dir(root: Path) -> Path:
+    """Where the embedded S3 server keeps its buckets and objects."""
+    return root / "s3"
 
 
 def _create_time(pid: int) -> float | None:
@@ -667,7 +683,7 @@ def _s3_process(state: dict[str, Any]) -> psutil.Process | None:
         if proc.status() == psutil.STATUS_ZOMBIE:
             _reap(pid)
             return None
-        if not any("moto_server" in part for part in proc.cmdline()):
+        if not any(_S3_MODULE in part for part in proc.cmdline()):
             return None
         recorded = state.get("s3_create_time")
         if isinstance(recorded, (int, float)) and abs(proc.create_time() - recorded) > 1.0:
@@ -678,12 +694,13 @@ def _s3_process(state: dict[str, Any]) -> psutil.Process | None:
 
 
 def _start_s3(root: Path, port: int) -> subprocess.Popen[bytes]:
-    exe = _moto_server()
+    _require_moto()
+    exe = sys.executable
     log = root / "s3.log"
     with open(log, "ab") as out:
         try:
             proc = subprocess.Popen(
-                [str(exe), "-H", _HOST, "-p", str(port)],
+                [exe, "-m", _S3_MODULE, "-H", _HOST, "-p", str(port), "--data", str(objects_dir(root))],
                 cwd=root,
                 stdin=subprocess.DEVNULL,
                 stdout=out,
@@ -704,7 +721,7 @@ def _wait_s3(root: Path, proc: subprocess.Popen[bytes], port: int) -> None:
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise LocalServiceError(
-                f"The S3 server (moto_server) exited with code {proc.returncode} "
+                f"The S3 server ({_S3_MODULE}) exited with code {proc.returncode} "
                 f"before listening on {_HOST}:{port}; see {log}."
             )
         try:
@@ -715,7 +732,7 @@ def _wait_s3(root: Path, proc: subprocess.Popen[bytes], port: int) -> None:
         except (urllib.error.URLError, OSError):
             time.sleep(0.1)
     raise LocalServiceError(
-        f"The S3 server (moto_server) did not answer on {_HOST}:{port} within "
+        f"The S3 server ({_S3_MODULE}) did not answer on {_HOST}:{port} within "
         f"{_S3_TIMEOUT_S:.0f} s; see {log}."
     )
 

@@ -1,7 +1,7 @@
 """Run `dagster dev` / `dagster-webserver` / `dagster-daemon` so that stopping it stops everything.
 
-    python -m ice_pipeline.launcher dev -h 127.0.0.1 -p 3000 -w workspace.yaml   (= dagster dev ...)
-    python -m ice_pipeline.launcher webserver ... | daemon ... | ANY-COMMAND ARGS...
+    python -m ice_pipeline.dev.launcher dev -h 127.0.0.1 -p 3000 -w workspace.yaml   (= dagster dev ...)
+    python -m ice_pipeline.dev.launcher webserver ... | daemon ... | ANY-COMMAND ARGS...
 
 Two problems this solves (ENVIRONMENT.md, and checked by test_ui_e2e.py):
 
@@ -21,7 +21,11 @@ A second Ctrl-C / SIGTERM kills the group at once. The exit status is the
 server's. Executables are looked up in this interpreter's bin directory first
 (the virtualenv), then on PATH. DAGSTER_HOME must be set, or the embedded
 services must run (they provide it): without it `dagster dev` leaves
-`.tmp_dagster_home_*` folders in the working directory.
+`.tmp_dagster_home_*` folders in the working directory. For Dagster commands
+the launcher first chooses the services like `ice-pipeline` does (all
+configured or all embedded), puts the repo's dagster.yaml into DAGSTER_HOME
+when DAGSTER_PG_URL is set and the home has no PostgreSQL storage, and removes
+batch pickles older versions left there.
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from pathlib import Path
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 SHUTDOWN_GRACE_S = 30.0   # for the server itself to exit after the first signal
 GROUP_GRACE_S = 15.0      # then for its children (code servers shut down after it)
-USAGE = ("usage: python -m ice_pipeline.launcher {dev|webserver|daemon|COMMAND} [ARGS...]"
+USAGE = ("usage: python -m ice_pipeline.dev.launcher {dev|webserver|daemon|COMMAND} [ARGS...]"
          "   (e.g. dev -h 127.0.0.1 -p 3000 -w workspace.yaml)")
 # Short forms, so `make ui` needs no path to the virtualenv's scripts.
 SHORT_FORMS = {"dev": ["dagster", "dev"], "webserver": ["dagster-webserver"], "daemon": ["dagster-daemon", "run"]}
@@ -130,23 +134,50 @@ def supervise(argv: list[str]) -> int:
     return code if code >= 0 else 128 - code
 
 
+def prepare_dagster(home: Path) -> None:
+    """What `ice-pipeline` does before a run, for the Dagster processes this starts.
+
+    The services line on stderr; with DAGSTER_PG_URL set, the repo's
+    dagster.yaml in DAGSTER_HOME (Dagster reads it from there); batch
+    pickles older versions left in DAGSTER_HOME/storage removed.
+    """
+    from ice_pipeline.instance import ensure_home_config, remove_stale_pickles
+
+    note = ensure_home_config(home)
+    if note:
+        print(f"launcher: {note}", file=sys.stderr)
+    from ice_pipeline.definitions import defs
+
+    names = [key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()]
+    removed = remove_stale_pickles(home, names)
+    if removed:
+        print(f"launcher: removed {removed} batch pickle(s) an older version left in {home / 'storage'}",
+              file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:1] == ["--"]:
         args = args[1:]
     if not args or args[0] in ("-h", "--help"):
         raise SystemExit(USAGE)
+    dagster = args[0] in SHORT_FORMS or Path(args[0]).name.startswith("dagster")
     args = SHORT_FORMS.get(args[0], args[:1]) + args[1:]
-    if not os.environ.get("DAGSTER_HOME"):
-        # Same defaults as the CLI: .env, then the embedded services (which provide DAGSTER_HOME).
-        from ice_pipeline.settings import apply_environment
+    if dagster:
+        # Same world as the CLI: .env, then all configured or all embedded (which provide DAGSTER_HOME).
+        from ice_pipeline.settings import SettingsError, apply_environment
 
-        apply_environment()
+        try:
+            print(f"launcher: {apply_environment().describe()}", file=sys.stderr)
+        except SettingsError as error:
+            raise SystemExit(f"launcher: {error}") from None
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         raise SystemExit("launcher: DAGSTER_HOME is not set: set it (an absolute directory holding dagster.yaml) "
                          "or start the embedded services with `ice-pipeline local up`.")
     Path(home).mkdir(parents=True, exist_ok=True)
+    if dagster:
+        prepare_dagster(Path(home))
     sys.exit(supervise([resolve(args[0]), *args[1:]]))
 
 
