@@ -288,7 +288,8 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
         "leads_created": leads.get("leads_created", 0), "leads_updated": leads.get("leads_updated", 0),
         "documents_uploaded": documents.get("documents_uploaded", 0),
         "documents_skipped": documents.get("documents_skipped", 0),
-        "rows_rejected": persons.get("rows_rejected", 0) + documents.get("documents_rejected", 0),
+        "rows_rejected": persons.get("rows_rejected", 0) + students.get("rows_rejected", 0)
+        + leads.get("rows_rejected", 0) + documents.get("documents_rejected", 0),
         "rows_in_review": persons.get("rows_in_review", 0) + students.get("rows_in_review", 0),
         "checks_failed": sum(1 for c in checks if not c["passed"] and c["severity"] == "ERROR"),
         "checks_warned": sum(1 for c in checks if not c["passed"] and c["severity"] == "WARN"),

@@ -9,9 +9,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
+import psycopg2
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 from psycopg2 import sql
@@ -207,3 +211,98 @@ def advance_watermark(cur: Cursor, table: str, high: tuple[str, int] | None, run
     if high is None:
         return
     cur.execute(ADVANCE_WATERMARK, {"table": table, "high_updated_at": high[0], "high_id": high[1], "run_id": run_id})
+
+
+# --- writes that a bad row cannot stop ------------------------------------------------------
+
+# SQLSTATE classes a single row can cause: data exceptions (22: too long, a failed cast, out of
+# range), integrity violations (23: unique, foreign key, check, not null), program limits (54: an
+# index entry too large), errors raised by triggers (P0). Anything else (a missing column, a lock
+# timeout, a lost connection) is the statement's or the server's, not a row's: it stops the write.
+ROW_ERROR_CLASSES = ("22", "23", "54", "P0")
+ROW_COLUMN = "_row"
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+@dataclass
+class IsolatedWrite:
+    """What write_isolating did: rows written, and the rows the database refused (by position)."""
+
+    written: int
+    refused: pd.DataFrame  # position (0-based, in the frame), reason, details (JSON text)
+
+    @property
+    def positions(self) -> list[int]:
+        return self.refused["position"].tolist()
+
+
+def is_row_error(error: psycopg2.Error) -> bool:
+    """True when the error can be caused by the values of one row (ROW_ERROR_CLASSES)."""
+    return bool(error.pgcode) and error.pgcode[:2] in ROW_ERROR_CLASSES
+
+
+def refusal(error: psycopg2.Error) -> tuple[str, str]:
+    """(reason, details JSON) of a refused row, without the row's values.
+
+    The server's DETAIL line and the quoted parts of its message can quote the
+    value (personal data): only the error class, SQLSTATE, the message with its
+    quoted parts masked, and the constraint/column/table names are kept.
+    """
+    diag = error.diag
+    details = {"error": type(error).__name__, "sqlstate": error.pgcode,
+               "message": _QUOTED.sub('"…"', diag.message_primary or ""),
+               "constraint": diag.constraint_name, "column": diag.column_name, "table": diag.table_name}
+    reason = f"refused by the production database: {type(error).__name__} (SQLSTATE {error.pgcode})"
+    return reason, json.dumps({k: v for k, v in details.items() if v})
+
+
+def write_isolating(cur: Cursor, table: str, columns: dict[str, str], frame: pd.DataFrame, statement: str,
+                    params: dict | None = None) -> IsolatedWrite:
+    """COPY `frame` into temp table `table` and run `statement` on it; a row the database refuses costs that row.
+
+    `statement` reads `table` restricted to `_row >= %(lo)s AND _row < %(hi)s` (the frame's
+    positions). It runs once on the whole set -- one statement when all is well. On a row-caused
+    error (ROW_ERROR_CLASSES) the set is rolled back to a SAVEPOINT and halved, down to single
+    rows: those are refused with the error's class as the reason, every other row is written.
+    k bad rows among n cost about 2·k·log2(n) statements. Any other error propagates.
+    """
+    copy_into_temp(cur, table, {**columns, ROW_COLUMN: "bigint"}, frame.assign(**{ROW_COLUMN: np.arange(len(frame))}))
+    written, refused, indexed = 0, [], False
+    pending = [(0, len(frame))] if len(frame) else []
+    while pending:
+        lo, hi = pending.pop()
+        cur.execute("SAVEPOINT ice_isolate")
+        try:
+            cur.execute(statement, {**(params or {}), "lo": lo, "hi": hi})
+        except psycopg2.Error as error:
+            cur.execute("ROLLBACK TO SAVEPOINT ice_isolate")
+            cur.execute("RELEASE SAVEPOINT ice_isolate")
+            if not is_row_error(error):
+                raise
+            if hi - lo == 1:
+                refused.append((lo, *refusal(error)))
+                continue
+            if not indexed:  # halving reads ranges of the temp table: index it once
+                cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(sql.Identifier(table), sql.Identifier(ROW_COLUMN)))
+                indexed = True
+            middle = (lo + hi) // 2
+            pending += [(middle, hi), (lo, middle)]  # the lower half first: rows keep their order
+        else:
+            written += max(cur.rowcount, 0)
+            cur.execute("RELEASE SAVEPOINT ice_isolate")
+    cur.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(table)))
+    return IsolatedWrite(written, pd.DataFrame(refused, columns=["position", "reason", "details"]))
+
+
+LINKED_IDS = """
+SELECT staging_id FROM ice_pipeline.source_links
+WHERE staging_table = %(table)s AND entity = %(entity)s AND staging_id = ANY(%(ids)s)
+"""
+
+
+def linked_ids(cur: Cursor, staging_table: str, entity: str, staging_ids: Sequence[int]) -> set[int]:
+    """The staging ids among `staging_ids` already linked to an `entity`: a rejection must not contradict a link."""
+    if not len(staging_ids):
+        return set()
+    cur.execute(LINKED_IDS, {"table": staging_table, "entity": entity, "ids": [int(i) for i in staging_ids]})
+    return {int(staging_id) for (staging_id,) in cur.fetchall()}

@@ -39,6 +39,19 @@ def program_key(frame: pd.DataFrame) -> pd.Series:
     return "pt|" + frame["person_id"].astype("string") + "|" + label_key(frame["program_type"]).fillna("")
 
 
+def resolve_service_event(rows: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """Attach service_id / event_id through the reference names (`names`: {'service'|'event': name key -> id},
+    what prod_services_events returns); a name no reference item answers to is a warning, not a failure."""
+    rows = rows.assign(service_id=rows["service_key"].map(names["service"]).astype("string"),
+                       event_id=rows["event_key"].map(names["event"]).astype("string"))
+    unknown_service = rows["service_key"].notna() & rows["service_id"].isna()
+    unknown_event = rows["event_key"].notna() & rows["event_id"].isna()
+    extra = (unknown_service.map({True: "service not in reference data; ", False: ""})
+             + unknown_event.map({True: "event not in reference data; ", False: ""}))
+    warnings = (rows["warnings"].fillna("") + "; " + extra.str.rstrip("; ")).str.strip("; ")
+    return rows.assign(warnings=warnings.replace("", pd.NA), unknown_service=unknown_service, unknown_event=unknown_event)
+
+
 def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     """`rows`: staging leads with a person, in arrival order (staging_id, person_id,
     FILL_FIELDS, warnings, optional linked_lead_id of rows linked before). `existing`:
