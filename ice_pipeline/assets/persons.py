@@ -24,17 +24,30 @@ from ice_pipeline.assets.common import (
 )
 from ice_pipeline.db import (
     copy_into_temp,
+    linked_ids,
     read_frame,
     record_run,
+    write_isolating,
     write_links,
     write_rejections,
     write_reviews,
 )
+from ice_pipeline.logic import normalize as nz
 from ice_pipeline.logic import persons as lp
+from ice_pipeline.logic.fit import (
+    PERSON_PLAN_RULES,
+    PERSON_RULES,
+    fit,
+    join_warnings,
+    refused_ids,
+    rejections,
+    settle_refused,
+)
 from ice_pipeline.logic.identity import cluster_name_keys
 from ice_pipeline.logic.people import prepare_person_rows
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store import persons as sql
+from ice_pipeline.store.columns import Limits, column_limits
 
 # At most this many extra rounds of cluster-key candidates (rarely more than one, and small).
 CANDIDATE_ROUNDS = 3
@@ -121,30 +134,63 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
     return planned
 
 
-def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, now: dt.datetime) -> dict[str, int]:
-    """New persons, fills, keys, evidence, field sources and shared values, in the caller's transaction."""
+def fit_person_rows(rows: pd.DataFrame, limits: Limits) -> pd.DataFrame:
+    """The batch's person values fitted to the production columns: cut, dropped (with a warning) or the
+    row rejected, so that a value wider than its column costs that value or that row, never the run."""
+    fitted = fit(rows, "persons", PERSON_RULES, limits)
+    return fitted.frame.assign(
+        warnings=join_warnings(fitted.frame["warnings"], fitted.warnings),
+        reject_reason=fitted.frame["reject_reason"].fillna(fitted.rejected),
+        address_key=nz.label_key(fitted.frame["address"]),  # the address may have been cut
+    )
+
+
+def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, now: dt.datetime,
+                  limits: Limits) -> tuple[dict[str, int], pd.DataFrame]:
+    """New persons, fills, keys, evidence, field sources and shared values, in the caller's transaction.
+
+    Returns the figures and the persons production refused (entity_id, reason, details): nothing
+    else about them is written, and the caller rejects their rows.
+    """
     plan = planned.plan
-    copy_into_temp(cur, "tmp_new_persons", sql.NEW_PERSON_COLUMNS, plan.new_persons)
-    cur.execute(sql.INSERT_PERSONS, {"now": now})
-    created = cur.rowcount if len(plan.new_persons) else 0
-    copy_into_temp(cur, "tmp_person_fills", sql.NEW_PERSON_COLUMNS, plan.updates)
-    cur.execute(sql.FILL_PERSONS, {"now": now})
-    updated = cur.rowcount if len(plan.updates) else 0
-    copy_into_temp(cur, "tmp_person_keys", sql.PERSON_KEY_COLUMNS, plan.keys.assign(person_updated_at=now))
+    new = fit(plan.new_persons, "persons", PERSON_PLAN_RULES, limits).frame
+    fills = fit(plan.updates, "persons", PERSON_PLAN_RULES, limits).frame
+    inserted = write_isolating(cur, "tmp_new_persons", sql.NEW_PERSON_COLUMNS, new, sql.INSERT_PERSONS, {"now": now})
+    filled = write_isolating(cur, "tmp_person_fills", sql.NEW_PERSON_COLUMNS, fills, sql.FILL_PERSONS, {"now": now})
+    refused = pd.concat([refused_ids(new, "person_id", inserted.refused), refused_ids(fills, "person_id", filled.refused)],
+                        ignore_index=True)
+    gone = set(refused["entity_id"])
+
+    def kept(frame: pd.DataFrame) -> pd.DataFrame:
+        return frame[~frame["person_id"].isin(gone)] if gone else frame
+
+    copy_into_temp(cur, "tmp_person_keys", sql.PERSON_KEY_COLUMNS, kept(plan.keys).assign(person_updated_at=now))
     cur.execute(sql.UPSERT_PERSON_KEYS)
     if len(plan.student_numbers):
         copy_into_temp(cur, "tmp_student_numbers", {"person_id": "uuid", "student_number": "text"},
-                       plan.student_numbers)
+                       kept(plan.student_numbers))
         cur.execute(sql.SET_STUDENT_NUMBERS)
-    copy_into_temp(cur, "tmp_row_keys", sql.ROW_KEY_COLUMNS, planned.row_keys)
+    copy_into_temp(cur, "tmp_row_keys", sql.ROW_KEY_COLUMNS, kept(planned.row_keys))
     cur.execute(sql.UPSERT_ROW_KEYS, {"run_id": run_id})
-    copy_into_temp(cur, "tmp_field_sources", sql.FIELD_SOURCE_COLUMNS, plan.sources)
+    copy_into_temp(cur, "tmp_field_sources", sql.FIELD_SOURCE_COLUMNS, kept(plan.sources))
     cur.execute(sql.INSERT_FIELD_SOURCES, {"run_id": run_id})
     if len(planned.new_shared):
         cur.execute("DROP TABLE tmp_shared")
         copy_into_temp(cur, "tmp_shared", sql.SHARED_COLUMNS, planned.new_shared)
         cur.execute(sql.INSERT_SHARED, {"run_id": run_id})
-    return {"persons_created": created, "persons_updated": updated}
+    return {"persons_created": inserted.written, "persons_updated": filled.written}, refused
+
+
+def lost_row_rejections(cur: Cursor, lost: pd.DataFrame) -> pd.DataFrame:
+    """Rows planned onto a person production refused: rejected with the database's reason, except rows
+    linked before (their earlier link stands)."""
+    parts = []
+    for table, group in lost.groupby("staging_table", sort=True):
+        before = linked_ids(cur, str(table), "person", group["staging_id"].tolist())
+        group = group[~group["staging_id"].astype("int64").isin(before)]
+        parts.append(rejections(str(table), group["staging_id"], group["reason"], group["details"]))
+    return pd.concat(parts, ignore_index=True) if parts else lp.person_rejections(lost.iloc[0:0].assign(
+        reject_reason=pd.Series(dtype="string"), warnings=pd.Series(dtype="string")))
 
 
 @asset(
@@ -163,27 +209,39 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
                      options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     run_id = context.run_id
-    rows = lp.incoming_rows(staging_students.rows, staging_leads.rows)
-    rejections = lp.person_rejections(rows)
-    loadable = rows[rows["reject_reason"].isna()].reset_index(drop=True)
+    incoming = lp.incoming_rows(staging_students.rows, staging_leads.rows)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp(3): keys compare equal to persons
 
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
+        limits = column_limits(cur, run_id)
+        rows = fit_person_rows(incoming, limits)
+        rejected = lp.person_rejections(rows)
+        loadable = rows[rows["reject_reason"].isna()].reset_index(drop=True)
         refreshed = refresh_person_keys(cur, staging_reference_data, run_id)
         planned = gather_and_plan(cur, context, loadable, staging_reference_data)
         plan = planned.plan
-        written = write_persons(cur, planned, run_id, now)
+        written, refused = write_persons(cur, planned, run_id, now, limits)
+        assignment, lost = settle_refused(plan.assignment, "person_id", refused)
+        rejected = pd.concat([rejected, lost_row_rejections(cur, lost)], ignore_index=True)
         staged = ~planned.nodes["is_existing"] & ~planned.nodes["is_history"]
         warnings = planned.nodes.loc[staged, ["staging_table", "staging_id", "warnings"]]
-        links = plan.assignment.merge(warnings, on=["staging_table", "staging_id"], how="left").assign(
-            entity="person", entity_id=plan.assignment["person_id"])
+        links = assignment.merge(warnings, on=["staging_table", "staging_id"], how="left").assign(
+            entity="person", entity_id=assignment["person_id"])
         linked_rows = write_links(cur, links, run_id)
-        reviews_added = write_reviews(cur, planned.reviews, run_id)
-        write_rejections(cur, rejections, run_id)
+        reviews = planned.reviews
+        if len(refused):  # nothing is asked about a person that was not written
+            about = reviews["person_id"].isin(refused["entity_id"]) | reviews.get(
+                "candidate_person_id", pd.Series(index=reviews.index, dtype=object)).isin(refused["entity_id"])
+            reviews = reviews[~about.to_numpy()]
+        reviews_added = write_reviews(cur, reviews, run_id)
+        write_rejections(cur, rejected, run_id)
         in_review = int((planned.assignment.in_review & staged.to_numpy()).sum())
-        record_run(cur, run_id, {"persons_created": len(plan.new_persons), "persons_updated": len(plan.updates),
-                                 "person_rows_in_review": in_review, "person_rows_rejected": len(rejections)})
+        record_run(cur, run_id, {"persons_created": len(plan.new_persons) - int(refused["entity_id"].isin(
+                                     plan.new_persons["person_id"]).sum()),
+                                 "persons_updated": len(plan.updates), "person_rows_in_review": in_review,
+                                 "person_rows_rejected": len(rejected)})
+    plan.assignment = assignment
 
     matched_existing = plan.assignment[~plan.assignment["is_new_person"]]["person_id"].nunique()
     touched = plan.assignment["person_id"].nunique()
@@ -198,11 +256,11 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         "rows_linked": len(plan.assignment),
         "rows_newly_linked": linked_rows,
         "rows_in_review": in_review,
-        "rows_rejected": len(rejections),
+        "rows_rejected": len(rejected),
         "field_conflicts": len(plan.field_conflicts),
         "review_items_added": reviews_added,
         "matched_by": markdown_counts("matched by", plan.assignment["matched_by"].value_counts()),
-        "rejection_reasons": markdown_counts("reason", rejections["reason"].value_counts()),
+        "rejection_reasons": markdown_counts("reason", rejected["reason"].value_counts()),
         "review_by_kind": markdown_counts("kind", by_kind),
         "field_conflicts_by_field": markdown_counts("field", plan.field_conflicts["field"].value_counts()),
         "vetoed_joins": stats["vetoed_joins"],
@@ -214,13 +272,13 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         "rows_waiting_for_flagged_person": stats["rows_waiting_for_flagged_person"],
         "evidence_rows_read": stats["evidence_rows"],
         "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates), touched),
-        "failed_rows_rate": rate(len(rejections), len(rows)),
+        "failed_rows_rate": rate(len(rejected), len(rows)),
         "person_keys_refreshed": refreshed,
         "seconds": round(time.monotonic() - started, 2),
     }
     context.log.info(
         f"persons: {metadata['persons_created']} created, {metadata['persons_updated']} enriched, "
-        f"{in_review} rows to review, {len(rejections)} rejected"
+        f"{in_review} rows to review, {len(rejected)} rejected"
     )
     output = plan.assignment[["staging_table", "staging_id", "person_id", "matched_by", "is_new_person"]]
     return Output(output, metadata={k: (MetadataValue.bool(v) if isinstance(v, bool) else v) for k, v in metadata.items()})

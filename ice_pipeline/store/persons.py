@@ -246,6 +246,7 @@ INSERT INTO persons (id, full_name, email, phone, cedula, birth_date, address, c
 SELECT person_id, full_name, email, phone, cedula, birth_date, address, city, country,
        data_source, original_name, csv_enriched, %(now)s, %(now)s
 FROM tmp_new_persons
+WHERE _row >= %(lo)s AND _row < %(hi)s  -- db.write_isolating: a refused row costs that row
 """
 # Fill NULLs only: COALESCE keeps whatever is stored, even if it changed since we read it.
 # The one exception is the name of a person the pipeline created (see survivorship).
@@ -264,7 +265,7 @@ UPDATE persons p SET
     csv_enriched = p.csv_enriched OR f.csv_enriched,
     updated_at = %(now)s
 FROM tmp_person_fills f
-WHERE p.id = f.person_id
+WHERE p.id = f.person_id AND f._row >= %(lo)s AND f._row < %(hi)s  -- db.write_isolating
 """
 ROW_KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "person_id": "uuid", "cedula": "text",
                    "email": "text", "name_key": "text", "birth_date": "date", "phone_tail": "text",
