@@ -55,21 +55,28 @@ DEFAULT_MAX_BLOCK = 400
 # Name similarity (rapidfuzz token_set_ratio, 0..100) below which a blocked pair is not looked at further:
 # cheap and permissive (a dropped surname scores 100, a typo ~90, two strangers sharing one surname ~60).
 NAME_PREFILTER = 60.0
-THRESHOLD = 5.5                      # total weight from which a pair is a candidate
+# A name that shares little (one token, or one side without a name) needs this much from the other fields
+# (e.g. a cédula one digit apart and the same birth date).
+WEAK_NAME_NEEDS = 7.0
+THRESHOLD = 4.5                      # total weight from which a pair is a candidate
 SCORE_SCALE = 2.0                    # logistic scale of the 0..1 score around the threshold
+# A value more persons than this carry identifies nobody (a placeholder e-mail, an office phone, a family
+# e-mail is shared by a handful): it is neither a blocking key nor evidence.
+SHARED_VALUE_LIMIT = 8
 PAIR_CHUNK = 4_000_000               # pairs generated per step (bounds memory at a million persons)
 
 PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "e", "da", "do", "dos", "van", "von", "di"})
 BLOCK_KINDS = ("birth", "name", "sound", "cedula", "mobile", "email")
 
 # Weight of each comparison level (log-odds-like, set by hand and checked on the benchmarks).
-NAME_WEIGHTS = {"same": 4.0, "typo": 3.0, "dropped": 2.5, "typo_dropped": 2.0, "weak": 0.5}
+NAME_WEIGHTS = {"same": 4.0, "typo": 3.0, "dropped": 2.5, "typo_dropped": 2.0, "weak": 0.5, "different": 0.0}
 CEDULA_WEIGHTS = {"same": 6.0, "one_digit": 3.5, "transposition": 3.5, "length": 3.0, "missing": 0.0,
-                  "different": -2.0}
+                  "different": -1.5}
 BIRTH_WEIGHTS = {"same": 4.0, "swapped": 3.0, "one_digit": 2.0, "transposition": 2.0, "missing": 0.0,
                  "different": -2.0}
 EMAIL_WEIGHTS = {"same": 3.0, "same_local_part": 2.0, "different": -0.5, "missing": 0.0}
 MOBILE_WEIGHTS = {"same": 3.0, "different": -0.5, "missing": 0.0}
+RARE_NAME_WEIGHT = 2.0              # the same name, carried by no third person
 STUDENT_WEIGHTS = {"same": 5.0, "different": -3.0, "missing": 0.0}
 
 CEDULA_TEXT = {
@@ -158,14 +165,21 @@ def _prepare(persons: pd.DataFrame) -> _Persons:
     local = np.array([e.split("@", 1)[0] if e else None for e in email], dtype=object)
 
     def blank(values: np.ndarray) -> np.ndarray:
-        return np.array(["" if v is None else v for v in values], dtype=object)
+        """'' for missing values and for values too many persons carry (placeholders, an office phone)."""
+        out = np.array(["" if v is None else v for v in values], dtype=object)
+        codes, uniques = pd.factorize(out)
+        counts = np.bincount(codes, minlength=len(uniques))
+        out[(counts[codes] > SHARED_VALUE_LIMIT) & (out != "")] = ""
+        return out
 
+    local = blank(local)
+    local[blank(email) == ""] = ""
     return _Persons(
         ids=frame["person_id"].astype("string").to_numpy(dtype=object),
         tokens=tokens,
         name_cmp=np.array([" ".join(sorted(t)) for t in tokens], dtype=object),
         birth=birth_text.astype(object), year=year, month=month, day=day,
-        cedula=blank(_text(frame, "cedula")), email=blank(email), local=blank(local),
+        cedula=blank(_text(frame, "cedula")), email=blank(email), local=local,
         mobile=blank(_text(frame, "phone_tail")), student=blank(_text(frame, "student_number")),
     )
 
@@ -354,6 +368,11 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
             rest_a.remove(x)
             typos.append("an initial for a name" if len(x) == 1 or len(best) == 1
                          else _typo_kind(x, best) if best_d == 1 else f"{best_d} letters differ in a name")
+    if rest_a and rest_b:
+        joined_a, joined_b = "".join(sorted(rest_a, key=a.index)), "".join(sorted(rest_b, key=b.index))
+        if (len(rest_a) > 1 or len(rest_b) > 1) and OSA.distance(joined_a, joined_b) <= 1:
+            typos.append("a name split in two or two joined")
+            rest_a, rest_b = [], []
     matched = sum(common.values()) + len(typos)
     if rest_a and rest_b:
         return "different", "a name differs entirely"
@@ -415,7 +434,8 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
                 continue
             names = process.cpdist(list(p.name_cmp[i]), list(p.name_cmp[j]), scorer=fuzz.token_set_ratio,
                                    workers=1)
-            near = names >= NAME_PREFILTER
+            # Cédulas one edit apart are rare among strangers: kept whatever the names (a replaced given name).
+            near = names >= NAME_PREFILTER if kind != "cedula" else np.ones(len(i), dtype=bool)
             found_codes.append(i[near].astype(np.int64) * n + j[near])
             found_bits.append(np.full(int(near.sum()), 1 << bit, dtype=np.int64))
     if not found_codes:
@@ -436,9 +456,18 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
     same_ced = ced == "same"
     # The match identity vetoes: same name and birth date, cédulas that differ. A person decides.
     vetoed = exact_name & (birth == "same") & (ced == "different")
-    separated = (((ced == "different") & ~vetoed) | ((birth == "different") & ~same_ced)
-                 | ((student == "different") & ~same_ced))
-    partial = (_weights(ced, CEDULA_WEIGHTS) + _weights(birth, BIRTH_WEIGHTS) + _weights(email, EMAIL_WEIGHTS)
+    near_ced = np.isin(ced, ["same", "one_digit", "transposition", "length"])
+    near_birth = np.isin(birth, ["same", "swapped", "one_digit", "transposition"])
+    # Different cédulas only with a near birth date, different birth dates only with a near cédula (the
+    # name is checked below: the same or a typo); different student numbers never (namesakes).
+    # A name exactly two persons carry (at least two tokens) is itself evidence: with the birth date on
+    # one side only it keeps a pair whose cédulas differ (a cédula typed wrongly beyond one digit).
+    name_codes, _ = pd.factorize(p.name_cmp)
+    carriers = np.bincount(name_codes)[name_codes]
+    rare_name = exact_name & (carriers[i] == 2) & np.array([len(p.tokens[x]) >= 2 for x in i], dtype=bool)
+    separated = (((ced == "different") & ~near_birth & ~(rare_name & (birth == "missing")))
+                 | ((birth == "different") & ~near_ced) | ((student == "different") & ~same_ced))
+    partial = (RARE_NAME_WEIGHT * rare_name + _weights(ced, CEDULA_WEIGHTS) + _weights(birth, BIRTH_WEIGHTS) + _weights(email, EMAIL_WEIGHTS)
                + _weights(mobile, MOBILE_WEIGHTS) + _weights(student, STUDENT_WEIGHTS))
     hopeful = ~separated & (partial + NAME_WEIGHTS["same"] >= THRESHOLD)
 
@@ -446,11 +475,16 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
     for k in np.flatnonzero(hopeful):
         a, b = int(i[k]), int(j[k])
         level, name_text = compare_names(p.tokens[a], p.tokens[b])
-        if level == "different" and not (same_ced and birth[k] == "same"):
+        # A whole name differs (twins, siblings): only a cédula at most one edit away and the same (or
+        # swapped) birth date keep the pair -- one person whose given name was replaced, or twins registered
+        # with consecutive numbers: a person tells.
+        if level == "different" and not (near_ced[k] and birth[k] != "different"):
             continue
-        if level == "weak" and not same_ced:
+        if (ced[k] == "different" or birth[k] == "different") and level not in ("same", "typo"):
             continue
-        total = partial[k] + NAME_WEIGHTS.get(level, -1.0)
+        if level == "weak" and partial[k] < WEAK_NAME_NEEDS:
+            continue
+        total = partial[k] + NAME_WEIGHTS[level]
         if total < THRESHOLD:
             continue
         fields = {"name": (level, name_text), "cedula": (ced[k], CEDULA_TEXT[ced[k]]),
@@ -458,6 +492,8 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
                   "mobile": (mobile[k], MOBILE_TEXT[mobile[k]]),
                   "student_number": (student[k], STUDENT_TEXT[student[k]])}
         texts = [text for lvl, text in fields.values() if lvl != "missing"]
+        if rare_name[k]:
+            texts.insert(1, "no other person has this name")
         if vetoed[k]:
             texts.insert(0, "identity vetoed this match: same name and birth date, different cédulas")
         evidence = {
