@@ -357,6 +357,47 @@ def review_resolve(item_id: Annotated[int, typer.Argument(help="The review item 
             fail(str(error))
 
 
+# --- candidates (issue 13) --------------------------------------------------
+
+@app.command("candidates")
+def candidates(full: Annotated[bool, typer.Option("--full", help="Scan every production person (with blocking, "
+                                                    "never all pairs).")] = False,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Find and count, queue nothing.")] = False,
+               max_block: Annotated[int, typer.Option(help="Skip blocking keys shared by more persons than this "
+                                                      "(placeholders, very common names).")] = 400,
+               as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Queue possible duplicates among production persons for review (never merged). Counts only."""
+    import datetime as dt
+
+    from ice_pipeline.assets.candidates import full_scan
+
+    if not full:
+        fail("give --full to scan all persons; every migration run already compares the persons it created or "
+             "touched (asset person_candidates).")
+    run_id = "candidates-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    with closing(_production()) as conn:
+        from ice_pipeline.schema import check_production_schema
+
+        check_production_schema(conn)
+        conn.rollback()
+        figures = full_scan(conn, run_id, dry_run=dry_run, max_block=max_block)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, default=str) + "\n")
+        return
+    table = Table(title=f"possible duplicates {'(dry run) ' if dry_run else ''}{run_id}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        if key not in ("run_id", "dry_run", "blocks_skipped_by_key"):
+            table.add_row(key, str(value))
+    out.print(table)
+    if figures["blocks_skipped"]:
+        skipped = ", ".join(f"{k} {v}" for k, v in figures["blocks_skipped_by_key"].items() if v)
+        err.print(f"blocks larger than {max_block} persons skipped (not compared): {skipped}", highlight=False)
+
+# --- end candidates ---------------------------------------------------------
+
+
 def main() -> None:
     """Entry point: settings from the environment, and one clear sentence on expected errors."""
     try:

@@ -3,6 +3,10 @@
 
 from dagster import Definitions, EnvVar
 
+# --- candidates (issue 13): fuzzy duplicate candidates, queued for review every run ---
+from ice_pipeline.assets.candidates import person_candidates
+
+# --- end candidates ---
 from ice_pipeline.assets.common import MigrationOptions
 from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
@@ -39,7 +43,8 @@ def build_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
+    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents,
+            person_candidates],  # candidates (issue 13)
     asset_checks=[*build_checks(), *document_checks],
     jobs=[migrate_to_production],
     schedules=[daily_migration],

@@ -512,3 +512,28 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
     return CandidateResult(pairs.sort_values(["score", "person_id"], ascending=[False, True], ignore_index=True),
                            stats)
 
+
+
+def neighbour_keys(focus: pd.DataFrame) -> pd.DataFrame:
+    """(kind, value) keys that find the blocking neighbours of `focus` persons in an indexed store.
+
+    kind: birth (ISO date, also with day and month swapped) | name (name key) | cedula (every value one
+    edit away) | mobile | email (local part). Phonetic blocks are not looked up: a neighbour by sound alone
+    is compared only by the full scan.
+    """
+    rows: list[tuple[str, str]] = []
+    p = _prepare(focus)
+    for k in range(len(p.ids)):
+        if p.year[k]:
+            rows.append(("birth", f"{p.year[k]:04d}-{p.month[k]:02d}-{p.day[k]:02d}"))
+            if p.day[k] <= 12 and p.day[k] != p.month[k]:
+                rows.append(("birth", f"{p.year[k]:04d}-{p.day[k]:02d}-{p.month[k]:02d}"))
+        if p.cedula[k]:
+            rows.extend(("cedula", v) for v in one_edit_variants(p.cedula[k]))
+        if p.mobile[k]:
+            rows.append(("mobile", p.mobile[k]))
+        if p.local[k]:
+            rows.append(("email", p.local[k]))
+    keys = focus["name_key"].dropna().astype("string") if "name_key" in focus else pd.Series([], dtype="string")
+    rows.extend(("name", v) for v in keys)
+    return pd.DataFrame(rows, columns=["kind", "value"]).drop_duplicates(ignore_index=True)
