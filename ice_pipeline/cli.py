@@ -398,6 +398,30 @@ def candidates(full: Annotated[bool, typer.Option("--full", help="Scan every pro
 # --- end candidates ---------------------------------------------------------
 
 
+# --- explain (issue 13) -----------------------------------------------------
+
+@app.command("explain")
+def explain_command(target: Annotated[str, typer.Argument(help="<staging_table>:<id> (e.g. staging_lead:123) or "
+                                                           "person:<uuid>.")],
+                    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Which person a row went to and why (vetoes, rejection, review); what a person is made of."""
+    from ice_pipeline.explain import ExplainError, explain, found, print_explanation
+
+    with closing(_production()) as conn:
+        try:
+            result = explain(conn, target)
+        except ExplainError as error:
+            fail(str(error))
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
+    else:
+        print_explanation(out, result)
+    if not found(result):
+        raise typer.Exit(1)
+
+# --- end explain ------------------------------------------------------------
+
+
 def main() -> None:
     """Entry point: settings from the environment, and one clear sentence on expected errors."""
     try:
