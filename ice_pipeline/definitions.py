@@ -4,7 +4,7 @@
 from dagster import Definitions, EnvVar
 
 # --- candidates (issue 13): fuzzy duplicate candidates, queued for review every run ---
-from ice_pipeline.assets.candidates import person_candidates
+from ice_pipeline.assets.candidates import person_candidates, review_queue_age
 
 # --- end candidates ---
 from ice_pipeline.assets.common import MigrationOptions
@@ -45,7 +45,7 @@ def build_resources() -> dict:
 defs = Definitions(
     assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents,
             person_candidates],  # candidates (issue 13)
-    asset_checks=[*build_checks(), *document_checks],
+    asset_checks=[*build_checks(), *document_checks, review_queue_age],  # review_queue_age: issue 13
     jobs=[migrate_to_production],
     schedules=[daily_migration],
     sensors=[new_staging_rows],

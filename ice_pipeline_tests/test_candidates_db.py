@@ -92,3 +92,30 @@ def test_the_full_scan_queues_backlog_duplicates_once_and_never_a_pair_decided_n
     again = _scan(pipeline, "scan-2")
     assert again["candidates_found"] == 1 and again["candidates_queued"] == 0
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'possible_duplicate'") == 1
+
+
+def test_the_review_queue_check_warns_when_items_wait_too_long(pipeline, monkeypatch):
+    pipeline.query("INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, reason, created_at) "
+                   "VALUES ('identity_conflict', 'staging_lead', 1, 'x', now() - interval '20 days'), "
+                   "('field_conflict', 'staging_lead', 2, 'y', now() - interval '2 days'), "
+                   "('field_conflict', 'staging_lead', 3, 'z', now() - interval '40 days')")
+    pipeline.query("UPDATE ice_pipeline.review_queue SET status = 'applied' WHERE staging_id = 3")
+    pipeline.insert("staging_student", [dict(full_name="Ana Gómez", cedula="52123456", source="csv_only")])
+    summary = pipeline.run()
+    assert summary["success"] and summary["checks_failed"] == 0, summary
+    assert {"asset": "resolved_persons", "check": "review_queue_age", "passed": False,
+            "severity": "WARN"} in summary["failed_checks"]
+
+    from ice_pipeline.assets.candidates import review_queue_figures
+
+    with closing(psycopg2.connect(pipeline.production_url)) as conn:
+        figures = review_queue_figures(conn, 14)
+    assert figures["open_items"] == 2 and figures["older_than_max"] == 1
+    assert figures["by_kind"] == {"field_conflict": 1, "identity_conflict": 1}
+    assert figures["by_age"] == {"under_1_day": 0, "days_1_to_7": 1, "days_7_to_30": 1, "over_30_days": 0}
+    assert 19.9 < figures["oldest_days"] < 20.1
+
+    monkeypatch.setenv("ICE_REVIEW_MAX_AGE_DAYS", "30")
+    pipeline.insert("staging_student", [dict(full_name="Luis Mora", cedula="79123456", source="csv_only")])
+    again = pipeline.run()
+    assert again["success"] and not [c for c in again["failed_checks"] if c["check"] == "review_queue_age"], again

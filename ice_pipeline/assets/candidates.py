@@ -5,16 +5,33 @@ production persons that look like one (a name typo, a dropped surname, a cédula
 month swapped) are queued as `possible_duplicate` with a score and the evidence. Nothing is merged.
 """
 
+import os
 import time
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetIn,
+    Failure,
+    MetadataValue,
+    Output,
+    asset,
+    asset_check,
+)
 
 from ice_pipeline.assets.common import GROUP_PRODUCTION, OWNERS, MigrationOptions, writer_transaction
 from ice_pipeline.db import record_run
 from ice_pipeline.logic.candidates import DEFAULT_MAX_BLOCK, find_candidates, neighbour_keys
 from ice_pipeline.resources import ProductionDatabase
-from ice_pipeline.store.candidates import queue_candidates, read_all_persons, read_focus, read_neighbours
+from ice_pipeline.store.candidates import (
+    OPEN_REVIEW_AGES,
+    queue_candidates,
+    read_all_persons,
+    read_focus,
+    read_neighbours,
+)
 
 
 def run_candidates(cur, person_ids: list[str], run_id: str) -> dict[str, int]:
@@ -85,3 +102,76 @@ def full_scan(conn, run_id: str, *, dry_run: bool = False, max_block: int = DEFA
             "blocks_skipped_by_key": {k.removeprefix("blocks_skipped_"): v for k, v in stats.items()
                                       if k.startswith("blocks_skipped_")},
             "read_seconds": round(read_seconds, 2), "seconds": round(time.monotonic() - started, 2)}
+
+
+# --- the review queue in the Dagster UI -----------------------------------------------------------------------
+
+REVIEW_MAX_AGE_VARIABLE = "ICE_REVIEW_MAX_AGE_DAYS"
+DEFAULT_REVIEW_MAX_AGE_DAYS = 14
+AGE_BUCKETS = ("under_1_day", "days_1_to_7", "days_7_to_30", "over_30_days")
+
+
+def review_max_age_days() -> int:
+    """ICE_REVIEW_MAX_AGE_DAYS (default 14): how long an item may wait before the check warns."""
+    raw = os.environ.get(REVIEW_MAX_AGE_VARIABLE, "").strip()
+    if not raw:
+        return DEFAULT_REVIEW_MAX_AGE_DAYS
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Failure(description=f"{REVIEW_MAX_AGE_VARIABLE} must be a whole number of days, got '{raw}'.") from None
+    if value < 0:
+        raise Failure(description=f"{REVIEW_MAX_AGE_VARIABLE} must not be negative.")
+    return value
+
+
+def review_queue_figures(conn, max_age_days: int) -> dict:
+    """Open review items by kind and by age bucket, the oldest's age in days: counts only."""
+    with conn.cursor() as cur:
+        cur.execute(OPEN_REVIEW_AGES, {"max_age_days": max_age_days})
+        names = [d.name for d in cur.description]
+        rows = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+    conn.rollback()
+    return {
+        "open_items": sum(r["open_items"] for r in rows),
+        "by_kind": {r["kind"]: int(r["open_items"]) for r in rows},
+        "by_age": {bucket: sum(int(r[bucket]) for r in rows) for bucket in AGE_BUCKETS},
+        "by_kind_and_age": {r["kind"]: {bucket: int(r[bucket]) for bucket in AGE_BUCKETS} for r in rows},
+        "older_than_max": sum(int(r["older_than_max"]) for r in rows),
+        "oldest_days": round(max((float(r["oldest_days"]) for r in rows), default=0.0), 1),
+        "max_age_days": max_age_days,
+    }
+
+
+def _age_table(figures: dict) -> MetadataValue:
+    lines = ["| kind | open | < 1 day | 1–7 days | 7–30 days | > 30 days |", "|---|---:|---:|---:|---:|---:|"]
+    for kind, ages in sorted(figures["by_kind_and_age"].items()):
+        lines.append(f"| {kind} | {figures['by_kind'][kind]} | " + " | ".join(str(ages[b]) for b in AGE_BUCKETS) + " |")
+    if len(lines) == 2:
+        lines.append("| (none) | 0 | 0 | 0 | 0 | 0 |")
+    return MetadataValue.md("\n".join(lines))
+
+
+@asset_check(asset="resolved_persons", name="review_queue_age",
+             description="The review queue waits for people: open items by kind and by age (counts only, no "
+             "personal values). WARN when an item has waited longer than ICE_REVIEW_MAX_AGE_DAYS (default 14) "
+             "days: answer it with `ice-pipeline review`.")
+def review_queue_age(production_db: ProductionDatabase) -> AssetCheckResult:
+    max_age = review_max_age_days()
+    with production_db.connection() as conn:
+        figures = review_queue_figures(conn, max_age)
+    return AssetCheckResult(
+        passed=figures["older_than_max"] == 0,
+        severity=AssetCheckSeverity.WARN,
+        description=(f"{figures['older_than_max']} open review items waited more than {max_age} days"
+                     if figures["older_than_max"] else f"no open review item older than {max_age} days"),
+        metadata={
+            "open_items": figures["open_items"],
+            "older_than_max_age": figures["older_than_max"],
+            "oldest_open_days": figures["oldest_days"],
+            "max_age_days": max_age,
+            "open_by_kind_and_age": _age_table(figures),
+            "open_by_age": MetadataValue.json(figures["by_age"]),
+            "open_by_kind": MetadataValue.json(figures["by_kind"]),
+        },
+    )

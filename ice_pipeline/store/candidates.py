@@ -105,3 +105,22 @@ def queue_candidates(cur: Cursor, pairs: pd.DataFrame, run_id: str) -> int:
     queued = cur.rowcount
     cur.execute("DROP TABLE tmp_candidates_found")
     return queued
+
+
+# Open review items by kind and age: counts only (the review-queue asset check).
+OPEN_REVIEW_AGES = """
+SELECT kind,
+       count(*) AS open_items,
+       count(*) FILTER (WHERE created_at > now() - interval '1 day') AS under_1_day,
+       count(*) FILTER (WHERE created_at <= now() - interval '1 day' AND created_at > now() - interval '7 days')
+           AS days_1_to_7,
+       count(*) FILTER (WHERE created_at <= now() - interval '7 days' AND created_at > now() - interval '30 days')
+           AS days_7_to_30,
+       count(*) FILTER (WHERE created_at <= now() - interval '30 days') AS over_30_days,
+       count(*) FILTER (WHERE created_at <= now() - make_interval(days => %(max_age_days)s)) AS older_than_max,
+       extract(epoch FROM now() - min(created_at)) / 86400.0 AS oldest_days
+FROM ice_pipeline.review_queue
+WHERE status = 'open'
+GROUP BY kind
+ORDER BY kind
+"""
