@@ -40,6 +40,7 @@ probability. Evidence holds field comparisons in words, never the values.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -63,9 +64,13 @@ SCORE_SCALE = 2.0                    # logistic scale of the 0..1 score around t
 # A value more persons than this carry identifies nobody (a placeholder e-mail, an office phone, a family
 # e-mail is shared by a handful): it is neither a blocking key nor evidence.
 SHARED_VALUE_LIMIT = 8
-PAIR_CHUNK = 4_000_000               # pairs generated per step (bounds memory at a million persons)
+PAIR_CHUNK = 4_000_000
+# A name (or its sound) carried by more persons than this is blocked together with the birth year or the
+# birth day and month, not alone.
+COMMON_NAME = 20               # pairs generated per step (bounds memory at a million persons)
 
 PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "e", "da", "do", "dos", "van", "von", "di"})
+_NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 BLOCK_KINDS = ("birth", "name", "sound", "cedula", "mobile", "email")
 
 # Weight of each comparison level (log-odds-like, set by hand and checked on the benchmarks).
@@ -126,6 +131,12 @@ def name_tokens(full_names: pd.Series, name_keys: pd.Series) -> list[list[str]]:
             for value in folded.to_numpy(dtype=object, na_value=None)]
 
 
+def fold_tokens(name: str) -> list[str]:
+    """One name's folded tokens in display order, particles dropped (name_tokens for a single value)."""
+    folded = _NOT_ALNUM.sub(" ", name.translate(FOLD_TABLE).lower())
+    return [t for t in folded.split() if t not in PARTICLES]
+
+
 def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
     if column not in frame:
         return np.full(len(frame), None, dtype=object)
@@ -136,7 +147,8 @@ def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
 @dataclass
 class _Persons:
     ids: np.ndarray
-    tokens: list[list[str]]
+    tokens: list[list[str]]   # folded, particles dropped, sorted
+    full_names: np.ndarray    # as stored: display order for the evidence text
     name_cmp: np.ndarray      # sorted tokens joined: what rapidfuzz compares
     birth: np.ndarray         # 'YYYYMMDD' or ''
     year: np.ndarray
@@ -151,9 +163,18 @@ class _Persons:
 
 def _prepare(persons: pd.DataFrame) -> _Persons:
     frame = persons.reset_index(drop=True)
-    name_keys = frame["name_key"] if "name_key" in frame else pd.Series(pd.NA, index=frame.index)
-    full = frame["full_name"] if "full_name" in frame else pd.Series(pd.NA, index=frame.index, dtype="string")
-    tokens = name_tokens(full, name_keys)
+    empty = pd.Series(pd.NA, index=frame.index, dtype="string")
+    name_keys = frame["name_key"].astype("string") if "name_key" in frame else empty
+    full = frame["full_name"].astype("string") if "full_name" in frame else empty
+    # Tokens for blocking and comparing: the stored name key (folded, sorted) split; folded here only for
+    # persons without one. Display order is read later, only for the pairs that become candidates.
+    keyed = name_keys.notna().to_numpy()
+    tokens: list[list[str]] = [[t for t in k.split() if t not in PARTICLES] if isinstance(k, str) else []
+                               for k in name_keys.to_numpy(dtype=object, na_value=None)]
+    if not keyed.all():
+        folded = name_tokens(full[~keyed], empty[~keyed])
+        for position, value in zip(np.flatnonzero(~keyed), folded, strict=True):
+            tokens[position] = sorted(value)
     birth = pd.to_datetime(frame["birth_date"].astype("string"), errors="coerce", format="%Y-%m-%d") \
         if "birth_date" in frame else pd.Series(pd.NaT, index=frame.index)
     present = birth.notna().to_numpy()
@@ -177,7 +198,8 @@ def _prepare(persons: pd.DataFrame) -> _Persons:
     return _Persons(
         ids=frame["person_id"].astype("string").to_numpy(dtype=object),
         tokens=tokens,
-        name_cmp=np.array([" ".join(sorted(t)) for t in tokens], dtype=object),
+        full_names=full.to_numpy(dtype=object, na_value=None),
+        name_cmp=np.array([" ".join(t) for t in tokens], dtype=object),
         birth=birth_text.astype(object), year=year, month=month, day=day,
         cedula=blank(_text(frame, "cedula")), email=blank(email), local=local,
         mobile=blank(_text(frame, "phone_tail")), student=blank(_text(frame, "student_number")),
@@ -218,24 +240,48 @@ def blocking_keys(p: _Persons) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     keys: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     has_birth = p.year > 0
     lo, hi = np.minimum(p.month, p.day), np.maximum(p.month, p.day)
-    birth_key = p.year * 10000 + lo * 100 + hi
-    keys["birth"] = (idx[has_birth], birth_key[has_birth].astype(str).astype(object))
+    birth_key = (p.year * 10000 + lo * 100 + hi).astype(str).astype(object)
+    # Birth date (day and month as a set) with each name token: one shared token is enough (a typo or a
+    # dropped surname leaves the others), and blocks stay small at a million persons.
+    exploded = pd.Series(p.tokens, dtype=object).explode().dropna()
+    token_owner = exploded.index.to_numpy(dtype=np.int64)
+    with_birth = has_birth[token_owner]
+    owner = token_owner[with_birth]
+    keys["birth"] = (owner, birth_key[owner] + "|" + exploded.to_numpy(dtype=object)[with_birth])
     has_name = np.array([bool(t) for t in p.name_cmp])
-    keys["name"] = (idx[has_name], p.name_cmp[has_name])
-    sounds = np.array([" ".join(sorted({jellyfish.metaphone(t) for t in tokens})) for tokens in p.tokens],
-                      dtype=object)
-    keys["sound"] = (idx[has_name], sounds[has_name])
-    ced_idx, ced_key = [], []
-    for i in np.flatnonzero(p.cedula != ""):
-        for key in deletion_keys(p.cedula[i]):
-            ced_idx.append(i)
-            ced_key.append(key)
-    keys["cedula"] = (np.array(ced_idx, dtype=np.int64), np.array(ced_key, dtype=object))
+    keys["name"] = _name_blocks(p.name_cmp, has_name, p.year, p.month * 100 + p.day)
+    vocabulary = pd.unique(exploded.to_numpy(dtype=object))
+    sound_of = {token: jellyfish.metaphone(token) for token in vocabulary}
+    sounds = np.array([" ".join(sorted({sound_of[t] for t in tokens})) for tokens in p.tokens], dtype=object)
+    keys["sound"] = _name_blocks(sounds, has_name, p.year, p.month * 100 + p.day)
+    has_cedula = np.flatnonzero(p.cedula != "")
+    cedulas = pd.Series(p.cedula[has_cedula], dtype="string")
+    ced_idx, ced_key = [has_cedula], [cedulas.to_numpy(dtype=object)]
+    for position in range(int(cedulas.str.len().max()) if len(cedulas) else 0):
+        longer = (cedulas.str.len() > position).to_numpy()
+        deleted = cedulas.str.slice(0, position) + cedulas.str.slice(position + 1)
+        ced_idx.append(has_cedula[longer])
+        ced_key.append(deleted.to_numpy(dtype=object)[longer])
+    keys["cedula"] = (np.concatenate(ced_idx), np.concatenate(ced_key))
     has_mobile = p.mobile != ""
     keys["mobile"] = (idx[has_mobile], p.mobile[has_mobile])
     has_local = p.local != ""
     keys["email"] = (idx[has_local], p.local[has_local])
     return keys
+
+
+def _name_blocks(names: np.ndarray, has_name: np.ndarray, year: np.ndarray, month_day: np.ndarray):
+    """A name (or sound) key as a block when few persons carry it; a common one split by birth year and by
+    birth month+day, so a one-digit date typo still meets and blocks grow with the data, not its square."""
+    idx = np.flatnonzero(has_name)
+    codes, _ = pd.factorize(names[idx])
+    common = np.bincount(codes)[codes] > COMMON_NAME
+    rare_idx = idx[~common]
+    dated = idx[common & (year[idx] > 0)]
+    members = np.concatenate([rare_idx, dated, dated])
+    keys = np.concatenate([names[rare_idx], names[dated] + "|y" + year[dated].astype(str).astype(object),
+                           names[dated] + "|d" + month_day[dated].astype(str).astype(object)])
+    return members, keys
 
 
 def _block_pairs(members: np.ndarray, keys: np.ndarray, max_block: int, focus: np.ndarray | None):
@@ -436,6 +482,8 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
                                    workers=1)
             # Cédulas one edit apart are rare among strangers: kept whatever the names (a replaced given name).
             near = names >= NAME_PREFILTER if kind != "cedula" else np.ones(len(i), dtype=bool)
+            stats[f"pairs_blocked_{kind}"] = stats.get(f"pairs_blocked_{kind}", 0) + len(i)
+            stats[f"pairs_near_{kind}"] = stats.get(f"pairs_near_{kind}", 0) + int(near.sum())
             found_codes.append(i[near].astype(np.int64) * n + j[near])
             found_bits.append(np.full(int(near.sum()), 1 << bit, dtype=np.int64))
     if not found_codes:
@@ -472,9 +520,19 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
     hopeful = ~separated & (partial + NAME_WEIGHTS["same"] >= THRESHOLD)
 
     rows = []
+    display: dict[int, list[str]] = {}
+
+    def display_tokens(x: int) -> list[str]:
+        if x not in display:
+            name = p.full_names[x]
+            folded = fold_tokens(name) if isinstance(name, str) else []
+            # the stored name's tokens in display order, when they are the key's tokens (else the key's order)
+            display[x] = folded if sorted(folded) == p.tokens[x] else p.tokens[x]
+        return display[x]
+
     for k in np.flatnonzero(hopeful):
         a, b = int(i[k]), int(j[k])
-        level, name_text = compare_names(p.tokens[a], p.tokens[b])
+        level, name_text = compare_names(display_tokens(a), display_tokens(b))
         # A whole name differs (twins, siblings): only a cédula at most one edit away and the same (or
         # swapped) birth date keep the pair -- one person whose given name was replaced, or twins registered
         # with consecutive numbers: a person tells.
