@@ -540,6 +540,18 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
             continue
         if (ced[k] == "different" or birth[k] == "different") and level not in ("same", "typo"):
             continue
+        shared_contact = email[k] == "same" or mobile[k] == "same"
+        # Twins share the family e-mail or mobile and may hold consecutive cédulas: a replaced given name
+        # is kept only without such a shared contact.
+        if level == "different" and shared_contact:
+            continue
+        # A birth date one digit off links namesakes of a common name: kept only for a name no third
+        # person carries, or with a cédula or contact to back it.
+        if birth[k] in ("one_digit", "transposition") and not (near_ced[k] or shared_contact or rare_name[k]):
+            continue
+        # A dropped name with another mobile: two relatives more often than one person.
+        if level in ("dropped", "typo_dropped") and mobile[k] == "different" and not near_ced[k]:
+            continue
         if level == "weak" and partial[k] < WEAK_NAME_NEEDS:
             continue
         total = partial[k] + NAME_WEIGHTS[level]
