@@ -62,7 +62,7 @@ def test_every_run_queues_candidates_for_the_persons_it_touched(pipeline):
     assert "Pedro" not in json.dumps(figures) and "1020345678" not in json.dumps(figures)
 
 
-def test_the_full_scan_queues_backlog_duplicates_once_and_never_a_pair_decided_not_same(pipeline):
+def test_the_full_scan_queues_backlog_duplicates_once_and_never_a_pair_decided_not_same(pipeline, monkeypatch):
     ids = pipeline.insert("staging_student", [
         dict(full_name="Laura Marcela Gómez Ríos", birth_date="1994-05-17", email="laura.g@mail.com",
              source="csv_only"),
@@ -92,6 +92,17 @@ def test_the_full_scan_queues_backlog_duplicates_once_and_never_a_pair_decided_n
     again = _scan(pipeline, "scan-2")
     assert again["candidates_found"] == 1 and again["candidates_queued"] == 0
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'possible_duplicate'") == 1
+
+    # The per-run comparison, by key lookups and (a large run) by one read of everyone: the same pair.
+    from ice_pipeline.assets import candidates as module
+
+    for limit in (20_000, 0):
+        monkeypatch.setattr(module, "FOCUS_LOOKUP_LIMIT", limit)
+        with closing(psycopg2.connect(pipeline.production_url)) as conn, conn.cursor() as cur:
+            figures = module.run_candidates(cur, [laura_bot], "run-x")
+            conn.rollback()
+        assert figures["persons_checked"] == 1 and figures["candidates_found"] == 1, (limit, figures)
+        assert figures["candidates_queued"] == 0
 
 
 def test_the_review_queue_check_warns_when_items_wait_too_long(pipeline, monkeypatch):
