@@ -4,7 +4,7 @@
 # docker-compose.yml (code location, webserver, daemon) and for one-off
 # commands (`docker compose run --rm dagster-code ice-pipeline db migrate`).
 #
-#   docker build -t ice-pipeline:latest .
+#   docker build -t ice-pipeline:0.1.0 .      # the tag docker-compose.yml uses (ICE_PIPELINE_TAG)
 #
 # Installs the package with the pinned constraints file `constraints.txt`
 # when the build context has it (`pip install -c constraints.txt .`), so
@@ -12,7 +12,9 @@
 # No secret is baked in: settings come from the environment at run time
 # (docker-compose.yml reads them from .env; .dockerignore keeps .env out).
 
-ARG PYTHON_IMAGE=python:3.11-slim
+# Pinned to a patch release (Python and Debian); move it deliberately, with
+# the constraints file. A digest (`@sha256:...`) pins it byte for byte.
+ARG PYTHON_IMAGE=python:3.11.14-slim-bookworm
 
 # --- build: a virtualenv holding the package and its pinned dependencies ----
 FROM ${PYTHON_IMAGE} AS build
@@ -71,11 +73,18 @@ COPY --from=build /opt/venv /opt/venv
 # process). docker-compose.yml mounts deploy/workspace.docker.yaml over
 # workspace.yaml so the webserver and the daemon talk to the code server.
 COPY --chown=dagster:dagster dagster.yaml workspace.yaml ${DAGSTER_HOME}/
+# Refuses to start while a secret still holds .env.example's `change-me`
+# (root-owned, read-only for the runtime user).
+COPY --chmod=0755 deploy/check-secrets.sh /usr/local/bin/check-secrets.sh
 
 USER dagster:dagster
 WORKDIR /opt/dagster/dagster_home
 
 EXPOSE 3000 4000
 
+# Every command (the three roles, `docker compose run ... ice-pipeline ...`)
+# starts through the secrets check; variables a role is not given are skipped.
+ENTRYPOINT ["/usr/local/bin/check-secrets.sh", "STAGING_DATABASE_URL", "DATABASE_URL", "MINIO_ACCESS_KEY", \
+            "MINIO_SECRET_KEY", "DAGSTER_PG_URL", "--"]
 # The code location; docker-compose.yml sets the command of each role.
 CMD ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000", "-m", "ice_pipeline.definitions"]

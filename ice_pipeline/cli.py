@@ -28,7 +28,7 @@ local_app = typer.Typer(help="Embedded PostgreSQL + S3 server under .ice/ for de
 db_app = typer.Typer(help="Schemas: staging, production baseline + migration, ice_pipeline.", no_args_is_help=True)
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
-review_app = typer.Typer(help="The review queue: identity conflicts and conflicting values.", no_args_is_help=True)
+review_app = typer.Typer(help="The review queue: list, show, resolve, export/import in bulk, apply.", no_args_is_help=True)
 app.add_typer(review_app, name="review")
 # Piped output (make, CI logs) gets a fixed width so tables are not cut to 80 columns.
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
@@ -184,7 +184,7 @@ def combine_summaries(runs: list[dict]) -> dict:
     if len(runs) == 1:
         return runs[0]
     total = dict(runs[-1])
-    for key in (*SUMMARY_KEYS, "checks_warned", "checks_passed"):
+    for key in (*SUMMARY_KEYS, "checks_warned", "checks_passed", "review_decisions_applied"):
         total[key] = sum(run[key] for run in runs)
     total["staging_rows"] = {table: sum(run["staging_rows"][table] for run in runs) for table in runs[0]["staging_rows"]}
     total["seconds"] = round(sum(run["seconds"] for run in runs), 2)
@@ -245,6 +245,7 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
         "checks_failed": sum(1 for c in checks if not c["passed"] and c["severity"] == "ERROR"),
         "checks_warned": sum(1 for c in checks if not c["passed"] and c["severity"] == "WARN"),
         "checks_passed": sum(1 for c in checks if c["passed"]),
+        "review_decisions_applied": assets.get("applied_review_decisions", {}).get("review_decisions_applied", 0),
         "staging_rows": {"students": assets.get("staging_students", {}).get("rows", 0),
                          "leads": assets.get("staging_leads", {}).get("rows", 0),
                          "documents": assets.get("staging_documents", {}).get("rows", 0)},
@@ -317,8 +318,37 @@ def report(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
         raise typer.Exit(1)
 
 
+# --- review (owner: h8-review; logic in ice_pipeline/review/) --------------
+
+REVIEW_KINDS_HELP = "identity_conflict | field_conflict | possible_duplicate | possible_false_merge"
+REVIEW_LIST_COLUMNS = ("id", "kind", "status", "staging_table", "staging_id", "person_id", "candidate_person_id",
+                       "field", "existing_value", "incoming_value", "score", "reason", "decision_kind")
+
+
+def _cell(value) -> str:
+    """A stored value as table text: escaped, so '[/]' or '[link=...]' in the data is shown, not interpreted."""
+    from rich.markup import escape
+
+    return "" if value is None else escape(str(value))
+
+
+def _review_call(function, *args, **kwargs):
+    from ice_pipeline.review import ReviewError
+
+    try:
+        return function(*args, **kwargs)
+    except ReviewError as error:
+        fail(escape_markup(str(error)))
+
+
+def escape_markup(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
 @review_app.command("list")
-def review_list(kind: Annotated[str | None, typer.Option(help="identity_conflict | field_conflict | possible_duplicate")] = None,
+def review_list(kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None,
                 status: Annotated[str, typer.Option(help="open | resolved | applied | dismissed | superseded | all")] = "open",
                 limit: Annotated[int, typer.Option(help="At most this many items.")] = 50,
                 as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False) -> None:
@@ -326,35 +356,123 @@ def review_list(kind: Annotated[str | None, typer.Option(help="identity_conflict
     from ice_pipeline.review import list_items
 
     with closing(_production()) as conn:
-        items = list_items(conn, kind, None if status == "all" else status, limit)
+        items = _review_call(list_items, conn, kind, None if status == "all" else status, limit)
     if as_json:
         for item in items:
             sys.stdout.write(json.dumps(item, default=str) + "\n")
         return
-    table = Table(title=f"review queue ({status})")
-    for column in ("id", "kind", "staging_table", "staging_id", "candidate_person_id", "field", "existing_value",
-                   "incoming_value", "reason"):
+    table = Table(title=f"review queue ({escape_markup(status)})")
+    for column in REVIEW_LIST_COLUMNS:
         table.add_column(column)
     for item in items:
-        table.add_row(*(str(item[c]) if item[c] is not None and item[c] == item[c] else "" for c in (
-            "id", "kind", "staging_table", "staging_id", "candidate_person_id", "field", "existing_value",
-            "incoming_value", "reason")))
+        table.add_row(*(_cell(item[c]) for c in REVIEW_LIST_COLUMNS))
     out.print(table)
+
+
+@review_app.command("show")
+def review_show(item_id: Annotated[int, typer.Argument(help="The review item id.")],
+                as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """One item: its values, its evidence, the persons it is about with their current fields."""
+    from ice_pipeline.review import show_item
+
+    with closing(_production()) as conn:
+        item = _review_call(show_item, conn, item_id)
+    if as_json:
+        sys.stdout.write(json.dumps(item, default=str) + "\n")
+        return
+    table = Table(title=f"review item {item_id}", show_header=False)
+    table.add_column("what")
+    table.add_column("value")
+    for key, value in item.items():
+        if key in ("persons", "details", "valid_decisions"):
+            continue
+        table.add_row(key, _cell(value))
+    table.add_row("valid decisions", _cell(" | ".join(item["valid_decisions"]) or "(none: not open)"))
+    table.add_row("evidence", _cell(json.dumps(item["details"], ensure_ascii=False, indent=1, default=str)))
+    out.print(table)
+    for person in item["persons"]:
+        fields = Table(title=f"person {person['person_id']}", show_header=False)
+        fields.add_column("field")
+        fields.add_column("value")
+        for key, value in person.items():
+            fields.add_row(key, _cell(value))
+        out.print(fields)
 
 
 @review_app.command("resolve")
 def review_resolve(item_id: Annotated[int, typer.Argument(help="The review item id.")],
-                   merge_into: Annotated[str | None, typer.Option(help="Link the row to this person id.")] = None,
-                   new_person: Annotated[bool, typer.Option("--new-person", help="Make the row a person of its own.")] = False,
-                   dismiss: Annotated[bool, typer.Option("--dismiss", help="Do not load the row (it counts as rejected).")] = False) -> None:
-    """Answer an open identity conflict; the next migration run applies it."""
-    from ice_pipeline.review import ReviewError, resolve_item
+                   decision: Annotated[str | None, typer.Argument(
+                       help="merge_into | new_person | dismiss (identity_conflict); keep_existing | take_incoming "
+                            "(field_conflict); same_person | not_same (possible_duplicate); split | keep_together "
+                            "(possible_false_merge).")] = None,
+                   person: Annotated[str | None, typer.Option(
+                       help="merge_into: the person to link the row to; same_person: the person that stays "
+                            "(default: the older one).")] = None,
+                   merge_into: Annotated[str | None, typer.Option(help="Same as: merge_into --person ID.")] = None,
+                   new_person: Annotated[bool, typer.Option("--new-person", help="Same as: new_person.")] = False,
+                   dismiss: Annotated[bool, typer.Option("--dismiss", help="Same as: dismiss.")] = False) -> None:
+    """Answer an open review item; the next migration run (or `review apply`) applies it."""
+    from ice_pipeline.review import resolve_item
+
+    with closing(_production()) as conn:
+        out.print(_cell(_review_call(resolve_item, conn, item_id, decision, person=person, merge_into=merge_into,
+                                     new_person=new_person, dismiss=dismiss)))
+
+
+@review_app.command("export")
+def review_export(csv_path: Annotated[Path, typer.Option("--csv", help="The CSV file to write.")],
+                  kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None) -> None:
+    """Write the open items to a CSV with empty `decision` and `decision_person_id` columns to fill."""
+    from ice_pipeline.review.sheet import export_items
+
+    with closing(_production()) as conn:
+        count = _review_call(export_items, conn, csv_path, kind)
+    out.print(f"{count} open items written to {_cell(csv_path)}: fill `decision` (and `decision_person_id` for "
+              "merge_into / same_person), then `ice-pipeline review import` it")
+
+
+@review_app.command("import")
+def review_import(csv_path: Annotated[Path, typer.Argument(help="A CSV from `review export` with decisions filled.")]) -> None:
+    """Record the decisions of a CSV: every line is checked first; one bad line records nothing."""
+    from ice_pipeline.review import ReviewError
+    from ice_pipeline.review.sheet import ImportErrors, import_decisions
 
     with closing(_production()) as conn:
         try:
-            out.print(resolve_item(conn, item_id, merge_into=merge_into, new_person=new_person, dismiss=dismiss))
+            report = import_decisions(conn, csv_path)
+        except ImportErrors as errors:
+            for line, message in errors.errors:
+                err.print(f"line {line}: {_cell(message)}", highlight=False)
+            fail(f"{len(errors.errors)} line(s) cannot be recorded: nothing was recorded.")
         except ReviewError as error:
+            fail(escape_markup(str(error)))
+    out.print(f"{report.recorded} decisions recorded ({report.skipped} lines without a decision); the next migration "
+              "run (or `ice-pipeline review apply`) applies them")
+
+
+@review_app.command("apply")
+def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Apply the recorded decisions now (the migration run does the same first thing)."""
+    from ice_pipeline.review.apply import MigrationRunning, apply_now
+
+    with closing(_production()) as conn:
+        try:
+            run_id, result = apply_now(conn)
+        except MigrationRunning as error:
             fail(str(error))
+    figures = {"run_id": run_id, **result.as_metadata(), "refused": {str(k): v for k, v in result.refused.items()}}
+    if as_json:
+        sys.stdout.write(json.dumps(figures) + "\n")
+    else:
+        out.print(f"{result.total} decisions applied ({', '.join(f'{k} {n}' for k, n in sorted(result.applied.items())) or 'none'})"
+                  f", {len(result.refused)} refused")
+        for item_id, reason in result.refused.items():
+            err.print(f"item {item_id}: not applied, back in the queue: {_cell(reason)}", highlight=False)
+    if result.refused:
+        raise typer.Exit(1)
+
+
+# --- end review --------------------------------------------------------------
 
 
 # --- candidates (issue 13) --------------------------------------------------

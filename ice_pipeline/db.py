@@ -142,12 +142,12 @@ def write_rejections(cur: Cursor, rejections: pd.DataFrame, run_id: str) -> int:
 
 REVIEW_COLUMNS = {"kind": "text", "staging_table": "text", "staging_id": "bigint", "person_id": "uuid",
                   "candidate_person_id": "uuid", "field": "text", "existing_value": "text",
-                  "incoming_value": "text", "score": "real", "reason": "text"}
+                  "incoming_value": "text", "score": "real", "reason": "text", "details": "jsonb"}
 INSERT_REVIEWS = """
 INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, person_id, candidate_person_id, field,
-                                       existing_value, incoming_value, score, reason, run_id)
+                                       existing_value, incoming_value, score, reason, details, run_id)
 SELECT kind, staging_table, staging_id, person_id, candidate_person_id, field,
-       existing_value, incoming_value, score, reason, %(run_id)s
+       existing_value, incoming_value, score, reason, coalesce(details, '{}'), %(run_id)s
 FROM tmp_reviews
 ON CONFLICT DO NOTHING  -- the same row question (review_queue_row_key) or person pair (review_queue_pair_key)
 """

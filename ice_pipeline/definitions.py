@@ -12,6 +12,7 @@ from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
+from ice_pipeline.assets.review import applied_review_decisions
 from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
 from ice_pipeline.checks import build_checks
@@ -43,8 +44,8 @@ def build_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents,
-            person_candidates],  # candidates (issue 13)
+    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
+            prod_leads, prod_documents, person_candidates],  # person_candidates: issue 13
     asset_checks=[*build_checks(), *document_checks, review_queue_age],  # review_queue_age: issue 13
     jobs=[migrate_to_production],
     schedules=[daily_migration],

@@ -13,6 +13,7 @@ STAGING_SCHEMA = "staging_schema.sql"
 PRODUCTION_BASELINE = "production_baseline.sql"
 PRODUCTION_MIGRATION = "20251105_add_staging_fields.sql"
 PIPELINE_SCHEMA = "ice_pipeline_schema.sql"
+REVIEW_DECISIONS_UPGRADE = "ice_pipeline_review_decisions.sql"  # old decision text -> decision columns
 
 # Serialises concurrent `db init`/`db migrate` (and migration runs, see
 # assets/common.py) on one production database.
@@ -75,7 +76,7 @@ def init_production(conn: Connection, *, baseline: bool) -> None:
                 f"({', '.join(missing_tables)}): apply the bot's Prisma migrations first, "
                 "or use `ice-pipeline db init` for a development database."
             )
-    _apply(conn, names + (PRODUCTION_MIGRATION, PIPELINE_SCHEMA))
+    _apply(conn, names + (PRODUCTION_MIGRATION, PIPELINE_SCHEMA, REVIEW_DECISIONS_UPGRADE))
 
 
 def _existing_columns(conn: Connection, schema: str = "public") -> dict[str, set[str]]:

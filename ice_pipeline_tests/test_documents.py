@@ -3,6 +3,7 @@ real PostgreSQL and the moto S3 server over HTTP with the real minio client."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -150,36 +151,45 @@ def test_object_keys() -> None:
         docs.object_key("../x", "visa", digest, "x.pdf")
 
 
-def test_guess_mime(tmp_path: Path) -> None:
-    png = tmp_path / "scan"
-    png.write_bytes(PNG)
-    text = tmp_path / "notes.txt"
-    text.write_bytes(b"plain words")
-    unknown = tmp_path / "blob"
-    unknown.write_bytes(b"\x00\x01\x02")
-    assert docs.guess_mime(" Application/PDF; charset=binary", png, "scan.pdf") == "application/pdf"
-    assert docs.guess_mime(None, png, "scan") == "image/png"                        # from the bytes
-    assert docs.guess_mime("application/octet-stream", png, "scan") == "image/png"  # uninformative staged type
-    assert docs.guess_mime("not a mime", text, "notes.txt") == "text/plain"         # from the extension
-    assert docs.guess_mime(None, unknown, "blob") == "application/octet-stream"
+def test_decide_mime(tmp_path: Path) -> None:
+    assert docs.decide_mime(" Application/PDF; charset=binary", "application/pdf", "scan.pdf") == \
+        ("application/pdf", None)
+    assert docs.decide_mime(None, "image/png", "scan") == ("image/png", None)                 # from the bytes
+    assert docs.decide_mime("application/octet-stream", "image/png", "scan") == ("image/png", None)
+    assert docs.decide_mime("not a mime", None, "notes.txt") == ("text/plain", None)         # from the extension
+    assert docs.decide_mime(None, None, "blob") == ("application/octet-stream", None)
+    mime, warning = docs.decide_mime("application/pdf", "image/png", "scan.pdf")            # the bytes win
+    assert mime == "image/png" and "contradicts" in warning and "scan" not in warning
 
 
-# --- pure-ish: the upload loop against a fake store --------------------------
+# --- the upload loop against a scripted store (the real server is below) ------
 
 class FakeStore:
-    """Just enough of the minio client: stat/put/remove, with scripted failures."""
+    """Just enough of the minio client: stat/put/get/remove, with scripted failures. With `verify`, it
+    checks x-amz-checksum-sha256 as AWS S3 and MinIO do (moto does not)."""
 
-    def __init__(self, failures: list[Exception] | None = None) -> None:
+    def __init__(self, failures: list[Exception] | None = None, verify: bool = False) -> None:
         self.objects: dict[str, tuple[bytes, dict]] = {}
         self.failures = list(failures or [])
+        self.verify = verify
         self.puts = 0
         self.lock = threading.Lock()
 
-    def stat_object(self, bucket, key):
+    def stat_object(self, bucket, key, extra_headers=None):
         if key not in self.objects:
             raise S3Error(None, "NoSuchKey", "missing", key, "r", "h")
         data, meta = self.objects[key]
-        return type("Stat", (), {"size": len(data), "metadata": {"x-amz-meta-sha256": meta["sha256"]}})()
+        headers = {"x-amz-meta-sha256": meta["sha256"]}
+        if "x-amz-checksum-sha256" in meta and (extra_headers or {}).get("x-amz-checksum-mode") == "ENABLED":
+            headers["x-amz-checksum-sha256"] = meta["x-amz-checksum-sha256"]
+        if "Content-Disposition" in meta:
+            headers["content-disposition"] = meta["Content-Disposition"]
+        return type("Stat", (), {"size": len(data), "metadata": headers, "content_type": meta["content_type"]})()
+
+    def get_object(self, bucket, key):
+        data = self.objects[key][0]
+        return type("Response", (), {"stream": lambda self, n: iter([data]), "close": lambda self: None,
+                                     "release_conn": lambda self: None})()
 
     def put_object(self, bucket, key, reader, length, content_type, metadata, part_size, num_parallel_uploads):
         with self.lock:
@@ -192,54 +202,75 @@ class FakeStore:
             if not chunk:
                 raise OSError("stream having not enough data")
             body += chunk
-        self.objects[key] = (body, metadata)
+        sent = metadata.get("x-amz-checksum-sha256")
+        if self.verify and sent and sent != base64.b64encode(hashlib.sha256(body).digest()).decode():
+            raise S3Error(None, "BadDigest", "checksum mismatch", key, "r", "h")
+        self.objects[key] = (body, {**metadata, "content_type": content_type})
 
     def remove_object(self, bucket, key):
         self.objects.pop(key, None)
 
 
-def _item(tmp_path: Path, data: bytes = PDF, name: str = "a.pdf") -> dict:
+def _store(tmp_path: Path):
+    from ice_pipeline.resources import DocumentStore
+
+    return DocumentStore(endpoint="127.0.0.1:9", access_key="a", secret_key="b", bucket="b",
+                         files_root=str(tmp_path))
+
+
+def _item(tmp_path: Path, data: bytes = PDF, name: str = "a.pdf") -> docs.UploadItem:
     path = tmp_path / name
     path.write_bytes(data)
-    return {"object_key": f"students/{STUDENT}/x/{sha(data)}.pdf", "path": path, "file_size": len(data),
-            "checksum": sha(data), "mime_type": "application/pdf"}
+    return docs.UploadItem(key=f"students/{STUDENT}/x/{sha(data)}.pdf", path=path, size=len(data),
+                           sha256=sha(data), content_type="application/pdf")
 
 
 def test_upload_retries_transient_errors_then_skips_existing_objects(tmp_path: Path, monkeypatch) -> None:
-    from ice_pipeline.assets import documents as asset
+    from ice_pipeline import resources
 
-    monkeypatch.setattr(asset, "BACKOFF_SECONDS", 0.01)
-    store = FakeStore([S3Error(None, "SlowDown", "slow down", None, "r", "h")])
+    monkeypatch.setattr(resources, "BACKOFF_SECONDS", 0.01)
+    fake = FakeStore([S3Error(None, "SlowDown", "slow down", None, "r", "h")])
     item = _item(tmp_path)
-    outcome = asset.upload_one(store, "b", item, threading.Event())
-    assert (outcome.status, outcome.bytes, store.puts) == ("put", len(PDF), 2)
-    assert store.objects[item["object_key"]] == (PDF, {"sha256": sha(PDF)})
-    assert asset.upload_one(store, "b", item, threading.Event()).status == "present"
-    assert store.puts == 2
+    outcome = _store(tmp_path).upload_one(fake, item, threading.Event())
+    assert (outcome.status, outcome.bytes, fake.puts) == ("put", len(PDF), 2)
+    body, meta = fake.objects[item.key]
+    assert (body, meta["sha256"]) == (PDF, sha(PDF))
+    assert meta["x-amz-checksum-sha256"] == base64.b64encode(hashlib.sha256(PDF).digest()).decode()
+    assert _store(tmp_path).upload_one(fake, item, threading.Event()).status == "present"
+    assert fake.puts == 2
 
 
 def test_upload_fails_clearly_on_a_permanent_error_and_stops_the_pool(tmp_path: Path) -> None:
-    from ice_pipeline.assets import documents as asset
+    from ice_pipeline.resources import StoreFailure
 
-    store = FakeStore([S3Error(None, "AccessDenied", "no", None, "r", "h")] * 50)
+    fake = FakeStore([S3Error(None, "AccessDenied", "no", None, "r", "h")] * 50)
     items = [_item(tmp_path, PDF + bytes([i]), f"{i}.pdf") for i in range(20)]
-    outcomes, failure = asset.upload_all(store, "b", items)
-    assert failure is not None and "AccessDenied" in failure.summary
-    assert store.puts < 20                      # the rest were never attempted
-    assert all(o.status in ("not_attempted", "put") for o in outcomes)
+    with pytest.raises(StoreFailure) as caught:
+        _store(tmp_path).upload(items, fake)
+    assert "AccessDenied" in caught.value.summary
+    assert fake.puts < 20                       # the rest were never attempted
+    assert len(caught.value.outcomes) == 20
+    assert all(o.status in ("not_attempted", "put") for o in caught.value.outcomes)
 
 
 def test_a_file_changed_after_hashing_is_not_left_under_its_key(tmp_path: Path) -> None:
-    from ice_pipeline.assets import documents as asset
-
     item = _item(tmp_path)
-    item["path"].write_bytes(b"X" * len(PDF))            # same size, other content
-    outcome = asset.upload_one(FakeStore(), "b", item, threading.Event())
+    item.path.write_bytes(b"X" * len(PDF))              # same size, other content
+    outcome = _store(tmp_path).upload_one(FakeStore(), item, threading.Event())
     assert (outcome.status, outcome.reason) == ("refused", docs.FILE_CHANGED)
-    item["path"].write_bytes(PDF[:10])                   # shrank
-    store = FakeStore()
-    assert asset.upload_one(store, "b", item, threading.Event()).reason == docs.FILE_CHANGED
-    assert store.objects == {}
+    item.path.write_bytes(PDF[:10])                     # shrank
+    fake = FakeStore()
+    assert _store(tmp_path).upload_one(fake, item, threading.Event()).reason == docs.FILE_CHANGED
+    assert fake.objects == {}
+
+
+def test_a_server_that_verifies_the_checksum_refuses_a_file_changed_after_hashing(tmp_path: Path) -> None:
+    item = _item(tmp_path)
+    item.path.write_bytes(b"X" * len(PDF))
+    fake = FakeStore(verify=True)
+    outcome = _store(tmp_path).upload_one(fake, item, threading.Event())
+    assert (outcome.status, outcome.reason, fake.puts) == ("refused", docs.FILE_CHANGED, 1)
+    assert fake.objects == {}                            # the server stored nothing
 
 
 # --- integration --------------------------------------------------------------
@@ -468,17 +499,17 @@ def own_s3(env, monkeypatch):
 
 
 def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_completes(env, own_s3, monkeypatch) -> None:
-    from ice_pipeline.assets import documents as asset
+    from ice_pipeline.resources import DocumentStore
 
     student = add_student(env)
     payloads = {f"d{i}/file{i}.pdf": PDF + str(i).encode() * 1000 for i in range(12)}
     ids = [add_document(env, student, stage_file(env, rel, data), data=data) for rel, data in payloads.items()]
 
     done, lock = [], threading.Lock()
-    real_upload = asset.upload_one
+    real_upload = DocumentStore.upload_one
 
-    def upload_then_crash(client, bucket, item, abort):
-        outcome = real_upload(client, bucket, item, abort)
+    def upload_then_crash(self, client, item, abort):
+        outcome = real_upload(self, client, item, abort)
         with lock:
             done.append(outcome.status)
             if len(done) == 3:
@@ -486,7 +517,7 @@ def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_compl
                 own_s3["proc"].wait(10)
         return outcome
 
-    monkeypatch.setattr(asset, "upload_one", upload_then_crash)
+    monkeypatch.setattr(DocumentStore, "upload_one", upload_then_crash)
     started = time.monotonic()
     failed = env.run()
     assert not failed["success"]
@@ -496,7 +527,7 @@ def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_compl
     assert links(env) == {} and rejections(env) == {}
     assert env.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_document'") == 0
 
-    monkeypatch.setattr(asset, "upload_one", real_upload)
+    monkeypatch.setattr(DocumentStore, "upload_one", real_upload)
     own_s3["proc"] = _start_moto(own_s3["port"])          # back, and empty: moto keeps objects in memory
     resumed = ok(env.run())
     assert resumed["documents_uploaded"] == 12
@@ -526,19 +557,27 @@ def test_an_interrupted_upload_is_completed_without_uploading_twice(env, monkeyp
     assert len(objects(env)) == 4 and env.scalar("SELECT count(*) FROM student_documents") == 0
 
     monkeypatch.setattr(asset, "writer_transaction", real_transaction)
-    statuses: list[str] = []
-    real_upload = asset.upload_one
-
-    def spy(*args):
-        outcome = real_upload(*args)
-        statuses.append(outcome.status)
-        return outcome
-
-    monkeypatch.setattr(asset, "upload_one", spy)
+    statuses = spy_uploads(monkeypatch)
     summary = ok(env.run())
     assert summary["documents_uploaded"] == 4
     assert statuses == ["present"] * 4                   # found in the bucket, not uploaded again
     assert len(documents(env)) == 4 and len(objects(env)) == 4
+
+
+def spy_uploads(monkeypatch) -> list[str]:
+    """The outcome of every upload the DocumentStore makes from now on, in order of completion."""
+    from ice_pipeline.resources import DocumentStore
+
+    statuses: list[str] = []
+    real_upload = DocumentStore.upload_one
+
+    def spy(self, *args):
+        outcome = real_upload(self, *args)
+        statuses.append(outcome.status)
+        return outcome
+
+    monkeypatch.setattr(DocumentStore, "upload_one", spy)
+    return statuses
 
 
 def test_a_50_mb_file_goes_through(env) -> None:

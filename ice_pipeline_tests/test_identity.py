@@ -14,10 +14,10 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from ice_pipeline.assets.persons import existing_nodes
-from ice_pipeline.logic.identity import EMAIL_TAKEN, resolve_persons
+from ice_pipeline.logic import persons as lp
+from ice_pipeline.logic.identity import EMAIL_TAKEN
 from ice_pipeline.logic.people import prepare_person_rows
-from ice_pipeline.logic.survivorship import plan_persons, union_of_tokens
+from ice_pipeline.logic.survivorship import union_of_tokens
 
 RAW_COLUMNS = ["full_name", "original_name", "email", "phone", "cedula", "birth_date", "address", "city", "country"]
 STORED_COLUMNS = ["person_id", "full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country",
@@ -33,18 +33,24 @@ def build_nodes(existing: list[dict], staging: list[dict]) -> pd.DataFrame:
     stored = pd.DataFrame([{c: e.get(c) for c in STORED_COLUMNS} for e in existing], columns=STORED_COLUMNS)
     stored = stored.astype("string")
     stored["csv_enriched"] = stored["csv_enriched"].fillna("f")
-    ex_nodes = existing_nodes(stored.reset_index(drop=True), None)
+    ex_nodes = lp.existing_nodes(stored.reset_index(drop=True), None)
     raw = pd.DataFrame([{c: s.get(c) for c in RAW_COLUMNS} for s in staging], columns=RAW_COLUMNS).astype("string")
-    st_nodes = prepare_person_rows(raw).assign(
+    # The given order is the arrival order.
+    batch = prepare_person_rows(raw).assign(
         staging_table=[s.get("table", "staging_lead") for s in staging],
         staging_id=[int(s["id"]) for s in staging],
         source_kind=[s.get("source_kind", "CSV") for s in staging],
-        is_existing=False, person_id=pd.NA, linked_person_id=[s.get("linked") for s in staging],
-        source_row_person_id=pd.NA, student_number=[s.get("student_number") for s in staging],
+        student_number=[s.get("student_number") for s in staging],
+        updated_at=[f"2026-01-01 00:00:{i // 1000:02d}.{i % 1000:03d}+00" for i in range(len(staging))],
     )
-    nodes = pd.concat([ex_nodes, st_nodes], ignore_index=True)
-    nodes["is_existing"] = nodes["is_existing"].astype(bool)
-    return nodes
+    linked = pd.DataFrame({"staging_table": batch["staging_table"], "staging_id": batch["staging_id"],
+                           "linked_person_id": [s.get("linked") for s in staging]}).dropna()
+    same_row = pd.DataFrame(columns=["staging_table", "staging_id", "source_row_person_id"])
+    st_nodes = lp.staging_nodes(batch, linked, same_row)
+    return lp.order_nodes(ex_nodes, st_nodes.iloc[0:0], st_nodes)
+
+
+NO_DECISIONS = pd.DataFrame(columns=["staging_table", "staging_id", "decided_person_id", "decided_new"])
 
 
 class Outcome:
@@ -52,8 +58,9 @@ class Outcome:
 
     def __init__(self, existing: list[dict], staging: list[dict]):
         self.nodes = build_nodes(existing, staging)
-        self.res = resolve_persons(self.nodes)
-        self.plan = plan_persons(self.nodes, self.res.anchor, self.res.matched_by, self.res.in_review)
+        self.planned = lp.plan_resolution(self.nodes, NO_DECISIONS, set(), {})
+        self.res = self.planned.assignment
+        self.plan = self.planned.plan
         assignment = self.plan.assignment
         self.person = dict(zip(assignment["staging_id"].astype(int), assignment["person_id"], strict=True))
         self.matched_by = dict(zip(assignment["staging_id"].astype(int), assignment["matched_by"], strict=True))
@@ -143,10 +150,23 @@ def test_same_name_alone_never_joins():
 
 def test_cedula_wins_over_a_weaker_match_to_another_existing_person():
     existing = [{"person_id": P1, "full_name": "Ana Gómez", "birth_date": "1990-01-01", "email": "ana1@x.com"},
-                {"person_id": P2, "full_name": "Otra Persona", "cedula": "52123456", "email": "otra@x.com"}]
+                {"person_id": P2, "full_name": "Ana Gómez", "cedula": "52123456", "email": "otra@x.com"}]
     out = Outcome(existing, [{"id": 1, "full_name": "Ana Gómez", "birth_date": "01/01/1990", "cedula": "52.123.456"}])
     assert out.person[1] == P2
     assert out.matched_by[1] == "cedula"
+
+
+def test_cedula_carried_by_a_differently_named_person_identifies_nobody():
+    """DESIGN §4: a value carried by clearly different people (names that cannot be one person's) is
+    shared: kept as data, never matched on. The row joins the person its name and birth date find."""
+    existing = [{"person_id": P1, "full_name": "Ana Gómez", "birth_date": "1990-01-01", "email": "ana1@x.com"},
+                {"person_id": P2, "full_name": "Otra Persona", "cedula": "52123456", "email": "otra@x.com"}]
+    out = Outcome(existing, [{"id": 1, "full_name": "Ana Gómez", "birth_date": "01/01/1990", "cedula": "52.123.456"}])
+    assert out.person[1] == P1
+    assert out.matched_by[1] == "name_birth_date"
+    assert out.planned.shared["cedula"] == {"52123456": "different names"}
+    held = out.conflicts("cedula")
+    assert list(held["reason"]) == ["value held by another person"]
 
 
 def test_email_wins_over_name_and_birth_date():
@@ -160,18 +180,34 @@ def test_email_wins_over_name_and_birth_date():
 # --- vetoes --------------------------------------------------------------------
 
 
-def test_email_of_a_person_with_another_cedula_goes_to_review_with_the_owner_as_candidate():
+def test_email_of_a_person_with_another_cedula_is_shared_and_the_row_is_its_own_person():
+    """A family e-mail: the mother's address on her son's row. Different cédulas: the e-mail is
+    shared, the son is a person of his own, and the mother keeps the e-mail (a conflict for him)."""
     existing = [{"person_id": P1, "full_name": "Maria Rodriguez", "email": "maria@mail.com", "cedula": "52123456"}]
     out = Outcome(existing, [{"id": 7, "full_name": "Mario Rodriguez", "email": "Maria@Mail.com", "cedula": "80999888"}])
-    assert 7 not in out.person                      # not merged, no new person either
-    assert out.review[7] == (EMAIL_TAKEN, P1)
-    assert out.plan.new_persons.empty
+    assert out.person[7] != P1
+    assert out.new_person(7)["email"] is None and out.new_person(7)["cedula"] == "80999888"
+    assert out.review == {}
+    assert list(out.conflicts("email")["reason"]) == ["value held by another person"]
 
 
-def test_email_conflict_between_two_staging_rows_keeps_the_first_and_reviews_the_second():
+def test_email_shared_by_two_staging_rows_goes_to_the_first_to_arrive():
     out = Outcome([], [
         {"id": 1, "full_name": "Maria Rodriguez", "email": "maria@mail.com", "cedula": "52123456"},
         {"id": 2, "full_name": "Mario Rodriguez", "email": "maria@mail.com", "cedula": "80999888"},
+    ])
+    assert not out.same(1, 2)
+    assert out.new_person(1)["email"] == "maria@mail.com"
+    assert out.new_person(2)["email"] is None
+    assert list(out.conflicts("email")["staging_id"]) == [2]
+
+
+def test_same_email_and_student_numbers_that_differ_go_to_review():
+    """Nothing but the student numbers tells the two apart (same name, no birth dates): the e-mail
+    has one owner, the other row waits for a person."""
+    out = Outcome([], [
+        {"id": 1, "full_name": "Maria Rodriguez", "email": "maria@mail.com", "student_number": "S-1"},
+        {"id": 2, "full_name": "Maria Rodriguez", "email": "maria@mail.com", "student_number": "S-2"},
     ])
     assert 1 in out.person and 2 not in out.person
     assert out.review[2] == (EMAIL_TAKEN, out.person[1])
@@ -224,10 +260,10 @@ def test_chain_never_joins_two_cedulas():
         {"id": 2, "full_name": "Laura Ruiz", "email": "pedro@x.com", "birth_date": "1990-02-02"},
         {"id": 3, "full_name": "Laura Ruiz", "birth_date": "02/02/1990", "cedula": "10222222"},
     ])
-    assert out.same(1, 2)
-    # C is not joined to A's person: it is a person of its own or waits in review
-    assert out.person.get(3) != out.person[1]
-    assert 3 in out.person or 3 in out.review
+    # Pedro and Laura carry one e-mail: shared (different names), it joins nobody; Laura is one person
+    assert not out.same(1, 2)
+    assert out.same(2, 3)
+    assert out.person[3] != out.person[1]
 
 
 def test_chain_in_reverse_order_never_joins_two_cedulas():
@@ -310,13 +346,13 @@ def _signature(nodes: pd.DataFrame) -> tuple:
 
     Resolution only (no survivorship), so that many orders are cheap to compare.
     """
-    res = resolve_persons(nodes)
+    res = lp.plan_resolution(nodes.reset_index(drop=True), NO_DECISIONS, set(), {}).assignment
     staged = ~nodes["is_existing"].to_numpy()
     ids = nodes["staging_id"].to_numpy()
     groups: dict[int, set[int]] = {}
     for i in range(len(nodes)):
         if staged[i] and not res.in_review[i]:
-            groups.setdefault(int(res.anchor[i]), set()).add(int(ids[i]))
+            groups.setdefault(int(res.person_anchor[i]), set()).add(int(ids[i]))
     existing = {nodes["person_id"].iloc[a]: frozenset(g) for a, g in groups.items() if not staged[a]}
     review = frozenset(int(ids[i]) for i in range(len(nodes)) if staged[i] and res.in_review[i])
     return frozenset(frozenset(g) for g in groups.values()), review, existing, res
@@ -335,12 +371,12 @@ def test_fixed_frame_resolution():
     out = Outcome(FIXED_EXISTING, FIXED_STAGING)
     assert out.person[1] == P1 and out.same(1, 2, 3)
     assert out.person[4] == P2
-    assert set(out.review) == {5, 10}
-    assert out.review[5] == (EMAIL_TAKEN, P2)
+    assert set(out.review) == {10}
+    assert out.person[5] not in (P1, P2)       # P2's e-mail with another cédula: shared, a person of its own
     assert not out.same(6, 7)
     assert not out.same(8, 9)
     assert out.same(11, 12, 13)
-    assert len(out.plan.new_persons) == 5     # 6, 7, 8, 9, and Luis Mora
+    assert len(out.plan.new_persons) == 6     # 5, 6, 7, 8, 9, and Luis Mora
 
 
 _FIXED_NODES = build_nodes(FIXED_EXISTING, FIXED_STAGING)
@@ -483,7 +519,8 @@ def test_unique_email_filled_when_nobody_else_holds_it():
                              {"id": 2, "full_name": "Otra", "cedula": "80111222", "email": "ana@x.com"}])
     assert out.person[1] == P1
     assert out.update(P1)["email"] == "ana@x.com"
-    assert out.review[2] == (EMAIL_TAKEN, P1)
+    # "Otra" (another cédula) carries it too: shared, Otra is a person of her own without it
+    assert out.person[2] != P1 and out.new_person(2)["email"] is None
 
 
 def test_previously_linked_row_stays_with_its_person():

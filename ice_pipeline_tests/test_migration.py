@@ -255,16 +255,24 @@ def test_conflicting_values_go_to_review_and_never_overwrite(pipeline):
     assert db.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE field = 'email'") == 0
 
 
-def test_email_of_another_cedula_waits_in_review(pipeline):
+def test_email_of_another_cedula_is_shared_and_the_row_is_its_own_person(pipeline):
+    """A family e-mail (DESIGN §4): the mother's address on her son's row, another cédula. The e-mail
+    identifies nobody; the son is a person of his own; the mother keeps it (a conflict, for review)."""
     db = Db(pipeline)
     owner = insert_bot_person(db, full_name="Maria Rodriguez", email="maria@mail.com", cedula="52123456")
     [sid] = db.insert("staging_lead", [{"full_name": "Mario Rodriguez", "email": "maria@mail.com",
                                         "cedula": "80999888", "interest_program": "Camp"}])
     summary = run_ok(pipeline)
-    assert db.count("persons") == 1 and db.count("leads") == 0
-    assert db.query("SELECT kind, candidate_person_id::text, status FROM ice_pipeline.review_queue "
-                    "WHERE staging_id = %s", (sid,)) == [("identity_conflict", owner, "open")]
-    assert summary["rows_in_review"] == 1
+    assert db.count("persons") == 2 and db.count("leads") == 1
+    son = db.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_id = %s "
+                    "AND entity = 'person'", (sid,))
+    assert son != owner
+    assert db.query("SELECT email, cedula FROM persons WHERE id = %s", (son,)) == [(None, "80999888")]
+    assert db.query("SELECT kind, field, reason FROM ice_pipeline.review_queue WHERE staging_id = %s", (sid,)) == [
+        ("field_conflict", "email", "value held by another person")]
+    assert db.query("SELECT kind, value, reason FROM ice_pipeline.shared_values") == [
+        ("email", "maria@mail.com", "different cédulas")]
+    assert summary["rows_in_review"] == 0
     assert_accounting_holds(db)
 
 
@@ -304,14 +312,15 @@ def test_dry_run_writes_nothing_and_predicts_the_real_run(pipeline):
     assert changed_tables(before, pipeline.dump()) == {}
     real = run_ok(pipeline)
     assert {k: dry[k] for k in COUNT_KEYS} == {k: real[k] for k in COUNT_KEYS}
-    assert real["persons_created"] > 0 and real["rows_rejected"] == 2 and real["rows_in_review"] == 1
+    assert real["persons_created"] > 0 and real["rows_rejected"] == 2 and real["rows_in_review"] == 0
 
 
 def test_second_run_changes_nothing(pipeline):
     db = Db(pipeline)
     db.insert_mixed(mixed_rows())
     first = run_ok(pipeline)
-    assert first["persons_created"] == 5      # María, Juan, two Carlos (landline), Laura
+    # María, Juan, two Carlos (landline), Laura, Pedro (María's e-mail with his own cédula: shared)
+    assert first["persons_created"] == 6
     after_first = pipeline.dump()
     second = run_ok(pipeline)
     assert {k: second[k] for k in COUNT_KEYS[:4] + ("students_updated", "leads_updated")} == dict.fromkeys(

@@ -319,7 +319,8 @@ def test_database_match_keys_equal_python_keys(pipeline, texts):
     trip through the database. Any difference is a bot-created person that is
     never found -- a silent duplicate.
     """
-    from ice_pipeline.assets.persons import person_key_frame, refresh_person_keys
+    from ice_pipeline.assets.persons import refresh_person_keys
+    from ice_pipeline.logic.persons import person_key_frame
 
     conn = getattr(pipeline, "_keys_conn", None)
     if conn is None:

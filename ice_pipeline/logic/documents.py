@@ -1,7 +1,8 @@
 """Staged document files: where they may be read from, their SHA-256, their object key and type.
 
-Pure file-system logic (no Dagster, no database, no object store): the asset
-`prod_documents` calls these, the tests call them directly. A document is only
+Pure file-system logic and the batch planner (no Dagster, no database, no
+object store): the asset `prod_documents` calls these, the tests call them
+directly. A document is only
 ever read from inside STAGING_FILES_ROOT, streaming, so a large file never
 sits in memory.
 """
@@ -9,18 +10,26 @@ sits in memory.
 from __future__ import annotations
 
 import hashlib
+import json
 import mimetypes
 import os
 import re
 import stat
 import unicodedata
-from dataclasses import dataclass
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import BinaryIO
 
 import filetype
+import pandas as pd
+
+from ice_pipeline.logic import normalize as nz
 
 CHUNK = 1024 * 1024  # 1 MiB: what hashing holds in memory at a time
+SNIFF_BYTES = 8192  # what type sniffing looks at
 # student_documents.file_size is a Prisma Int (PostgreSQL integer).
 MAX_FILE_SIZE = 2**31 - 1
 
@@ -125,10 +134,21 @@ def open_regular(path: Path) -> BinaryIO:
         raise
 
 
-def hash_file(path: Path, chunk: int = CHUNK) -> tuple[str, int]:
+def hash_file(path: Path, chunk: int = CHUNK, max_size: int | None = None) -> tuple[str, int]:
     """(SHA-256 hex, size in bytes) of the file, read `chunk` bytes at a time."""
+    digest, size, _ = hash_and_sniff(path, chunk, max_size)
+    return digest, size
+
+
+def hash_and_sniff(path: Path, chunk: int = CHUNK, max_size: int | None = None) -> tuple[str, int, bytes]:
+    """(SHA-256 hex, size, first SNIFF_BYTES bytes) of the file, in one streaming read.
+
+    With `max_size`, a file that grows past it while being read is refused
+    (FILE_TOO_LARGE) instead of being read to its end.
+    """
     digest = hashlib.sha256()
     size = 0
+    head = b""
     buffer = bytearray(chunk)
     view = memoryview(buffer)
     with open_regular(Path(path)) as handle:
@@ -137,11 +157,15 @@ def hash_file(path: Path, chunk: int = CHUNK) -> tuple[str, int]:
                 read = handle.readinto(buffer)
                 if not read:
                     break
+                if len(head) < SNIFF_BYTES:
+                    head += bytes(view[:min(read, SNIFF_BYTES - len(head))])
                 digest.update(view[:read])
                 size += read
+                if max_size is not None and size > max_size:
+                    raise DocumentRefused(FILE_TOO_LARGE)
         except OSError:
             raise DocumentRefused(FILE_UNREADABLE) from None
-    return digest.hexdigest(), size
+    return digest.hexdigest(), size, head
 
 
 class HashingReader:
@@ -219,24 +243,107 @@ def staged_mime(value: str | None) -> str | None:
     return text if _MIME.match(text) and text not in _UNINFORMATIVE_MIME else None
 
 
-def guess_mime(staged: str | None, path: Path | None, file_name: str | None) -> str:
-    """Content type: the staged one when valid, else from the first bytes, else the extension."""
-    found = staged_mime(staged)
-    if found:
-        return found
-    if path is not None:
-        try:
-            kind = filetype.guess(str(path))  # reads only the first few KiB
-        except (OSError, TypeError):
-            kind = None
-        if kind is not None and kind.mime:
-            return kind.mime
-    for name in (file_name, path.name if path is not None else None):
-        if name:
-            guessed, _ = mimetypes.guess_type(str(name).replace("\\", "/"), strict=False)
-            if guessed:
-                return guessed
-    return "application/octet-stream"
+# WHATWG MIME sniffing: the HTML signatures (each followed by a space or '>').
+_HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<script", b"<iframe", b"<h1", b"<div", b"<font",
+              b"<table", b"<a", b"<style", b"<title", b"<b", b"<body", b"<br", b"<p")
+
+
+def sniff_mime(head: bytes) -> str | None:
+    """The type the first bytes show: magic numbers (`filetype`), then the markup a browser would
+    execute (HTML, SVG, XML), which `filetype` does not know. None when the bytes say nothing."""
+    if not head:
+        return None
+    kind = filetype.guess(head)
+    if kind is not None and kind.mime and kind.mime not in _UNINFORMATIVE_MIME:
+        return kind.mime
+    text = head.lstrip(b"\xef\xbb\xbf").lstrip(b" \t\r\n\x0c").lower()
+    if text.startswith(b"<?xml"):
+        if b"<svg" in text:
+            return "image/svg+xml"
+        return "application/xhtml+xml" if b"<html" in text else "text/xml"
+    if text.startswith(b"<svg") and text[4:5] in (b" ", b">", b"\n", b"\t", b"\r", b"/"):
+        return "image/svg+xml"
+    if text.startswith(b"<!--"):
+        return "text/html"
+    for tag in _HTML_TAGS:
+        if text.startswith(tag) and text[len(tag):len(tag) + 1] in (b" ", b">"):
+            return "text/html"
+    return None
+
+
+# Staged types that name the same content as what `filetype` reports.
+_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
+            "application/x-pdf": "application/pdf", "application/acrobat": "application/pdf",
+            "application/x-zip-compressed": "application/zip", "image/x-ms-bmp": "image/bmp",
+            "image/x-bmp": "image/bmp", "image/tif": "image/tiff"}
+_OLE = frozenset({"application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
+                  "application/vnd.ms-outlook", "application/x-ole-storage", "application/x-cfb"})
+# Types whose content always starts with a signature `filetype` knows: a file
+# staged (or named) as one of these whose bytes show nothing is not one.
+_SIGNED = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "image/tiff",
+                     "image/bmp", "image/heic", "image/avif"})
+# Types a browser executes when served inline: never served as themselves.
+ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
+                          "text/javascript", "application/javascript", "application/x-javascript",
+                          "application/ecmascript", "text/ecmascript", "text/xsl", "application/xslt+xml",
+                          "text/x-javascript", "application/x-shockwave-flash"})
+SAFE_CONTENT_TYPE = "application/octet-stream"
+ATTACHMENT = "attachment"
+
+
+def _same_content(claimed: str, sniffed: str) -> bool:
+    claimed = _ALIASES.get(claimed, claimed)
+    if claimed == sniffed:
+        return True
+    if sniffed == "application/zip":  # docx, xlsx, odt, epub, jar...: zip containers
+        return (claimed.endswith("+zip") or "openxmlformats" in claimed or "opendocument" in claimed
+                or claimed in ("application/java-archive", "application/vnd.android.package-archive"))
+    if sniffed in _OLE:
+        return claimed in _OLE
+    if sniffed == "application/xhtml+xml":
+        return claimed in ("text/html", "application/xml", "text/xml")
+    if sniffed == "text/xml":
+        return claimed == "application/xml" or claimed.endswith("+xml")
+    return False
+
+
+def decide_mime(staged: str | None, sniffed: str | None, file_name: str | None) -> tuple[str, str | None]:
+    """(MIME type to store, warning or None). The content wins over what was staged or the name says.
+
+    A staged type the bytes contradict (staged `application/pdf`, the bytes are
+    HTML or a PNG) gives way to the sniffed one, with a warning; a type that
+    needs a signature the bytes do not carry becomes application/octet-stream.
+    The warning names types only, never the file.
+    """
+    claimed = staged_mime(staged)
+    source = "staged"
+    if claimed is None and file_name:
+        claimed, _ = mimetypes.guess_type(str(file_name).replace("\\", "/"), strict=False)
+        source = "extension"
+    if sniffed is not None:
+        if claimed is None or _same_content(claimed, sniffed):
+            return (claimed if claimed and source == "staged" else sniffed), None
+        return sniffed, f"{source} type {claimed} contradicts the content ({sniffed}): stored as {sniffed}"
+    if claimed is None:
+        return SAFE_CONTENT_TYPE, None
+    if _ALIASES.get(claimed, claimed) in _SIGNED:
+        return SAFE_CONTENT_TYPE, f"{source} type {claimed} contradicts the content (unrecognized): " \
+            f"stored as {SAFE_CONTENT_TYPE}"
+    return claimed, None
+
+
+def is_active(mime: str | None) -> bool:
+    """True for types a browser runs (HTML, SVG, XML, JavaScript): they are only ever downloaded."""
+    text = str(mime or "").split(";", 1)[0].strip().lower()
+    return text in ACTIVE_TYPES or text.endswith("+xml")
+
+
+def served_headers(mime: str) -> tuple[str, str | None]:
+    """(Content-Type, Content-Disposition) of the object: active types as an opaque download.
+
+    No file name in Content-Disposition: names may carry a person's name.
+    """
+    return (SAFE_CONTENT_TYPE, ATTACHMENT) if is_active(mime) else (mime, None)
 
 
 @dataclass(frozen=True)
@@ -244,22 +351,249 @@ class InspectedFile:
     path: Path          # real path, inside the root
     sha256: str
     size: int
+    sniffed_mime: str | None = None
 
 
-def inspect_file(root: Path, relative: str, staged_checksum: str | None) -> InspectedFile:
-    """Resolve, hash and validate one staged file, or raise DocumentRefused."""
+def inspect_file(root: Path, relative: str, staged_checksum: str | None,
+                 max_size: int = MAX_FILE_SIZE) -> InspectedFile:
+    """Resolve, size-check, hash and validate one staged file, or raise DocumentRefused.
+
+    The size comes from stat() first: a file over the limit is refused without
+    reading a byte of it.
+    """
     path = resolve_inside_root(root, relative)
-    sha256, size = hash_file(path)
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise DocumentRefused(FILE_MISSING) from None
+    except OSError:
+        raise DocumentRefused(FILE_UNREADABLE) from None
+    if size > max_size:
+        raise DocumentRefused(FILE_TOO_LARGE)
+    if size == 0:
+        raise DocumentRefused(EMPTY_FILE)
+    sha256, size, head = hash_and_sniff(path, max_size=max_size)
     if size == 0:
         raise DocumentRefused(EMPTY_FILE)
     if not checksum_matches(staged_checksum, sha256):
         raise DocumentRefused(CHECKSUM_MISMATCH)
-    if size > MAX_FILE_SIZE:
-        raise DocumentRefused(FILE_TOO_LARGE)
-    return InspectedFile(path=path, sha256=sha256, size=size)
+    return InspectedFile(path=path, sha256=sha256, size=size, sniffed_mime=sniff_mime(head))
 
 
 def student_refusal(state: str) -> DocumentRefused:
     """Why a document waits: its staging student is 'rejected', 'in_review' or not loaded yet."""
     reason = {"rejected": STUDENT_REJECTED, "in_review": STUDENT_IN_REVIEW}.get(state, STUDENT_NOT_LOADED)
     return DocumentRefused(reason, retryable=True)
+
+
+# --- planning a batch ---------------------------------------------------------
+
+STAGING_TABLE = "staging_document"
+HASH_WORKERS = 4
+ACCEPTED_COLUMNS = ["staging_id", "student_id", "path", "staging_file_path", "staging_student_id", "checksum",
+                    "file_size", "document_type", "file_name", "original_file_path", "staged_mime", "mime_type",
+                    "warnings"]
+REJECTION_COLUMNS = ["staging_table", "staging_id", "reason", "details", "retryable"]
+
+
+@dataclass
+class DocumentPlan:
+    """What to do with one batch: files that passed, refusals, and the groups per (student, sha256)."""
+
+    accepted: pd.DataFrame          # one row per staging document that passed (ACCEPTED_COLUMNS)
+    rejections: list[dict] = field(default_factory=list)
+    left_as_linked: int = 0         # already linked rows whose file/student now fails: link kept, not rejected
+    hashed_bytes: int = 0
+
+    def rejection_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self.rejections, columns=REJECTION_COLUMNS)
+
+
+def _text(value) -> str | None:
+    return None if value is None or pd.isna(value) else str(value)
+
+
+def _int_or_none(value) -> int | None:
+    text = _text(value)
+    try:
+        return int(text.strip()) if text is not None else None
+    except ValueError:
+        return None
+
+
+def rejection(staging_id: int, path: str | None, staging_student_id: int | None, reason: str, retryable: bool,
+              **details) -> dict:
+    """A rejected_rows record. Its details hold the staged path (it may carry a name): the database
+    keeps it for operators; it never goes to logs or run metadata."""
+    payload = {"path": path, "staging_student_id": staging_student_id, **details}
+    return {"staging_table": STAGING_TABLE, "staging_id": int(staging_id), "reason": reason,
+            "details": json.dumps(payload, sort_keys=True), "retryable": retryable}
+
+
+def student_states(rows: pd.DataFrame, prod_students: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
+    """Per staging student: production student id (this run's output first, then earlier links) and state
+    (linked | in_review | rejected | not_loaded), indexed by staging student id."""
+    states = states.copy()
+    states["staging_id"] = states["staging_id"].astype("int64")
+    if len(prod_students):
+        this_run = prod_students[["staging_id", "student_id"]].dropna().copy()
+        this_run["staging_id"] = pd.to_numeric(this_run["staging_id"]).astype("int64")
+        this_run = this_run.drop_duplicates("staging_id", keep="last").set_index("staging_id")["student_id"]
+        fresh = states["staging_id"].map(this_run)
+        states["student_id"] = fresh.astype("string").fillna(states["student_id"])
+    states["state"] = "linked"
+    states.loc[states["student_id"].isna() & (states["in_review"] == "t"), "state"] = "in_review"
+    states.loc[states["student_id"].isna() & (states["rejected"] == "t"), "state"] = "rejected"
+    states.loc[states["student_id"].isna() & ~states["state"].isin(["in_review", "rejected"]), "state"] = "not_loaded"
+    return states.set_index("staging_id")
+
+
+def _warnings(*items: str | None) -> str | None:
+    found = [w for w in items if w]
+    return "; ".join(found) if found else None
+
+
+def plan_batch(rows: pd.DataFrame, students: pd.DataFrame, linked_docs: set[int], root: Path,
+               inspect: Callable = inspect_file) -> DocumentPlan:
+    """Validate every staged document: student state first, then the file (hashed in a small pool).
+
+    A row already linked whose student or file now fails keeps its link (counted, not rejected).
+    """
+    plan = DocumentPlan(accepted=pd.DataFrame(columns=ACCEPTED_COLUMNS))
+    state_of = dict(zip(students.index, zip(students["state"], students["student_id"], strict=True), strict=True))
+    candidates = []
+    for row in rows.itertuples(index=False):
+        state, student_id = state_of.get(_int_or_none(row.student_id), ("not_loaded", None))
+        if state == "linked":
+            candidates.append((row, str(student_id)))
+        elif int(row.id) in linked_docs:
+            plan.left_as_linked += 1
+        else:
+            plan.rejections.append(rejection(row.id, _text(row.staging_file_path), _int_or_none(row.student_id),
+                                             student_refusal(state).reason, True, student_state=state))
+
+    def _inspect(item):
+        row, _ = item
+        try:
+            return inspect(root, _text(row.staging_file_path), _text(row.checksum))
+        except DocumentRefused as refusal:
+            return refusal
+
+    accepted = []
+    with ThreadPoolExecutor(max_workers=HASH_WORKERS, thread_name_prefix="hash") as pool:
+        for (row, student_id), found in zip(candidates, pool.map(_inspect, candidates), strict=True):
+            if isinstance(found, DocumentRefused):
+                if int(row.id) in linked_docs:
+                    plan.left_as_linked += 1
+                    continue
+                extra = {}
+                if found.reason == CHECKSUM_MISMATCH:
+                    extra = {"staged_checksum": normalize_checksum(_text(row.checksum))}
+                plan.rejections.append(rejection(row.id, _text(row.staging_file_path), _int_or_none(row.student_id),
+                                                 found.reason, found.retryable, **extra))
+                continue
+            plan.hashed_bytes += found.size
+            staged_size = _int_or_none(row.file_size)
+            file_name = _text(row.normalized_file_name)
+            mime, mime_warning = decide_mime(_text(row.mime_type), found.sniffed_mime,
+                                             file_name or Path(found.path).name)
+            accepted.append({
+                "staging_id": int(row.id), "student_id": student_id, "path": found.path,
+                "staging_file_path": _text(row.staging_file_path), "staging_student_id": _int_or_none(row.student_id),
+                "checksum": found.sha256, "file_size": found.size,
+                "document_type": _text(row.document_type), "file_name": file_name,
+                "original_file_path": _text(row.original_file_path), "staged_mime": _text(row.mime_type),
+                "mime_type": mime,
+                "warnings": _warnings("staged file_size differs from the file"
+                                      if staged_size not in (None, found.size) else None, mime_warning),
+            })
+    plan.accepted = pd.DataFrame(accepted, columns=ACCEPTED_COLUMNS)
+    return plan
+
+
+def present_in(frame: pd.DataFrame, existing: pd.DataFrame) -> pd.Series:
+    """Which rows of `frame` have their (student_id, checksum) among `existing`'s."""
+    present = set(zip(existing["student_id"], existing["checksum"], strict=True))
+    return pd.Series([(s, c) in present for s, c in zip(frame["student_id"], frame["checksum"], strict=True)],
+                     index=frame.index, dtype=bool)
+
+
+def new_documents(accepted: pd.DataFrame, existing: pd.DataFrame, bucket: str) -> pd.DataFrame:
+    """One new document per (student, sha256) not already in production: the first staging row of each group."""
+    heads = accepted.drop_duplicates(["student_id", "checksum"], keep="first")
+    fresh = heads[~present_in(heads, existing)].copy()
+    fresh["document_type"] = nz.clean_text(fresh["document_type"].astype("string"), max_length=100).fillna("other")
+    names = nz.clean_text(fresh["file_name"].astype("string"), max_length=255)
+    fresh["file_name"] = names.fillna(pd.Series([Path(p).name for p in fresh["path"]], index=fresh.index,
+                                                dtype="string"))
+    fresh["object_key"] = [object_key(s, t, c, n) for s, t, c, n in
+                           zip(fresh["student_id"], fresh["document_type"], fresh["checksum"], fresh["file_name"],
+                               strict=True)]
+    fresh["bucket"] = bucket
+    fresh["document_id"] = [str(uuid.uuid4()) for _ in range(len(fresh))]
+    return fresh.reset_index(drop=True)
+
+
+@dataclass(frozen=True)
+class UploadItem:
+    """One object to put: the file, the key its SHA-256 names, and how the object is served."""
+
+    key: str
+    path: Path
+    size: int
+    sha256: str
+    content_type: str
+    disposition: str | None = None   # "attachment" for types a browser would execute
+
+
+def upload_items(fresh: pd.DataFrame) -> list[UploadItem]:
+    items = []
+    for row in fresh.itertuples(index=False):
+        content_type, disposition = served_headers(str(row.mime_type))
+        items.append(UploadItem(key=row.object_key, path=Path(row.path), size=int(row.file_size),
+                                sha256=row.checksum, content_type=content_type, disposition=disposition))
+    return items
+
+
+def drop_refused(plan: DocumentPlan, fresh: pd.DataFrame, outcomes: list, linked_docs: set[int]) -> pd.DataFrame:
+    """Take the groups the store refused (file changed while uploading) out of the plan: every staging
+    row of such a group waits for the next run (a retryable rejection). `outcomes` are the uploads of
+    `fresh`, in order (none on a dry run). Returns the fresh rows left."""
+    refused = {(r.student_id, r.checksum): o.reason
+               for r, o in zip(fresh.itertuples(index=False), outcomes, strict=False) if o.status == "refused"}
+    if not refused:
+        return fresh
+    accepted = plan.accepted
+    keys = list(zip(accepted["student_id"], accepted["checksum"], strict=True))
+    hit = pd.Series([k in refused for k in keys], index=accepted.index, dtype=bool)
+    for row, key in zip(accepted[hit].itertuples(index=False), [k for k in keys if k in refused], strict=True):
+        if row.staging_id in linked_docs:
+            plan.left_as_linked += 1
+            continue
+        student = None if pd.isna(row.staging_student_id) else int(row.staging_student_id)
+        plan.rejections.append(rejection(row.staging_id, row.staging_file_path, student, refused[key], True))
+    plan.accepted = accepted[~hit].reset_index(drop=True)
+    fresh_hit = [k in refused for k in zip(fresh["student_id"], fresh["checksum"], strict=True)]
+    return fresh[~pd.Series(fresh_hit, index=fresh.index, dtype=bool)].reset_index(drop=True)
+
+
+def document_links(accepted: pd.DataFrame, document_of: dict[tuple[str, str], str], inserted: set[str]) -> pd.DataFrame:
+    """Lineage of every accepted staging row: `new` for the first row of a group whose row this run
+    inserted, `student_checksum` for the rest (same student, same bytes: one document)."""
+    document_ids = [document_of.get((s, c)) for s, c in zip(accepted["student_id"], accepted["checksum"], strict=True)]
+    first_of_group = ~accepted.duplicated(["student_id", "checksum"], keep="first")
+    return pd.DataFrame({
+        "staging_table": STAGING_TABLE, "staging_id": accepted["staging_id"], "entity": "document",
+        "entity_id": document_ids, "warnings": accepted["warnings"],
+        "matched_by": ["new" if first and d in inserted else "student_checksum"
+                       for first, d in zip(first_of_group, document_ids, strict=True)],
+    })
+
+
+def document_ids(existing: pd.DataFrame, planned: pd.DataFrame | None = None) -> dict[tuple[str, str], str]:
+    """(student, sha256) -> document id, from rows found in production and (dry run) rows planned."""
+    found = {(s, c): d for d, s, c in existing[["document_id", "student_id", "checksum"]].itertuples(index=False)}
+    if planned is not None:
+        for d, s, c in planned[["document_id", "student_id", "checksum"]].itertuples(index=False):
+            found[(s, c)] = d
+    return found

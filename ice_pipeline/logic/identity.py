@@ -120,16 +120,21 @@ def cluster_name_keys(nodes: pd.DataFrame, anchor: np.ndarray, in_review: np.nda
 
 
 class _SlowCluster:
-    __slots__ = ("anchor", "existing", "sets")
+    __slots__ = ("anchor", "owner", "sets")
 
-    def __init__(self, anchor: int, existing: bool, sets: dict[str, set]):
+    def __init__(self, anchor: int, owner: int, sets: dict[str, set]):
         self.anchor = anchor
-        self.existing = existing
+        self.owner = owner          # node index of the production person it belongs to, -1 when none
         self.sets = sets
 
+    @property
+    def existing(self) -> bool:
+        return self.owner >= 0
 
-def _compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...], *, existing_rule: bool = True) -> bool:
-    if existing_rule and a.existing and b.existing:
+
+def _clusters_compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...], *,
+                         existing_rule: bool = True) -> bool:
+    if existing_rule and a.existing and b.existing and a.owner != b.owner:
         return False
     for attr in stronger:
         sa, sb = a.sets[attr], b.sets[attr]
@@ -142,8 +147,13 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     """Cluster the nodes into persons; see the module docstring for the rules.
 
     `nodes` columns: is_existing (bool), linked_person_id, source_row_person_id, cedula,
-    student_number, email, name_key, birth_date, mobile (keys; NA when absent). Row order matters:
-    existing persons first, then staging rows in arrival order.
+    student_number, email, name_key, birth_date, mobile (keys; NA when absent), and optionally
+    `owner`: the node index of the production person a row is already linked to (-1 when none;
+    an existing person owns itself). Rows of two different persons are never joined -- the
+    pipeline never merges production persons -- while rows of one person are joined only as
+    the rules allow, so a person holding rows the rules tell apart shows as two clusters of one
+    owner (`assign_persons`). Row order matters: existing persons first, then staging rows in
+    arrival order.
     """
     n = len(nodes)
     anchor = np.arange(n)
@@ -153,6 +163,8 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     review_candidate = np.full(n, -1, dtype=np.int64)
     review_level = np.full(n, None, dtype=object)
     is_existing = nodes["is_existing"].to_numpy(dtype=bool)
+    owner = nodes["owner"].to_numpy(dtype=np.int64) if "owner" in nodes else np.full(n, -1, dtype=np.int64)
+    owner = np.where(is_existing, np.arange(n), owner)
     attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
              for c in ("cedula", "student_number", "email", "birth_date")}
     stats = {"slow_components": 0, "vetoed_joins": 0}
@@ -179,11 +191,13 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
         in_touched = np.isin(node_comp, touched)
         members = live[in_touched]
         member_comp = node_comp[in_touched]
-        frame = pd.DataFrame({"comp": member_comp, "existing": is_existing[members]})
+        member_owner = owner[members].astype("float64")
+        member_owner[member_owner < 0] = np.nan
+        frame = pd.DataFrame({"comp": member_comp, "owner": member_owner})
         for attr in stronger:
             frame[attr] = attrs[attr][members]
         grouped = frame.groupby("comp")
-        bad = grouped["existing"].sum() > 1
+        bad = grouped["owner"].nunique() > 1
         for attr in stronger:
             bad |= grouped[attr].nunique() > 1
         bad_comps = set(bad.index[bad.to_numpy()])
@@ -201,12 +215,15 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
                 in_comp = pairs[pair_comp == comp_id]
                 groups = sorted((sorted(set(g)) for g in in_comp.groupby("key", sort=False)["anchor"].agg(list)),
                                 key=lambda g: g[0])
-                stats["vetoed_joins"] += _resolve_conflicted(
-                    level, stronger, groups, members[member_comp == comp_id], anchor, matched_by, is_existing,
+                vetoed = _resolve_conflicted(
+                    level, stronger, groups, members[member_comp == comp_id], anchor, matched_by, owner,
                     attrs, in_review, review_reason, review_candidate, review_level, possible,
                 )
+                stats["vetoed_joins"] += vetoed
+                if vetoed:
+                    stats[f"vetoed_at_{level}"] = stats.get(f"vetoed_at_{level}", 0) + vetoed
 
-    staging_first = (matched_by == None) & ~is_existing & ~in_review  # noqa: E711
+    staging_first = (matched_by == None) & (owner < 0) & ~in_review  # noqa: E711
     matched_by[staging_first] = "new"
     return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats,
                       possible)
@@ -214,7 +231,7 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
 
 def _resolve_conflicted(
     level: str, stronger: tuple[str, ...], groups: list[list[int]], comp_nodes: np.ndarray, anchor: np.ndarray,
-    matched_by: np.ndarray, is_existing: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
+    matched_by: np.ndarray, owner: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
     review_reason: np.ndarray, review_candidate: np.ndarray, review_level: np.ndarray,
     possible: list[tuple[int, int, int, str]],
 ) -> int:
@@ -224,8 +241,9 @@ def _resolve_conflicted(
         a = int(anchor[node])
         c = clusters.get(a)
         if c is None:
-            c = clusters[a] = _SlowCluster(a, False, {attr: set() for attr in stronger})
-        c.existing |= bool(is_existing[node])
+            c = clusters[a] = _SlowCluster(a, -1, {attr: set() for attr in stronger})
+        if owner[node] >= 0:
+            c.owner = int(owner[node])
         for attr in stronger:
             value = attrs[attr][node]
             if value is not None:
@@ -241,9 +259,12 @@ def _resolve_conflicted(
     def merge(into: int, other: int) -> None:
         parent[other] = into
         target, source = clusters[into], clusters[other]
-        target.existing |= source.existing
+        if target.owner < 0:
+            target.owner = source.owner
         for attr in stronger:
             target.sets[attr] |= source.sets[attr]
+
+    _compatible = _clusters_compatible
 
     reviewed: dict[int, tuple[str, int]] = {}
     vetoed = 0
@@ -260,11 +281,12 @@ def _resolve_conflicted(
         existing_roots = [r for r in roots if clusters[r].existing]
         for i, a in enumerate(existing_roots):
             for b in existing_roots[i + 1:]:
-                if _compatible(clusters[a], clusters[b], stronger, existing_rule=False):
+                if clusters[a].owner != clusters[b].owner and \
+                        _compatible(clusters[a], clusters[b], stronger, existing_rule=False):
                     witness = next((int(x) for x in sorted(comp_nodes)
-                                    if not is_existing[x] and find(int(anchor[x])) in roots), None)
+                                    if owner[x] < 0 and find(int(anchor[x])) in roots), None)
                     if witness is not None:
-                        possible.append((a, b, witness, level))
+                        possible.append((clusters[a].owner, clusters[b].owner, witness, level))
         if level == "email":
             # The e-mail has one owner: the existing person, else the first to arrive.
             owner = roots[0]
@@ -315,3 +337,93 @@ def _resolve_conflicted(
             matched_by[node] = level
             anchor[node] = new
     return vetoed
+
+
+# --- clusters onto production persons -------------------------------------------------------
+
+FLAGGED_PERSON = "matches a person flagged as a possible false merge: waits for that decision"
+
+
+@dataclass
+class Assignment:
+    """Per node, the person it ends with (for survivorship), and what goes to review.
+
+    `person_anchor`: for staging nodes linked to an existing person, that person's node; for a
+    new person's rows, the cluster's anchor; for existing nodes, themselves. `in_review`:
+    staging nodes that wait for a person (ambiguous, or matching a flagged person).
+    """
+
+    person_anchor: np.ndarray
+    in_review: np.ndarray
+    review_reason: np.ndarray
+    review_candidate: np.ndarray          # node index of the closest person's node, -1 when none
+    matched_by: np.ndarray
+    # (person node, other person node, witness staging node, level): one person recorded twice?
+    possible_duplicates: list[tuple[int, int, int, str]] = field(default_factory=list)
+    # (person node, [its nodes that stay], [[its nodes to move], ...]): rows the rules tell apart
+    false_merges: list[tuple[int, list[int], list[list[int]]]] = field(default_factory=list)
+
+
+def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int] | None = None,
+                   accepted: set[int] | None = None) -> Assignment:
+    """Map the clusters of `resolve_persons` onto production persons.
+
+    `nodes` columns: `is_existing` (a production person), `is_history` (a row linked before, kept
+    as evidence), `owner` (node index of the person a row is linked to, -1 otherwise). `flagged`:
+    person nodes already waiting for a false-merge decision; `accepted`: person nodes a person
+    decided to be one (kept together, or merged): their rows falling apart is not asked again.
+
+    - A cluster without an owner is a new person; a cluster with one is that person (resolution
+      never gives a cluster two owners: rows two persons share are possible duplicates).
+    - A person whose own rows fall into several clusters holds rows the rules tell apart: it is a
+      possible false merge, and nothing more joins it until a person decides (new rows that would
+      wait in review). Rows already linked to a person stay with it.
+    """
+    n = len(nodes)
+    flagged = set(flagged or ())
+    accepted = set(accepted or ())
+    is_existing = nodes["is_existing"].to_numpy(dtype=bool)
+    is_history = nodes["is_history"].to_numpy(dtype=bool)
+    owner = np.where(is_existing, np.arange(n), nodes["owner"].to_numpy(dtype=np.int64))
+    staged = ~is_existing & ~is_history
+    in_review = resolution.in_review & staged
+    review_reason = resolution.review_reason.copy()
+    review_candidate = resolution.review_candidate.copy()
+    matched_by = resolution.matched_by.copy()
+    cluster = resolution.anchor
+    live = ~in_review
+
+    owned = pd.DataFrame({"cluster": cluster[live], "person": owner[live], "node": np.flatnonzero(live)})
+    owned = owned[owned["person"] >= 0]
+    cluster_owner = owned.drop_duplicates("cluster").set_index("cluster")["person"]
+    # Split: the person's *rows* fall apart (its own stored keys may share nothing with a row whose
+    # only key is its name: that is no evidence of two people).
+    rows_owned = owned[~is_existing[owned["node"].to_numpy()]]
+    clusters_of_person = rows_owned.groupby("person")["cluster"].nunique()
+    split = set(clusters_of_person.index[clusters_of_person.to_numpy() > 1].tolist()) - accepted
+    blocked = flagged | split
+
+    person_anchor = np.where(is_existing, np.arange(n), cluster)
+    target = cluster_owner.reindex(cluster).to_numpy(dtype="float64", na_value=np.nan)
+    linked_before = staged & live & (owner >= 0)
+    person_anchor[linked_before] = owner[linked_before]
+    matched_by[linked_before] = "linked"
+    joining = np.flatnonzero(staged & live & (owner < 0) & ~np.isnan(target))
+    join_target = target[joining].astype(np.int64)
+    waits = np.isin(join_target, list(blocked)) if blocked else np.zeros(len(joining), dtype=bool)
+    person_anchor[joining[~waits]] = join_target[~waits]
+    held = joining[waits]
+    in_review[held] = True
+    review_reason[held] = FLAGGED_PERSON
+    review_candidate[held] = join_target[waits]
+
+    false_merges: list[tuple[int, list[int], list[list[int]]]] = []
+    for person in sorted(split - flagged):
+        mine = rows_owned[rows_owned["person"] == person]
+        groups = {int(c): sorted(int(x) for x in g) for c, g in mine.groupby("cluster", sort=True)["node"]}
+        home = int(cluster[person])
+        stay_cluster = home if home in groups else min(groups, key=lambda c: groups[c][0])
+        moves = [g for c, g in groups.items() if c != stay_cluster]
+        false_merges.append((int(person), groups[stay_cluster], moves))
+    return Assignment(person_anchor, in_review, review_reason, review_candidate, matched_by,
+                      list(resolution.possible_duplicates), false_merges)

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ice_pipeline.logic import identifiers
 from ice_pipeline.logic import normalize as nz
 
-PERSON_COLUMNS = ("full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country")
 MAX_ADDRESS_LENGTH = 1000
 MAX_COUNTRY_LENGTH = 100  # persons.country is VARCHAR(100)
 
@@ -56,7 +56,15 @@ def prepare_person_rows(raw: pd.DataFrame, reference: pd.DataFrame | None = None
     out["email"], email_status = nz.email_key(raw["email"])
     out["cedula"], cedula_status = nz.cedula_key(raw["cedula"])
     out["phone"], phone_kind = nz.phone_e164(raw["phone"])
-    out["mobile"] = out["phone"].where(phone_kind == "mobile")
+    # Placeholders identify nobody (DESIGN §4). An e-mail or cédula typed for someone who has none is
+    # not stored (persons.email and persons.cedula are unique: one person would "own" it); a
+    # placeholder phone stays the person's phone but never matches.
+    fake_email = identifiers.placeholder_email(out["email"])
+    fake_cedula = identifiers.placeholder_cedula(out["cedula"])
+    fake_phone = identifiers.placeholder_phone(out["phone"])
+    out["email"] = out["email"].mask(fake_email)
+    out["cedula"] = out["cedula"].mask(fake_cedula)
+    out["mobile"] = out["phone"].where((phone_kind == "mobile") & ~fake_phone.to_numpy())
     dates, date_status = nz.by_unique(raw["birth_date"], nz.birth_date)
     out["birth_date"] = pd.Series(dates, index=raw.index).astype("string")
     out["address"] = nz.clean_text(raw["address"], max_length=MAX_ADDRESS_LENGTH)
@@ -79,7 +87,10 @@ def prepare_person_rows(raw: pd.DataFrame, reference: pd.DataFrame | None = None
         + _warn(date_status == "unparseable", "birth date unreadable: dropped")
         + _warn(email_status == "invalid", "e-mail invalid: not used")
         + _warn(cedula_status == "implausible", "cédula implausible: kept in staging, not used to match")
-        + _warn(cedula_status == "old", "cédula old-style (6-7 digits)")
+        + _warn((cedula_status == "old") & ~fake_cedula, "cédula old-style (6-7 digits)")
+        + _warn(fake_email, "e-mail is a placeholder: not stored, not used to match")
+        + _warn(fake_cedula, "cédula is a placeholder: not stored, not used to match")
+        + _warn(fake_phone, "phone is a placeholder: not used to match")
         + _warn(phone_kind == "invalid", "phone not recognised: dropped")
         + _warn(address_len > MAX_ADDRESS_LENGTH, f"address cut to {MAX_ADDRESS_LENGTH} characters")
     )

@@ -46,6 +46,8 @@ class PersonPlan:
                                    # of written persons
     # person_id, student_number: existing persons not written whose cluster brings their first student number
     student_numbers: pd.DataFrame
+    # person_id, field, staging_table, staging_id: the row each value this plan sets comes from
+    sources: pd.DataFrame
 
 
 def union_of_tokens(owner: pd.Series | np.ndarray, values: pd.Series | np.ndarray) -> pd.Series:
@@ -126,6 +128,7 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     })
 
     chosen: dict[str, pd.Series] = {}
+    sources: list[pd.DataFrame] = []
     final_keys: dict[str, pd.Series] = {}
     fills: dict[str, pd.Series] = {}
     conflicts: list[pd.DataFrame] = []
@@ -152,14 +155,18 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         stored_value = existing[f"stored_{column}"]
         shared_keys: set = set()
         if column in UNIQUE_FIELDS:
-            # A value another cluster holds (or also brings) cannot be filled: unique in production.
+            # Unique in production: a value several clusters hold or bring (a family e-mail) goes to one
+            # of them -- the person who already stores it, else the cluster whose row brought it first --
+            # and is a conflict for the others.
             holders = pd.concat([
-                stored_key.dropna().rename("key").reset_index(),
-                present[["anchor", key_col]].rename(columns={key_col: "key"}),
-            ]).drop_duplicates()
+                stored_key.dropna().rename("key").reset_index().assign(order=-1),
+                present[["anchor", key_col, "order"]].rename(columns={key_col: "key"}),
+            ]).drop_duplicates(["anchor", "key"])
             shared = holders.groupby("key")["anchor"].nunique()
             shared_keys = set(shared.index[shared.to_numpy() > 1])
-            blocked = incoming_key.isin(shared_keys)
+            owner = holders.sort_values(["order", "anchor"]).drop_duplicates("key").set_index("key")["anchor"]
+            owned_by = owner.reindex(incoming_key.to_numpy()).to_numpy()
+            blocked = incoming_key.isin(shared_keys).to_numpy() & (owned_by != incoming_key.index.to_numpy())
             incoming_value, incoming_key = incoming_value[~blocked], incoming_key[~blocked]
         final_key = _as_text(stored_key).reindex(anchors).fillna(_as_text(incoming_key).reindex(anchors))
         final_value = _as_text(stored_value).reindex(anchors).fillna(_as_text(incoming_value).reindex(anchors))
@@ -173,6 +180,11 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
         exist_anchors = existing.index[existing.index.isin(anchors)]
         needs = _as_text(stored_value).reindex(exist_anchors).isna()
         fills[column] = _as_text(incoming_value).reindex(exist_anchors)[needs.to_numpy()].dropna()
+        set_here = new_anchors[_as_text(incoming_value).reindex(new_anchors).notna().to_numpy()]
+        set_here = np.concatenate([set_here, fills[column].index.to_numpy()])
+        sources.append(pd.DataFrame({"anchor": set_here, "field": column,
+                                     "staging_table": first["staging_table"].reindex(set_here).to_numpy(),
+                                     "staging_id": first["staging_id"].reindex(set_here).to_numpy()}))
         if column == "full_name":
             upgrade = better_spelling(existing, present, exist_anchors)
             if len(upgrade):
@@ -260,7 +272,12 @@ def plan_persons(nodes: pd.DataFrame, anchor: np.ndarray, matched_by: np.ndarray
     student_numbers = pd.DataFrame({"person_id": [ids[int(a)] for a in cluster_number.index[gaining]],
                                     "student_number": cluster_number[gaining].to_numpy()})
 
+    source_rows = pd.concat(sources, ignore_index=True)
+    source_rows = pd.DataFrame({"person_id": [ids[int(a)] for a in source_rows["anchor"]],
+                                "field": source_rows["field"].to_numpy(),
+                                "staging_table": source_rows["staging_table"].to_numpy(),
+                                "staging_id": source_rows["staging_id"].to_numpy()})
     field_conflicts = pd.concat(conflicts, ignore_index=True) if conflicts else pd.DataFrame(
         columns=["staging_table", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"])
     return PersonPlan(assignment, new_persons.reset_index(drop=True), updates.reset_index(drop=True), field_conflicts,
-                      ids, keys, student_numbers)
+                      ids, keys, student_numbers, source_rows)

@@ -206,3 +206,38 @@ CREATE TABLE IF NOT EXISTS ice_pipeline.person_moves (
     moved_at        timestamptz NOT NULL DEFAULT now()
 );
 CREATE INDEX IF NOT EXISTS person_moves_from_idx ON ice_pipeline.person_moves (from_person_id);
+-- Arrival of a linked row ((updated_at) of the staging row): evidence is re-resolved in the order one batch has.
+ALTER TABLE ice_pipeline.row_keys ADD COLUMN IF NOT EXISTS arrival timestamptz;
+
+-- Values that identify nobody because clearly different people carry them (a family e-mail, an
+-- office phone, a cédula typed for someone else): found from the evidence, kept as data on the
+-- rows, never matched on again. `kind`: email | cedula | mobile (last ten digits).
+CREATE TABLE IF NOT EXISTS ice_pipeline.shared_values (
+    kind      text        NOT NULL,
+    value     text        NOT NULL,
+    reason    text        NOT NULL,
+    run_id    text        NOT NULL,
+    found_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (kind, value)
+);
+
+-- The pipeline's keys, evidence and field sources leave with their person (the bot may delete
+-- persons): cascades, after purging what an earlier release left for deleted persons.
+DELETE FROM ice_pipeline.person_keys k WHERE NOT EXISTS (SELECT 1 FROM public.persons p WHERE p.id = k.person_id);
+DELETE FROM ice_pipeline.row_keys k WHERE NOT EXISTS (SELECT 1 FROM public.persons p WHERE p.id = k.person_id);
+DELETE FROM ice_pipeline.field_sources k WHERE NOT EXISTS (SELECT 1 FROM public.persons p WHERE p.id = k.person_id);
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'person_keys_person_fkey') THEN
+        ALTER TABLE ice_pipeline.person_keys ADD CONSTRAINT person_keys_person_fkey
+            FOREIGN KEY (person_id) REFERENCES public.persons (id) ON DELETE CASCADE ON UPDATE CASCADE;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'row_keys_person_fkey') THEN
+        ALTER TABLE ice_pipeline.row_keys ADD CONSTRAINT row_keys_person_fkey
+            FOREIGN KEY (person_id) REFERENCES public.persons (id) ON DELETE CASCADE ON UPDATE CASCADE;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = 'field_sources_person_fkey') THEN
+        ALTER TABLE ice_pipeline.field_sources ADD CONSTRAINT field_sources_person_fkey
+            FOREIGN KEY (person_id) REFERENCES public.persons (id) ON DELETE CASCADE ON UPDATE CASCADE;
+    END IF;
+END $$;

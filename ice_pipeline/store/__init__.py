@@ -1,1 +1,1 @@
-"""Named SQL operations per stage of the flow: the only place, with `sql/`, where SQL lives."""
+"""Named SQL of each stage and the small functions that run it (no SQL assembled elsewhere)."""

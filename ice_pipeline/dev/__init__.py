@@ -1,0 +1,1 @@
+"""Development tooling: embedded services, demo and test data generators."""
