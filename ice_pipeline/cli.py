@@ -631,6 +631,70 @@ def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeli
 
 # --- end undo and backups ------------------------------------------------------------
 
+# --- candidates (issue 13) --------------------------------------------------
+
+@app.command("candidates")
+def candidates(full: Annotated[bool, typer.Option("--full", help="Scan every production person (with blocking, "
+                                                    "never all pairs).")] = False,
+               dry_run: Annotated[bool, typer.Option("--dry-run", help="Find and count, queue nothing.")] = False,
+               max_block: Annotated[int, typer.Option(help="Skip blocking keys shared by more persons than this "
+                                                      "(placeholders, very common names).")] = 400,
+               as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Queue possible duplicates among production persons for review (never merged). Counts only."""
+    import datetime as dt
+
+    from ice_pipeline.assets.candidates import full_scan
+
+    if not full:
+        fail("give --full to scan all persons; every migration run already compares the persons it created or "
+             "touched (asset person_candidates).")
+    run_id = "candidates-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    with closing(_production()) as conn:
+        from ice_pipeline.schema import check_production_schema
+
+        check_production_schema(conn)
+        conn.rollback()
+        figures = full_scan(conn, run_id, dry_run=dry_run, max_block=max_block)
+    if as_json:
+        sys.stdout.write(json.dumps(figures, default=str) + "\n")
+        return
+    table = Table(title=f"possible duplicates {'(dry run) ' if dry_run else ''}{run_id}")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in figures.items():
+        if key not in ("run_id", "dry_run", "blocks_skipped_by_key"):
+            table.add_row(key, str(value))
+    out.print(table)
+    if figures["blocks_skipped"]:
+        skipped = ", ".join(f"{k} {v}" for k, v in figures["blocks_skipped_by_key"].items() if v)
+        err.print(f"blocks larger than {max_block} persons skipped (not compared): {skipped}", highlight=False)
+
+# --- end candidates ---------------------------------------------------------
+
+
+# --- explain (issue 13) -----------------------------------------------------
+
+@app.command("explain")
+def explain_command(target: Annotated[str, typer.Argument(help="<staging_table>:<id> (e.g. staging_lead:123) or "
+                                                           "person:<uuid>.")],
+                    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+    """Which person a row went to and why (vetoes, rejection, review); what a person is made of."""
+    from ice_pipeline.explain import ExplainError, explain, found, print_explanation
+
+    with closing(_production()) as conn:
+        try:
+            result = explain(conn, target)
+        except ExplainError as error:
+            fail(str(error))
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str, ensure_ascii=False) + "\n")
+    else:
+        print_explanation(out, result)
+    if not found(result):
+        raise typer.Exit(1)
+
+# --- end explain ------------------------------------------------------------
+
 
 def main() -> None:
     """Entry point: settings from the environment (`choose_services`), one clear sentence on expected errors."""

@@ -7,6 +7,10 @@ environment before Dagster loads this module.
 
 from dagster import Definitions, EnvVar, in_process_executor
 
+# --- candidates (issue 13): fuzzy duplicate candidates, queued for review every run ---
+from ice_pipeline.assets.candidates import person_candidates, review_queue_age
+
+# --- end candidates ---
 from ice_pipeline.assets.common import MigrationOptions
 from ice_pipeline.assets.documents import document_checks, prod_documents
 from ice_pipeline.assets.leads import prod_leads
@@ -44,8 +48,8 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
-            prod_leads, prod_documents],
-    asset_checks=[*build_checks(), *document_checks],
+            prod_leads, prod_documents, person_candidates],  # person_candidates: issue 13
+    asset_checks=[*build_checks(), *document_checks, review_queue_age],  # review_queue_age: issue 13
     jobs=[migrate_to_production],
     schedules=[daily_migration],
     sensors=[new_staging_rows],
