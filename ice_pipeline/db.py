@@ -157,6 +157,28 @@ ON CONFLICT DO NOTHING  -- the same row question (review_queue_row_key) or perso
 """
 
 
+# A pair of persons already asked about without a staging row (found by the candidates scan) that a
+# row of this run ties together: the row becomes the item's witness, as if the row had asked first
+# (one item per pair; one possible_duplicate item per row).
+ATTACH_WITNESS = """
+WITH witness AS (
+    SELECT DISTINCT ON (r.staging_table, r.staging_id) q.id, r.staging_table, r.staging_id, r.reason, r.details
+    FROM tmp_reviews r
+    JOIN ice_pipeline.review_queue q ON q.kind = 'possible_duplicate' AND q.staging_table IS NULL
+     AND least(q.person_id, q.candidate_person_id) = least(r.person_id, r.candidate_person_id)
+     AND greatest(q.person_id, q.candidate_person_id) = greatest(r.person_id, r.candidate_person_id)
+    WHERE r.kind = 'possible_duplicate' AND r.staging_table IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ice_pipeline.review_queue x WHERE x.kind = 'possible_duplicate'
+                      AND x.staging_table = r.staging_table AND x.staging_id = r.staging_id AND x.field IS NULL)
+    ORDER BY r.staging_table, r.staging_id, q.id
+)
+UPDATE ice_pipeline.review_queue q
+SET staging_table = w.staging_table, staging_id = w.staging_id, reason = w.reason,
+    details = q.details || coalesce(w.details, '{}')
+FROM witness w WHERE q.id = w.id
+"""
+
+
 def write_reviews(cur: Cursor, reviews: pd.DataFrame, run_id: str) -> int:
     """Queue review items; the same question is never queued twice. Returns items added."""
     if reviews.empty:
@@ -166,6 +188,7 @@ def write_reviews(cur: Cursor, reviews: pd.DataFrame, run_id: str) -> int:
         if column not in frame:
             frame[column] = pd.NA
     copy_into_temp(cur, "tmp_reviews", REVIEW_COLUMNS, frame)
+    cur.execute(ATTACH_WITNESS)
     cur.execute(INSERT_REVIEWS, {"run_id": run_id})
     added = cur.rowcount
     cur.execute("DROP TABLE tmp_reviews")
