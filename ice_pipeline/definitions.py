@@ -4,14 +4,14 @@
 from dagster import Definitions, EnvVar
 
 from ice_pipeline.assets.common import MigrationOptions
-from ice_pipeline.assets.documents import document_checks, prod_documents
+from ice_pipeline.assets.documents import prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
 from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
 from ice_pipeline.checks import build_checks
-from ice_pipeline.jobs import daily_migration, migrate_to_production
+from ice_pipeline.jobs import daily_migration, daily_verification, migrate_to_production, verify_production
 from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
 from ice_pipeline.settings import apply_environment
@@ -40,9 +40,9 @@ def build_resources() -> dict:
 
 defs = Definitions(
     assets=[staging_tables, resolved_persons, prod_services_events, prod_students, prod_leads, prod_documents],
-    asset_checks=[*build_checks(), *document_checks],
-    jobs=[migrate_to_production],
-    schedules=[daily_migration],
+    asset_checks=build_checks(),  # every check, the document checks included (ice_pipeline/checks/)
+    jobs=[migrate_to_production, verify_production],
+    schedules=[daily_migration, daily_verification],
     sensors=[new_staging_rows],
     resources=build_resources(),
 )

@@ -1,4 +1,4 @@
-"""The migration job and its daily schedule."""
+"""The migration job and its daily schedule; the verification job and its daily schedule."""
 
 
 from dagster import (
@@ -9,7 +9,10 @@ from dagster import (
     in_process_executor,
 )
 
+from ice_pipeline.checks.scope import WHOLE_DATABASE_TAG
+
 MIGRATION_JOB = "migrate_to_production"
+VERIFICATION_JOB = "verify_production"
 # dagster.yaml limits runs with this tag to one at a time.
 SERIAL_TAG = {"ice_pipeline/serial": "migration"}
 
@@ -31,4 +34,24 @@ daily_migration = ScheduleDefinition(
     execution_timezone="America/Bogota",
     default_status=DefaultScheduleStatus.RUNNING,
     description="Every day at 02:00 Bogotá time, after the nightly V3 ingestion: an incremental migration.",
+)
+
+# Every asset check, no asset: reads only, so it needs no migration slot. The run tag makes each check
+# look at the whole database (ice_pipeline/checks/scope.py) -- the rules `ice-pipeline report` runs.
+verify_production = define_asset_job(
+    VERIFICATION_JOB,
+    selection=AssetSelection.all_asset_checks(),
+    description="Every asset check over the whole database (staging, production and the bucket): duplicates, "
+    "orphans, accounting, objects present. Catches what the bot or a person wrote since the last migration.",
+    executor_def=in_process_executor,
+    tags=WHOLE_DATABASE_TAG,
+)
+
+daily_verification = ScheduleDefinition(
+    name="daily_verification",
+    job=verify_production,
+    cron_schedule="0 6 * * *",
+    execution_timezone="America/Bogota",
+    default_status=DefaultScheduleStatus.RUNNING,
+    description="Every day at 06:00 Bogotá time (after the 02:00 migration): every check over the whole database.",
 )

@@ -136,7 +136,7 @@ def _describe(work: dict[str, dict], decisions: tuple[int, int | None]) -> str:
     name=SENSOR_NAME,
     job=migrate_to_production,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=DefaultSensorStatus.STOPPED,
+    default_status=DefaultSensorStatus.RUNNING,
     description="Launches migrate_to_production when the staging tables hold rows newer than the production "
     "watermarks (after a V3 ingestion, or V3 re-ingesting rows with updated_at moved). One run per staging "
     "state (run_key = hash of the staging high-water marks); skips, saying why, when there is nothing new.",
