@@ -51,7 +51,7 @@ def migration_indexes(path: Path = MIGRATION_SQL) -> list[str]:
 
 def _records(cur, query: str, params: dict | None = None) -> list[dict]:
     frame = read_frame(cur, query, params)
-    for column in ("n", "scans", "tuples_read", "size_bytes"):
+    for column in ("n", "scans", "tuples_read", "size_bytes", "persons", "students"):
         if column in frame:
             frame[column] = frame[column].astype("int64")
     return frame.astype(object).to_dict("records")
@@ -132,3 +132,25 @@ def print_report(console: Console, figures: dict) -> None:
     console.print(_table("index usage (indexes of migration 20251105_add_staging_fields, since the stats reset)",
                          check["index_usage"], ("table_name", "index_name", "scans", "tuples_read", "size_bytes")))
     console.print("[green]healthy[/]" if figures["healthy"] else "[bold red]NOT healthy[/]")
+
+
+def verification_metadata(production_conn) -> dict:
+    """The verification figures as Dagster metadata (markdown tables), for the run's last asset."""
+    from dagster import MetadataValue
+
+    from ice_pipeline.assets.common import markdown_counts
+
+    figures = verification(production_conn)
+    leads = {f"{r['status']} / {r['service']}": r["n"] for r in figures["leads_by_status_and_service"]}
+    usage = ["| index | table | scans | tuples read | bytes |", "|---|---|---:|---:|---:|"]
+    usage += [f"| {r['index_name']} | {r['table_name']} | {r['scans']} | {r['tuples_read']} | {r['size_bytes']} |"
+              for r in figures["index_usage"]]
+    return {
+        "persons_by_data_source": markdown_counts("data_source", {r["data_source"]: r["n"]
+                                                                  for r in figures["persons_by_data_source"]}),
+        "persons_csv_enriched": figures["csv_enriched"]["persons"],
+        "students_csv_enriched": figures["csv_enriched"]["students"],
+        "students_by_program": markdown_counts("program", {r["program"]: r["n"] for r in figures["students_by_program"]}),
+        "leads_by_status_and_service": markdown_counts("status / service", leads),
+        "migration_index_usage": MetadataValue.md("\n".join(usage)),
+    }
