@@ -53,8 +53,15 @@ def explain(rule: Rule, found: pd.DataFrame, scope: Scope, **extra) -> AssetChec
     )
 
 
+SCOPE_NOTE = (" Scope (metadata `scope`): in a migration, the rows this run took; run on its own (Execute in the "
+              "UI), the rows of the asset's latest materialization's run, or the whole database when there is none; "
+              "in verify_production, the whole database.")
+
+
 def _rule_check(rule: Rule) -> AssetChecksDefinition:
-    @asset_check(asset=rule.asset, name=rule.name, description=rule.description, blocking=rule.blocking)
+    description = rule.description + ("" if rule.scope == "table" else SCOPE_NOTE)
+
+    @asset_check(asset=rule.asset, name=rule.name, description=description, blocking=rule.blocking)
     def _check(context: AssetCheckExecutionContext, staging_db: StagingDatabase,
                production_db: ProductionDatabase) -> AssetCheckResult:
         scope = resolve_scope(context, rule.asset)
