@@ -60,7 +60,7 @@ def test_report_gives_the_verification_figures_in_json_and_text(pipeline):
     for heading in ("persons by data_source", "csv_enriched:", "students by program", "leads by status and service",
                     "index usage", "leads_ice_source_row_idx", "healthy"):
         assert heading in as_text.stdout, heading
-    for name in data.students["full_name"].head(20):
+    for name in [n for n in data.students["full_name"].head(20) if isinstance(n, str) and len(n.strip()) > 3]:
         assert name not in as_text.stdout and name not in as_json.stdout
 
 
