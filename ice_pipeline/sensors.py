@@ -41,6 +41,7 @@ from psycopg2 import errors
 
 from ice_pipeline.jobs import SERIAL_TAG, migrate_to_production
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
+from ice_pipeline.store.review import PENDING_DECISIONS
 
 SENSOR_NAME = "new_staging_rows"
 MINIMUM_INTERVAL_SECONDS = 60
@@ -52,12 +53,9 @@ LATEST_ROW = {
     "staging_document": "SELECT updated_at, id FROM staging_document ORDER BY updated_at DESC, id DESC LIMIT 1",
 }
 WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
-# Identity questions an operator answered (`ice-pipeline review`) that no run has applied yet:
-# the next run re-reads those rows (assets/staging.py). Index review_queue_open_idx (status, kind).
-DECISIONS = """
-SELECT count(*), max(id) FROM ice_pipeline.review_queue
-WHERE status = 'resolved' AND kind = 'identity_conflict' AND decision IS NOT NULL
-"""
+# Decisions an operator recorded (`ice-pipeline review`) that no run has applied yet: the next run
+# applies them (applied_review_decisions) and re-reads the rows they are about (store/staging.py).
+DECISIONS = PENDING_DECISIONS
 
 
 # Rows an earlier run could not load yet (a document waiting for its file or its student): the daily run

@@ -41,6 +41,7 @@ from ice_pipeline.assets.common import (
 )
 from ice_pipeline.db import advance_watermark, record_run, write_links, write_rejections
 from ice_pipeline.logic import documents as docs
+from ice_pipeline.reporting import verification_metadata
 from ice_pipeline.resources import (
     DatabaseUnavailable,
     DocumentStore,
@@ -177,6 +178,8 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
 
     metadata = _metadata(staging_documents, plan, links, fresh, inserted, outcomes, options, {
         "hash": hash_seconds, "upload": upload_seconds, "total": time.monotonic() - started})
+    with production_db.connection() as conn:  # the plan's verification figures, on the run's last asset
+        metadata.update(verification_metadata(conn))
     context.log.info(
         f"documents{' (dry run)' if options.dry_run else ''}: {metadata['documents_uploaded']} new, "
         f"{metadata['documents_skipped']} already present, {metadata['documents_rejected']} refused or waiting, "

@@ -103,10 +103,12 @@ FROM ice_pipeline.person_keys k JOIN persons p ON p.id = k.person_id
 WHERE k.birth_date IS NOT NULL AND k.name_key IS NOT NULL
   AND k.person_id NOT IN (
         SELECT person_id FROM ice_pipeline.review_queue
-        WHERE kind = 'possible_duplicate' AND status = 'open' AND person_id IS NOT NULL
+        WHERE kind = 'possible_duplicate' AND (status = 'open' OR decision_kind = 'not_same')
+          AND person_id IS NOT NULL
         UNION ALL
         SELECT candidate_person_id FROM ice_pipeline.review_queue
-        WHERE kind = 'possible_duplicate' AND status = 'open' AND candidate_person_id IS NOT NULL)
+        WHERE kind = 'possible_duplicate' AND (status = 'open' OR decision_kind = 'not_same')
+          AND candidate_person_id IS NOT NULL)
   AND (%(run_id)s::text IS NULL OR (k.name_key, k.birth_date) IN (
         SELECT name_key, birth_date FROM ice_pipeline.person_keys
         WHERE birth_date IS NOT NULL AND person_id IN ({LINKED_PERSONS})))
@@ -298,7 +300,8 @@ RULES: tuple[Rule, ...] = (
     Rule("persons_unique_name_birth_date", "resolved_persons", DUPLICATES, PRODUCTION, PERSONS_SAME_NAME_BIRTH_DATE,
          "No two persons share name key and birth date unless a cédula, e-mail or student number tells them "
          "apart (those are vetoed on purpose), or a row showed them to be one and they wait in review as a "
-         "possible_duplicate (the pipeline never merges two production persons itself). Blocking: a failure "
+         "possible_duplicate, or a person answered that they are not the same (the pipeline never merges two "
+         "production persons itself). Blocking: a failure "
          "stops the run.", blocking=True),
     Rule("persons_no_orphans", "resolved_persons", ORPHANS, PRODUCTION, PERSON_LINKS_WITHOUT_PERSON,
          "Every person the pipeline linked a staging row to still exists. A failure means a linked person was "
