@@ -12,8 +12,8 @@ from pathlib import Path
 
 import psycopg2
 
-from ice_pipeline import demo_data as demo
 from ice_pipeline.checks import RULES
+from ice_pipeline.dev import demo_data as demo
 from ice_pipeline.reporting import build_report, migration_indexes, verification_metadata
 
 CLI = str(Path(sys.executable).parent / "ice-pipeline")
