@@ -144,11 +144,14 @@ def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     return given - surnames, surnames - given, given & surnames
 
 
-def _dropped_parts(only_a: set[str], only_b: set[str]) -> bool:
-    """One side's extra tokens can be given names and the other side's are surnames, one of them
-    surely a surname. Siblings and twins differ by given names only, never by a sure surname, so
-    they always differ (Juan / Ana, and Andrés / Ángel, two tokens that may be either)."""
+def _dropped_parts(common: set[str], only_a: set[str], only_b: set[str]) -> bool:
+    """The two names share a given name, and one side's extra tokens can be given names while the
+    other side's are surnames, one of them surely a surname. Names sharing no given name differ
+    (a parent and a child: 'Santiago Montoya Ospina' / 'Gabriel Montoya'); siblings and twins
+    differ by given names only, never by a sure surname (Juan / Ana, Andrés / Ángel)."""
     given, surnames, either = name_lists()
+    if not common & (given | either):
+        return False
     for first, second in ((only_a, only_b), (only_b, only_a)):
         if first <= given | either and second <= surnames | either and second & surnames:
             return True
@@ -184,7 +187,7 @@ def names_differ(a: str | None, b: str | None) -> bool:
     only_a, only_b = _drop_initials(only_a - common, only_b - common)
     if not only_a or not only_b:
         return False
-    return not (common and _dropped_parts(only_a, only_b))
+    return not _dropped_parts(common, only_a, only_b)
 
 
 # --- shared values ----------------------------------------------------------------------------
