@@ -61,6 +61,7 @@ from ice_pipeline.resources import (
 )
 from ice_pipeline.settings import SettingsError
 from ice_pipeline.store import documents as store
+from ice_pipeline.summary import BYTES_UPLOADED, DOCUMENTS_UPLOADED
 
 STAGING_TABLE = docs.STAGING_TABLE
 FULL_SCAN_LIMIT = 2000              # documents_objects_present: full scan up to this many rows...
@@ -121,7 +122,8 @@ def _write(cur, plan: docs.DocumentPlan, fresh: pd.DataFrame, batch: StagingBatc
         store.relink_documents(cur, links, run_id)
         write_rejections(cur, plan.rejection_frame(), run_id)
         advance_watermark(cur, STAGING_TABLE, batch.high, run_id)
-        record_run(cur, run_id, {"documents_uploaded": len(inserted), "bytes_uploaded": int(bytes_put)}, last=True)
+        record_run(cur, run_id, {DOCUMENTS_UPLOADED.stats_key: len(inserted), BYTES_UPLOADED.stats_key: int(bytes_put)},
+                   last=True)
     return links, inserted
 
 
