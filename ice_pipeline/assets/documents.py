@@ -51,7 +51,6 @@ from ice_pipeline.resources import (
     UPLOAD_WORKERS,
     DatabaseUnavailable,
     DocumentStore,
-    MigrationLock,
     ProductionDatabase,
     StagingDatabase,
     StoreFailure,
@@ -172,7 +171,7 @@ def _metadata(batch: StagingBatch, plan: docs.DocumentPlan, links: pd.DataFrame,
     "them. Advances the staging_document watermark with its writes. Output: staging document -> document.",
 )
 def prod_documents(context: AssetExecutionContext, staging_documents: StagingBatch, prod_students: pd.DataFrame,
-                   production_db: ProductionDatabase, migration_lock: MigrationLock, document_store: DocumentStore,
+                   production_db: ProductionDatabase, document_store: DocumentStore,
                    options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     rows = staging_documents.rows
