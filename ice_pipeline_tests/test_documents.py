@@ -674,7 +674,7 @@ def test_s3_down_from_the_start_fails_before_writing(env, own_s3) -> None:
 def test_checks_catch_missing_objects_and_list_stray_ones(env, monkeypatch) -> None:
     import io
 
-    from ice_pipeline.assets import documents as asset
+    from ice_pipeline.checks import documents as asset
     from ice_pipeline.resources import DocumentStore, ProductionDatabase
 
     student = add_student(env)
