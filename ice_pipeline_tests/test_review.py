@@ -454,7 +454,7 @@ def test_the_run_merges_before_it_resolves_new_rows(pipeline):
 
 
 def test_review_apply_waits_for_a_running_migration_then_says_so(pipeline):
-    from ice_pipeline.resources import RUN_LOCK_KEY
+    from ice_pipeline.locks import RUN_LOCK_KEY
     from ice_pipeline.review.apply import MigrationRunning, apply_now
 
     a = _existing_person(pipeline, full_name="Ana Gómez")

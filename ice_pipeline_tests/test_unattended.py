@@ -26,10 +26,10 @@ import psycopg2
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
 from ice_pipeline.dev import demo_data as demo
 from ice_pipeline.dev import local
 from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG, migrate_to_production
+from ice_pipeline.locks import MIGRATION_LOCK_KEY
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows, run_key_for, staging_high_water_marks
 

@@ -45,7 +45,6 @@ from ice_pipeline.reporting import verification_metadata
 from ice_pipeline.resources import (
     DatabaseUnavailable,
     DocumentStore,
-    MigrationLock,
     ProductionDatabase,
     StoreFailure,
     UploadOutcome,
@@ -53,6 +52,7 @@ from ice_pipeline.resources import (
 )
 from ice_pipeline.settings import SettingsError
 from ice_pipeline.store import documents as store
+from ice_pipeline.summary import BYTES_UPLOADED, DOCUMENTS_UPLOADED
 
 STAGING_TABLE = docs.STAGING_TABLE
 
@@ -98,7 +98,8 @@ def _write(cur, plan: docs.DocumentPlan, fresh: pd.DataFrame, batch: StagingBatc
         store.relink_documents(cur, links, run_id)
         write_rejections(cur, plan.rejection_frame(), run_id)
         advance_watermark(cur, STAGING_TABLE, batch.high, run_id)
-        record_run(cur, run_id, {"documents_uploaded": len(inserted), "bytes_uploaded": int(bytes_put)}, last=True)
+        record_run(cur, run_id, {DOCUMENTS_UPLOADED.stats_key: len(inserted), BYTES_UPLOADED.stats_key: int(bytes_put)},
+                   last=True)
     return links, inserted
 
 
@@ -147,7 +148,7 @@ def _metadata(batch: StagingBatch, plan: docs.DocumentPlan, links: pd.DataFrame,
     "them. Advances the staging_document watermark with its writes. Output: staging document -> document.",
 )
 def prod_documents(context: AssetExecutionContext, staging_documents: StagingBatch, prod_students: pd.DataFrame,
-                   production_db: ProductionDatabase, migration_lock: MigrationLock, document_store: DocumentStore,
+                   production_db: ProductionDatabase, document_store: DocumentStore,
                    options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
     rows = staging_documents.rows

@@ -27,6 +27,7 @@ from ice_pipeline.logic.leads import FILL_FIELDS, plan_leads, resolve_service_ev
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store.columns import column_limits
 from ice_pipeline.store.leads import fill_leads, insert_leads, read_leads, read_linked_leads
+from ice_pipeline.summary import LEAD_ROWS_REJECTED, LEADS_CREATED, LEADS_UPDATED
 
 
 @asset(
@@ -69,8 +70,8 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
                     context.run_id)
         write_rejections(cur, rejected, context.run_id)
         advance_watermark(cur, "staging_lead", staging_leads.high, context.run_id)
-        record_run(cur, context.run_id, {"leads_created": created, "leads_updated": updated,
-                                         "lead_rows_rejected": len(rejected)})
+        record_run(cur, context.run_id, {LEADS_CREATED.stats_key: created, LEADS_UPDATED.stats_key: updated,
+                                         LEAD_ROWS_REJECTED.stats_key: len(rejected)})
     fitted_warnings = fitted.warnings.dropna().str.split("; ").explode()
     metadata = {
         "dry_run": options.dry_run,
