@@ -568,9 +568,12 @@ def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeli
     from ice_pipeline.undo import UndoError, store_remover, undo_run
 
     def remove(bucket: str, keys: list[str]) -> int:
-        store = settings.document_store()
-        client = DocumentStore(endpoint=store.endpoint, access_key=store.access_key, secret_key=store.secret_key,
-                               bucket=bucket, secure=str(store.secure), files_root=str(store.files_root)).client()
+        # The same variables as the code location's document_store resource (definitions.py).
+        client = DocumentStore(endpoint=settings.require("MINIO_ENDPOINT"),
+                               access_key=settings.require("MINIO_ACCESS_KEY"),
+                               secret_key=settings.require("MINIO_SECRET_KEY"), bucket=bucket,
+                               secure=os.environ.get("MINIO_SECURE") or "false",
+                               files_root=settings.require("STAGING_FILES_ROOT")).client()
         return store_remover(client)(bucket, keys)
 
     with closing(_production()) as conn:
