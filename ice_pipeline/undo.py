@@ -133,6 +133,7 @@ def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
                 conn.rollback()
             else:
                 cur.execute(q.APPLY)
+                cur.execute(q.FORGET_RUN_EVIDENCE, {"run_id": run_id})
                 result.objects = [(r["bucket"], r["object_key"]) for r in _rows(cur, q.ORPHANED_OBJECTS)]
                 cur.execute(q.MARK_UNDONE, {"run_id": run_id})
                 conn.commit()

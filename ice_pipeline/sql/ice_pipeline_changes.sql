@@ -27,10 +27,16 @@ CREATE OR REPLACE VIEW ice_pipeline.change_tables (table_name, key_columns, rest
     ('ice_pipeline.review_queue', '{id}', 12),
     ('ice_pipeline.watermarks', '{staging_table}', 13),
     ('ice_pipeline.person_keys', '{person_id}', 14),
-    -- Tables of later releases of the pipeline schema: logged from the release that creates them.
-    ('ice_pipeline.row_keys', '{staging_table,staging_id}', 15),
-    ('ice_pipeline.field_sources', '{person_id,field}', 16),
     ('ice_pipeline.person_moves', '{id}', 17);
+-- Not logged: ice_pipeline.row_keys and ice_pipeline.field_sources (a row per linked staging row and per
+-- field set: logging them doubled the cost of a full load). They leave with a person the undo deletes
+-- (ON DELETE CASCADE), and `undo` forgets the rest the run wrote (store/undo.py FORGET_RUN_EVIDENCE).
+DROP TRIGGER IF EXISTS ice_pipeline_log_insert ON ice_pipeline.row_keys;
+DROP TRIGGER IF EXISTS ice_pipeline_log_update ON ice_pipeline.row_keys;
+DROP TRIGGER IF EXISTS ice_pipeline_log_delete ON ice_pipeline.row_keys;
+DROP TRIGGER IF EXISTS ice_pipeline_log_insert ON ice_pipeline.field_sources;
+DROP TRIGGER IF EXISTS ice_pipeline_log_update ON ice_pipeline.field_sources;
+DROP TRIGGER IF EXISTS ice_pipeline_log_delete ON ice_pipeline.field_sources;
 
 -- One entry per row and statement: the row before (UPDATE, DELETE) and/or
 -- after (INSERT, UPDATE). An UPDATE gives two entries with the same statement.

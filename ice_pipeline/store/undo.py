@@ -135,6 +135,11 @@ WHERE u.table_name = 'public.student_documents' AND u.before IS NULL AND u.after
                                              AND o.before IS NULL))
 ORDER BY 1, 2
 """
+# The evidence and field sources the run wrote (not in the change log): forgotten with the run.
+FORGET_RUN_EVIDENCE = """
+DELETE FROM ice_pipeline.row_keys WHERE run_id = %(run_id)s;
+DELETE FROM ice_pipeline.field_sources WHERE run_id = %(run_id)s;
+"""
 MARK_UNDONE = """
 INSERT INTO ice_pipeline.runs (run_id, status, finished_at, stats)
 VALUES (%(run_id)s, 'undone', now(), jsonb_build_object('undone_at', now()))
