@@ -139,7 +139,8 @@ def _sql_check(spec: SqlCheck) -> AssetChecksDefinition:
 
 # --- accounting -----------------------------------------------------------
 
-FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document"}
+FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document",
+                "staging_lead_failures": "lead"}
 ACCOUNTED_IDS = """
 SELECT 0 AS place, staging_id FROM ice_pipeline.source_links WHERE staging_table = %(table)s AND entity = %(entity)s
 UNION ALL
@@ -156,6 +157,9 @@ STAGING_IDS = {
     "staging_student": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_student",
     "staging_lead": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_lead",
     "staging_document": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_document",
+    # No updated_at: a raw row is written once; its watermark is (created_at, id).
+    "staging_lead_failures": "SELECT id, ((created_at, id) > (%(ts)s, %(id)s))::int AS pending "
+                             "FROM staging_lead_failures",
 }
 ID_TYPES = {"place": pa.int8(), "staging_id": pa.int64(), "id": pa.int64(), "pending": pa.int8()}
 
@@ -216,5 +220,6 @@ def build_checks() -> list[AssetChecksDefinition]:
     checks = [_sql_check(spec) for spec in SQL_CHECKS]
     checks.append(_accounting_check("prod_students", "staging_student"))
     checks.append(_accounting_check("prod_leads", "staging_lead"))
+    checks.append(_accounting_check("prod_leads", "staging_lead_failures"))
     return checks
 

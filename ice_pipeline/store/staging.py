@@ -68,6 +68,18 @@ WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND updated_at < %(cap)s
    OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
 """
+# Rows V3 could not parse, beyond their own watermark. The table has no updated_at (a raw row is
+# written once, never changed): created_at stands in for it, so the watermark is (created_at, id).
+READ_LEAD_FAILURES = """
+SELECT id, source_file, source_sheet, source_row, raw_data::text AS raw_data, error, created_at,
+       created_at AS updated_at,
+       ((created_at, id) > (%(since)s, %(since_id)s) AND created_at < %(cap)s) AS in_window
+FROM staging_lead_failures
+WHERE ((created_at, id) > (%(since)s, %(since_id)s) AND created_at < %(cap)s)
+   OR id = ANY(%(retry)s)
+ORDER BY created_at, id
+LIMIT %(limit)s
+"""
 # The batch limit counts students and leads together, in arrival order
 # (updated_at, table: students first, id) -- the order identity resolution
 # uses -- so that a backlog taken in several runs gives the same result as one
@@ -241,6 +253,11 @@ def read_leads(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cu
 def read_documents(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int) -> pd.DataFrame:
     """At most `limit` documents (0 = all) beyond `since` below `cap`, plus `retry`."""
     return _read(cur, READ_DOCUMENTS, since, retry, cap, limit=limit)
+
+
+def read_lead_failures(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int) -> pd.DataFrame:
+    """At most `limit` lead failures (0 = all) beyond `since` (created_at, id) below `cap`, plus `retry`."""
+    return _read(cur, READ_LEAD_FAILURES, since, retry, cap, limit=limit)
 
 
 def read_reference(cur: Cursor) -> pd.DataFrame:
