@@ -49,12 +49,17 @@ def test_recovery_joins_given_names_and_surnames_and_ignores_sheet_errors():
         ({"NOMBRES": "Ana María", "apellidos": "Pérez", "Correo electrónico": "#N/A", "Celular": "300 555 1234",
           "WhatsApp": "315 000 1111", "No. documento": 79555444.0}, "bad date"),
         ({"Nombre completo": "#REF!", "Correo": "ana@example.com"}, "formula error value in row"),
-        ({"_line": "Ana;3005551234;ana@example.com", "_columns": 3}, "row 4: expected 12 columns, got 3"),
+        ({"_line": ";3005551234;ana@example.com", "_columns": 3}, "row 4: expected 12 columns, got 3"),
+        # An unsplit line: cells told apart by shape; a number that is no mobile is left out.
+        ({"_line": "Luis Ortiz;+57 315 987 6543;luis.ortiz@gmail.com;79555444", "_columns": 4},
+         "row 5: expected 12 columns, got 4"),
     ))
-    assert rows["full_name"].tolist() == ["Ana María Pérez"]
+    assert rows["full_name"].tolist() == ["Ana María Pérez", "Luis Ortiz"]
     row = rows.iloc[0]
-    assert (row["email"], row["phone"], row["cedula"]) == (None, "300 555 1234", "79555444")
+    assert pd.isna(row["email"]) and (row["phone"], row["cedula"]) == ("300 555 1234", "79555444")
     assert "WhatsApp" in row["notes"]  # the second number is kept where a person can read it
+    line = rows.iloc[1]
+    assert (line["email"], line["phone"]) == ("luis.ortiz@gmail.com", "+57 315 987 6543") and pd.isna(line["cedula"])
     assert rejected["staging_id"].tolist() == [2, 3]
     assert rejected["reason"].tolist() == ["no name in the raw cells (V3: formula error value in row)",
                                            "no name in the raw cells (V3: row 4: expected 12 columns, got 3)"]
@@ -72,6 +77,11 @@ RAW = {
                          "Teléfono": "601 345 6789"}, "row 7: expected 12 columns, got 9"),
     "new_english": ({"Full Name": "Luisa Fernanda Ortiz", "WhatsApp": "+57 315 987 6543", "Program": "Work and Travel",
                      "Notes": "from the fair"}, "unknown status 'pendiente'"),
+    "unsplit_line": ({"_line": "Sofía Restrepo;320 987 6543;sofia.restrepo@gmail.com", "_columns": 3},
+                     "row 9: expected 12 columns, got 3"),
+    # Ana's namesake with another cédula and e-mail: another person, never merged into Ana.
+    "namesake": ({"Nombres": "Ana María", "Apellidos": "Pérez Gómez", "Cédula": "52.987.654",
+                  "Correo": "amperez.g@hotmail.com"}, "unknown status 'x'"),
     "name_only": ({"Nombre": "Pedro Gómez", "Ciudad": "Cali"}, "missing required field: email"),
     "no_name": ({"Nombre completo": None, "Correo": "sin.nombre@gmail.com", "Celular": "3001112233"},
                 "missing required field: full_name"),
@@ -127,7 +137,7 @@ def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pi
     # Recovered: a person and a lead each, through the same identity resolution.
     assert linked(pipeline, "staging_lead_failures", ids["enriches"], "person") == ana
     assert pipeline.scalar("SELECT phone FROM persons WHERE id = %s", (ana,)) is not None  # enriched
-    for name in ("enriches", "new_by_document", "new_english"):
+    for name in ("enriches", "new_by_document", "new_english", "unsplit_line", "namesake"):
         lead = linked(pipeline, "staging_lead_failures", ids[name], "lead")
         person = linked(pipeline, "staging_lead_failures", ids[name], "person")
         assert lead is not None and person is not None, name
@@ -137,10 +147,11 @@ def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pi
     carlos_lead = linked(pipeline, "staging_lead", lead_id, "lead")
     assert carlos_lead is not None and carlos_lead not in {
         linked(pipeline, "staging_lead_failures", i, "lead") for i in ids.values()}
-    # No false merge: four different people, four persons.
-    assert pipeline.scalar("SELECT count(*) FROM persons") == 4
+    # No false merge: six different people, six persons; the namesake is not Ana.
+    assert linked(pipeline, "staging_lead_failures", ids["namesake"], "person") != ana
+    assert pipeline.scalar("SELECT count(*) FROM persons") == 6
     assert pipeline.scalar("SELECT count(DISTINCT entity_id) FROM ice_pipeline.source_links "
-                           "WHERE staging_table = 'staging_lead_failures' AND entity = 'person'") == 3
+                           "WHERE staging_table = 'staging_lead_failures' AND entity = 'person'") == 5
 
     # Unrecoverable: rejected with a reason a person understands, V3's error kept, no cell value.
     reasons = dict(pipeline.query("SELECT staging_id, reason FROM ice_pipeline.rejected_rows "
@@ -152,7 +163,7 @@ def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pi
         ids["placeholder"]: f"{lf.NO_IDENTIFIER} (V3: missing required field: phone)",
     }
     stats = pipeline.scalar("SELECT stats FROM ice_pipeline.runs ORDER BY started_at DESC LIMIT 1")
-    assert (stats["failures_recovered"], stats["failures_unrecoverable"]) == (3, 4)
+    assert (stats["failures_recovered"], stats["failures_unrecoverable"]) == (5, 4)
     assert_accounted(pipeline)
 
     before = pipeline.dump()

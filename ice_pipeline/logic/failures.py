@@ -92,6 +92,36 @@ def raw_fields(raw: object, aliases: dict[str, str]) -> dict[str, str]:
         text = _cell(value)
         if field and text is not None and field not in fields:
             fields[field] = text
+    line = fields.pop("line", None)
+    if line is not None:  # named columns win over what the unsplit line's shapes suggest
+        fields = line_fields(line) | fields
+    return fields
+
+
+LINE_SEPARATORS = re.compile(r"[;\t|]|,(?=\s*\S)")
+DIGITS = re.compile(r"\d")
+
+
+def line_fields(line: str) -> dict[str, str]:
+    """Fields of a headerless line by each cell's shape: '@' -> e-mail; digits -> a mobile when it reads
+    as one (10 digits from 3, or +57 3...); the first cell of letters without digits -> the name. Cells
+    of no clear shape are left out."""
+    fields: dict[str, str] = {}
+    for part in (p.strip() for p in LINE_SEPARATORS.split(line)):
+        cell = _cell(part)
+        if cell is None:
+            continue
+        digits = "".join(DIGITS.findall(cell))
+        if "@" in cell:
+            fields.setdefault("email", cell)
+        elif digits and re.fullmatch(r"[\d\s+().-]+", cell):
+            national = digits[2:] if digits.startswith("57") and len(digits) == 12 else digits
+            if len(national) == 10 and national.startswith("3"):
+                fields.setdefault("mobile", cell)
+            # Other numbers are left out: a landline and a document number look alike without their
+            # header, and a misread document number would be a strong, wrong identifier.
+        elif not digits and re.search(r"[^\W\d_]", cell):
+            fields.setdefault("full_name", cell)
     return fields
 
 
