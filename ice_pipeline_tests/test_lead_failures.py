@@ -195,3 +195,25 @@ def test_nothing_to_launch_on_an_empty_failures_table(pipeline):
         "staging_db": StagingDatabase(url=pipeline.staging_url),
         "production_db": ProductionDatabase(url=pipeline.production_url)}))
     assert isinstance(result, SkipReason)
+
+
+def test_a_failure_row_of_an_open_v3_transaction_is_read_once_it_commits(pipeline):
+    """created_at is the start of V3's transaction: a run while it is open reads below it, and the row
+    it commits later (dated before the watermark of rows written meanwhile) is still read next run."""
+    import psycopg2
+
+    v3 = psycopg2.connect(pipeline.staging_url)
+    try:
+        with v3.cursor() as cur:
+            cur.execute("INSERT INTO staging_lead_failures (source_file, raw_data, error) VALUES ('late.xlsx', %s, "
+                        "'row 3: expected 12 columns, got 2')", (json.dumps(RAW["new_english"][0]),))
+        late = insert_failures(pipeline, ["new_by_document"])  # committed, dated after the open transaction
+        run_ok(pipeline)
+        assert linked(pipeline, "staging_lead_failures", late["new_by_document"], "lead") is None  # waits
+        v3.commit()
+    finally:
+        v3.close()
+    run_ok(pipeline)
+    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links "
+                           "WHERE staging_table = 'staging_lead_failures' AND entity = 'lead'") == 2
+    assert_accounted(pipeline)

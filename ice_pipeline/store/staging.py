@@ -129,7 +129,8 @@ FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation'
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation IN ('staging_student'::regclass, 'staging_lead'::regclass, 'staging_document'::regclass)
+  AND l.relation IN ('staging_student'::regclass, 'staging_lead'::regclass, 'staging_document'::regclass,
+                     'staging_lead_failures'::regclass)
   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
   AND l.pid IS DISTINCT FROM pg_backend_pid()
 """
@@ -185,7 +186,7 @@ def open_writer_cap(conn: Connection) -> tuple[dt.datetime, int]:
     So the run reads only rows with `updated_at` below
 
     - the start of the oldest transaction holding a write lock on
-      staging_student / staging_lead / staging_document (pg_locks, readable by
+      staging_student / staging_lead / staging_document / staging_lead_failures (pg_locks, readable by
       every role; the start from pg_stat_activity.xact_start), and
     - the moment of this check: a transaction that starts between the check and
       the snapshot and is still open at the snapshot writes rows dated after it.
