@@ -111,4 +111,4 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
     }
     context.log.info(f"leads: {created} created, {updated} enriched, {len(rejected)} rejected; lead failures: "
                      f"{recovered} recovered, {len(unrecoverable)} unrecoverable")
-    return Output(links[["staging_id", "lead_id"]], metadata=metadata)
+    return Output(links[["staging_table", "staging_id", "lead_id"]], metadata=metadata)
