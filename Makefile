@@ -4,12 +4,15 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The Prisma drift check's CLI (tools/prisma-drift): node_modules under .venv, used by test_prisma_drift.py.
+DRIFT_DIR   := $(VENV)/prisma-drift
+DRIFT_STAMP := $(DRIFT_DIR)/.installed
 ICE    := $(BIN)/ice-pipeline
 export ICE_LOCAL_DIR ?= $(CURDIR)/.ice
 
 .PHONY: install demo test lint ui down bench clean clean-data
 
-install: $(STAMP)
+install: $(STAMP) $(DRIFT_STAMP)
 
 # Reinstall when the dependencies or the lock change; constraints.txt pins every package.
 # `.[dev]` includes the extra `.[local]` (moto, the embedded S3 server).
@@ -18,6 +21,10 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet --upgrade pip wheel
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[dev]"
 	touch $(STAMP)
+
+$(DRIFT_STAMP): tools/prisma-drift/package-lock.json
+	tools/prisma-drift/install.sh $(DRIFT_DIR)
+	if [ -d $(DRIFT_DIR)/node_modules/prisma ]; then touch $(DRIFT_STAMP); fi
 
 demo: install
 	$(ICE) local up

@@ -192,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--demo-persons", type=int, default=3000, help="0 to skip the clean-data measurement")
+    parser.add_argument("--skip-hard", action="store_true", help="only the clean-data measurement")
     args = parser.parse_args(argv)
     from ice_pipeline.dev import local
 
@@ -200,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         work = root / "files"
         work.mkdir()
-        results = hard(services, args, work)
+        results = [] if args.skip_hard else hard(services, args, work)
         if args.demo_persons:
             results += demo(services, args, work)
     finally:

@@ -20,6 +20,7 @@ from ice_pipeline.dev.local import LocalServiceError
 from ice_pipeline.resources import DatabaseUnavailable, connect
 from ice_pipeline.schema import SchemaError
 from ice_pipeline.settings import DEFAULT_BATCH_ROWS, SettingsError
+from ice_pipeline.summary import SUMMARY_KEYS, RunSummary, combine_summaries
 
 app = typer.Typer(help="Move V3 staging data into the ICE bot's production database and MinIO.",
                   no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
@@ -36,9 +37,7 @@ out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 EXPECTED_ERRORS = (SettingsError, DatabaseUnavailable, SchemaError, LocalServiceError)
 
-SUMMARY_KEYS = ("persons_created", "persons_updated", "students_created", "students_updated", "leads_created",
-                "leads_updated", "documents_uploaded", "documents_skipped", "rows_rejected", "rows_in_review",
-                "checks_failed")
+
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -206,8 +205,8 @@ def remove_stale_pickles() -> None:
 
 
 def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh: bool = False,
-                  progress: Callable[[dict], None] | None = None) -> dict:
-    """Migrate the staging backlog; return the summary of DESIGN §6, summed over the runs.
+                  progress: Callable[[RunSummary], None] | None = None) -> dict:
+    """Migrate the staging backlog; return the summary of DESIGN §6 (`migrate --json`), summed over the runs.
 
     `limit=None` takes the whole backlog in runs of DEFAULT_BATCH_ROWS staging
     rows (bounded memory; each run commits, so a failure keeps the batches before
@@ -217,34 +216,17 @@ def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh:
     """
     if limit is not None or full_refresh or dry_run:
         return run_migration_once(dry_run=dry_run, limit=DEFAULT_BATCH_ROWS if limit is None else limit,
-                                  full_refresh=full_refresh)
+                                  full_refresh=full_refresh).as_dict()
     runs = []
     while True:
         runs.append(run_migration_once(limit=DEFAULT_BATCH_ROWS))
         if progress:
             progress(runs[-1])
-        if not runs[-1]["success"] or runs[-1]["checks_failed"] or not runs[-1]["more_pending"]:
-            return combine_summaries(runs)
+        if not runs[-1].success or runs[-1].checks_failed or not runs[-1].more_pending:
+            return combine_summaries(runs).as_dict()
 
 
-def combine_summaries(runs: list[dict]) -> dict:
-    """One summary for several runs: figures summed, the last run's outcome."""
-    if len(runs) == 1:
-        return runs[0]
-    total = dict(runs[-1])
-    for key in (*SUMMARY_KEYS, "checks_warned", "checks_passed", "review_decisions_applied"):
-        total[key] = sum(run[key] for run in runs)
-    total["staging_rows"] = {table: sum(run["staging_rows"][table] for run in runs) for table in runs[0]["staging_rows"]}
-    total["seconds"] = round(sum(run["seconds"] for run in runs), 2)
-    total["asset_seconds"] = {name: round(sum(run["asset_seconds"].get(name, 0) for run in runs), 2)
-                              for name in runs[-1]["asset_seconds"]}
-    total["failed_checks"] = [check for run in runs for check in run["failed_checks"]]
-    total["run_ids"] = [run["run_id"] for run in runs]
-    total["runs"] = len(runs)
-    return total
-
-
-def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool = False) -> dict:
+def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool = False) -> RunSummary:
     """Run the migrate_to_production job once, in process; return its summary (DESIGN §6)."""
     from dagster import DagsterEventType
 
@@ -260,7 +242,6 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
     with _instance() as instance:
         result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
                                         tags={"ice_pipeline/trigger": "cli", "ice_pipeline/dry_run": str(dry_run)})
-        summary: dict = {key: 0 for key in SUMMARY_KEYS}
         assets: dict[str, dict] = {}
         checks: list[dict] = []
         failure = None
@@ -279,41 +260,15 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
                     error = error.cause  # the root cause says what went wrong, not "error in op X"
                 lines = (error.message or "").strip().splitlines() if error else []
                 failure = lines[0] if lines else event.message  # the first line names the problem
-    persons, students = assets.get("resolved_persons", {}), assets.get("prod_students", {})
-    leads, documents = assets.get("prod_leads", {}), assets.get("prod_documents", {})
-    summary.update({
-        "persons_created": persons.get("persons_created", 0), "persons_updated": persons.get("persons_updated", 0),
-        "students_created": students.get("students_created", 0),
-        "students_updated": students.get("students_updated", 0),
-        "leads_created": leads.get("leads_created", 0), "leads_updated": leads.get("leads_updated", 0),
-        "documents_uploaded": documents.get("documents_uploaded", 0),
-        "documents_skipped": documents.get("documents_skipped", 0),
-        "rows_rejected": persons.get("rows_rejected", 0) + students.get("rows_rejected", 0)
-        + leads.get("rows_rejected", 0) + documents.get("documents_rejected", 0),
-        "rows_in_review": persons.get("rows_in_review", 0) + students.get("rows_in_review", 0),
-        "checks_failed": sum(1 for c in checks if not c["passed"] and c["severity"] == "ERROR"),
-        "checks_warned": sum(1 for c in checks if not c["passed"] and c["severity"] == "WARN"),
-        "checks_passed": sum(1 for c in checks if c["passed"]),
-        "review_decisions_applied": assets.get("applied_review_decisions", {}).get("review_decisions_applied", 0),
-        "staging_rows": {"students": assets.get("staging_students", {}).get("rows", 0),
-                         "leads": assets.get("staging_leads", {}).get("rows", 0),
-                         "documents": assets.get("staging_documents", {}).get("rows", 0)},
-        "success": result.success, "dry_run": dry_run, "run_id": result.run_id, "run_ids": [result.run_id], "runs": 1,
-        "more_pending": any(assets.get(name, {}).get("more_pending", False)
-                            for name in ("staging_students", "staging_leads", "staging_documents")),
-        "seconds": round(time.monotonic() - started, 2),
-        "asset_seconds": {name: meta["seconds"] for name, meta in assets.items() if "seconds" in meta},
-        "failed_checks": [c for c in checks if not c["passed"]],
-        "error": failure,
-    })
-    return summary
+    return RunSummary.from_assets(assets, checks, success=result.success, dry_run=dry_run, run_id=result.run_id,
+                                  seconds=round(time.monotonic() - started, 2), error=failure)
 
 
-def _print_batch(summary: dict) -> None:
-    if summary["more_pending"] and summary["success"]:
-        rows = summary["staging_rows"]
-        err.print(f"run {summary['run_id']}: {rows['students'] + rows['leads']:,} staging rows in "
-                  f"{summary['seconds']} s; more rows wait, next batch", highlight=False)
+def _print_batch(summary: RunSummary) -> None:
+    if summary.more_pending and summary.success:
+        rows = summary.staging_rows
+        err.print(f"run {summary.run_id}: {rows['students'] + rows['leads']:,} staging rows in "
+                  f"{summary.seconds} s; more rows wait, next batch", highlight=False)
 
 
 @app.command("migrate")
@@ -613,9 +568,12 @@ def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeli
     from ice_pipeline.undo import UndoError, store_remover, undo_run
 
     def remove(bucket: str, keys: list[str]) -> int:
-        store = settings.document_store()
-        client = DocumentStore(endpoint=store.endpoint, access_key=store.access_key, secret_key=store.secret_key,
-                               bucket=bucket, secure=str(store.secure), files_root=str(store.files_root)).client()
+        # The same variables as the code location's document_store resource (definitions.py).
+        client = DocumentStore(endpoint=settings.require("MINIO_ENDPOINT"),
+                               access_key=settings.require("MINIO_ACCESS_KEY"),
+                               secret_key=settings.require("MINIO_SECRET_KEY"), bucket=bucket,
+                               secure=os.environ.get("MINIO_SECURE") or "false",
+                               files_root=settings.require("STAGING_FILES_ROOT")).client()
         return store_remover(client)(bucket, keys)
 
     with closing(_production()) as conn:

@@ -12,7 +12,7 @@ from ice_pipeline.assets.candidates import person_candidates, review_queue_age
 
 # --- end candidates ---
 from ice_pipeline.assets.common import MigrationOptions
-from ice_pipeline.assets.documents import document_checks, prod_documents
+from ice_pipeline.assets.documents import prod_documents
 from ice_pipeline.assets.leads import prod_leads
 from ice_pipeline.assets.persons import resolved_persons
 from ice_pipeline.assets.reference import prod_services_events
@@ -21,7 +21,7 @@ from ice_pipeline.assets.staging import staging_tables
 from ice_pipeline.assets.students import prod_students
 from ice_pipeline.batches import in_memory_batches
 from ice_pipeline.checks import build_checks
-from ice_pipeline.jobs import daily_migration, migrate_to_production
+from ice_pipeline.jobs import daily_migration, daily_verification, migrate_to_production, verify_production
 from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
 
@@ -49,9 +49,9 @@ def build_resources() -> dict:
 defs = Definitions(
     assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
             prod_leads, prod_documents, person_candidates],  # person_candidates: issue 13
-    asset_checks=[*build_checks(), *document_checks, review_queue_age],  # review_queue_age: issue 13
-    jobs=[migrate_to_production],
-    schedules=[daily_migration],
+    asset_checks=[*build_checks(), review_queue_age],  # every check (ice_pipeline/checks/); review age: issue 13
+    jobs=[migrate_to_production, verify_production],
+    schedules=[daily_migration, daily_verification],
     sensors=[new_staging_rows],
     resources=build_resources(),
     # Every launch path in one process ("Materialize all" = __ASSET_JOB, single assets,

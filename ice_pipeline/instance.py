@@ -22,11 +22,12 @@ import os
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from ice_pipeline.locks import INSTANCE_SCHEMA_LOCK_KEY
+
 # The repo's instance configuration (an editable install, `make install`); a
 # wheel install (the Docker image) has it in DAGSTER_HOME already.
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[1] / "dagster.yaml"
 POSTGRES_STORAGE = {"storage": {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}}
-_INSTANCE_LOCK_KEY = "ice_pipeline:dagster_instance_schema"
 _MISSING_YAML_NOTICE = "No dagster instance configuration file"
 
 
@@ -65,7 +66,7 @@ def _pg_schema_lock(url: str) -> Iterator[None]:
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (_INSTANCE_LOCK_KEY,))
+            cur.execute("SELECT pg_advisory_lock(hashtext(%s))", (INSTANCE_SCHEMA_LOCK_KEY,))
         yield
     finally:
         conn.close()  # ends the session: releases the lock

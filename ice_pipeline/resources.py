@@ -28,6 +28,7 @@ from urllib3 import PoolManager, Retry, Timeout
 from urllib3.exceptions import HTTPError as Urllib3Error
 from urllib3.exceptions import MaxRetryError
 
+from ice_pipeline.locks import RUN_LOCK_KEY
 from ice_pipeline.logic import documents as docs
 from ice_pipeline.logic.documents import UploadItem
 from ice_pipeline.settings import SettingsError, parse_bool, parse_database_url, safe_url
@@ -86,11 +87,6 @@ class ProductionDatabase(ConfigurableResource):
             yield conn
         finally:
             conn.close()
-
-
-# Session-level advisory lock held by a migration run from its first step to
-# its last (the writer transactions also take their own xact-level lock).
-RUN_LOCK_KEY = 0x1CE0002
 
 
 class MigrationLock(ConfigurableResource):

@@ -9,16 +9,14 @@ from importlib import resources
 
 from psycopg2.extensions import connection as Connection
 
+from ice_pipeline.locks import SCHEMA_LOCK_KEY
+
 STAGING_SCHEMA = "staging_schema.sql"
 PRODUCTION_BASELINE = "production_baseline.sql"
 PRODUCTION_MIGRATION = "20251105_add_staging_fields.sql"
 PIPELINE_SCHEMA = "ice_pipeline_schema.sql"
 REVIEW_DECISIONS_UPGRADE = "ice_pipeline_review_decisions.sql"  # old decision text -> decision columns
 PIPELINE_CHANGES = "ice_pipeline_changes.sql"  # the change log that `undo` reads (ice_pipeline/undo.py)
-
-# Serialises concurrent `db init`/`db migrate` (and migration runs, see
-# assets/common.py) on one production database.
-SCHEMA_LOCK_KEY = 0x1CE5C4E
 
 # What the pipeline writes or reads in production, by table (DESIGN §3.2/§3.3).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {

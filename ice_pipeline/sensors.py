@@ -11,9 +11,14 @@ compared with the watermarks committed in production with the data.
   high-water marks (latest `(updated_at, id)` of every watched table), so the
   same staging state is never launched twice (Dagster drops a repeated
   run_key; the cursor makes the sensor say so instead of asking again).
+- A migration run already queued or running (the daily schedule's, a
+  retry's, an operator's): skip, saying which -- never two migrations at once.
 - The cursor only decides whether to launch: what was processed is the
   watermark, so a failed or killed run is picked up by the next run (a
   retry, the daily schedule, or the sensor as soon as V3 writes again).
+
+On by default (DefaultSensorStatus.RUNNING). The daily schedule (jobs.py) asks
+the same questions, so the two together never launch a run for nothing.
 """
 
 
@@ -21,11 +26,22 @@ import hashlib
 import json
 
 import psycopg2
-from dagster import DefaultSensorStatus, RunRequest, SensorEvaluationContext, SkipReason, sensor
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorEvaluationContext,
+    SkipReason,
+    sensor,
+)
+from dagster._core.errors import DagsterInvariantViolationError
 from psycopg2 import errors
 
-from ice_pipeline.jobs import migrate_to_production
+from ice_pipeline.jobs import SERIAL_TAG, migrate_to_production
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
+from ice_pipeline.store.review import PENDING_DECISIONS
 
 SENSOR_NAME = "new_staging_rows"
 MINIMUM_INTERVAL_SECONDS = 60
@@ -40,12 +56,16 @@ LATEST_ROW = {
                              "ORDER BY created_at DESC, id DESC LIMIT 1",
 }
 WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
-# Identity questions an operator answered (`ice-pipeline review`) that no run has applied yet:
-# the next run re-reads those rows (assets/staging.py). Index review_queue_open_idx (status, kind).
-DECISIONS = """
-SELECT count(*), max(id) FROM ice_pipeline.review_queue
-WHERE status = 'resolved' AND kind = 'identity_conflict' AND decision IS NOT NULL
-"""
+# Decisions an operator recorded (`ice-pipeline review`) that no run has applied yet: the next run
+# applies them (applied_review_decisions) and re-reads the rows they are about (store/staging.py).
+DECISIONS = PENDING_DECISIONS
+
+
+# Rows an earlier run could not load yet (a document waiting for its file or its student): the daily run
+# retries them (assets/staging.py reads them again whatever the watermark).
+RETRYABLE = "SELECT count(*) FROM ice_pipeline.rejected_rows WHERE retryable"
+IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
+             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 class SensorSetupError(RuntimeError):
@@ -98,6 +118,41 @@ def production_progress(production_db: ProductionDatabase) -> tuple[dict[str, tu
             conn.rollback()
 
 
+def retryable_rows(production_db: ProductionDatabase) -> int:
+    """Rejected rows that a later run may still load."""
+    with production_db.connection() as conn:
+        try:
+            with conn.cursor() as cur:
+                cur.execute(RETRYABLE)
+                return int(cur.fetchone()[0])
+        finally:
+            conn.rollback()
+
+
+def migration_in_flight(context) -> str | None:
+    """Id of a migration run (tag ice_pipeline/serial=migration) queued or running on the instance, if any.
+
+    None also when the context has no instance (unit evaluation without one)."""
+    try:
+        instance: DagsterInstance = context.instance
+    except DagsterInvariantViolationError:
+        return None
+    runs = instance.get_runs(filters=RunsFilter(tags=SERIAL_TAG, statuses=IN_FLIGHT), limit=1)
+    return runs[0].run_id if runs else None
+
+
+def poll(staging_db: StagingDatabase, production_db: ProductionDatabase) -> tuple[dict, dict, tuple[int, int | None]]:
+    """(staging high-water marks, production watermarks, review decisions waiting), errors made safe to show."""
+    try:
+        latest = staging_high_water_marks(staging_db)
+        marks, decisions = production_progress(production_db)
+    except psycopg2.Error as error:
+        # Never the server's DETAIL line (it can quote data): the primary message only.
+        message = error.diag.message_primary or type(error).__name__
+        raise SensorSetupError(f"Polling the staging/production databases failed: {message}.") from None
+    return latest, marks, decisions
+
+
 def _mark(value: tuple | None) -> list | None:
     return [value[0].isoformat(), value[1]] if value else None
 
@@ -139,20 +194,15 @@ def _describe(work: dict[str, dict], decisions: tuple[int, int | None]) -> str:
     name=SENSOR_NAME,
     job=migrate_to_production,
     minimum_interval_seconds=MINIMUM_INTERVAL_SECONDS,
-    default_status=DefaultSensorStatus.STOPPED,
+    default_status=DefaultSensorStatus.RUNNING,
     description="Launches migrate_to_production when the staging tables hold rows newer than the production "
     "watermarks (after a V3 ingestion, or V3 re-ingesting rows with updated_at moved). One run per staging "
-    "state (run_key = hash of the staging high-water marks); skips, saying why, when there is nothing new.",
+    "state (run_key = hash of the staging high-water marks); skips, saying why, when there is nothing new or a "
+    "migration run is already queued or running.",
 )
 def new_staging_rows(context: SensorEvaluationContext, staging_db: StagingDatabase,
                      production_db: ProductionDatabase):
-    try:
-        latest = staging_high_water_marks(staging_db)
-        marks, decisions = production_progress(production_db)
-    except psycopg2.Error as error:
-        # Never the server's DETAIL line (it can quote data): the primary message only.
-        message = error.diag.message_primary or type(error).__name__
-        raise SensorSetupError(f"Polling the staging/production databases failed: {message}.") from None
+    latest, marks, decisions = poll(staging_db, production_db)
     work = pending_work(latest, marks)
     if not latest:
         return SkipReason("The staging tables are empty: nothing to migrate.")
@@ -166,6 +216,10 @@ def new_staging_rows(context: SensorEvaluationContext, staging_db: StagingDataba
             "this staging state: waiting for it. If it failed, it is retried by the run-retry policy, the daily "
             "schedule or the next V3 ingestion (or launch migrate_to_production by hand)."
         )
+    busy = migration_in_flight(context)
+    if busy:
+        return SkipReason(f"Work is pending ({_describe(work, decisions)}), but migration run {busy} is queued or "
+                          "running: one migration at a time. The next tick looks again once it is done.")
     context.update_cursor(key)
     context.log.info(f"launching {migrate_to_production.name} ({key}): {_describe(work, decisions)}")
     return RunRequest(

@@ -20,18 +20,6 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
-ENV_VARS: tuple[str, ...] = (
-    "STAGING_DATABASE_URL",
-    "DATABASE_URL",
-    "MINIO_ENDPOINT",
-    "MINIO_ACCESS_KEY",
-    "MINIO_SECRET_KEY",
-    "MINIO_BUCKET",
-    "MINIO_SECURE",
-    "STAGING_FILES_ROOT",
-    "DAGSTER_HOME",
-    "DAGSTER_PG_URL",
-)
 # The variables that say where the data lives: all of them, or none (embedded services).
 CONNECTION_VARS: tuple[str, ...] = (
     "STAGING_DATABASE_URL",

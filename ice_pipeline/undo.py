@@ -30,6 +30,7 @@ from psycopg2 import errors
 from psycopg2.extensions import ISOLATION_LEVEL_REPEATABLE_READ
 from psycopg2.extensions import connection as Connection
 
+from ice_pipeline.locks import MIGRATION_LOCK_KEY, RUN_LOCK_KEY
 from ice_pipeline.store import undo as q
 
 LOCK_WAIT_SECONDS = 30
@@ -72,9 +73,6 @@ def _rows(cur, query: str, params: dict | None = None) -> list[dict]:
 
 def _take_locks(cur) -> None:
     """The run lock (no migration runs meanwhile) and the writer lock, or UndoError."""
-    from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
-    from ice_pipeline.resources import RUN_LOCK_KEY
-
     cur.execute("SELECT pg_try_advisory_lock(%s)", (RUN_LOCK_KEY,))
     if not cur.fetchone()[0]:
         raise UndoError("a migration run is in progress: undo when it has finished.")
@@ -158,8 +156,6 @@ def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
 
 
 def _release_run_lock(conn: Connection) -> None:
-    from ice_pipeline.resources import RUN_LOCK_KEY
-
     if conn.closed:
         return
     with conn.cursor() as cur:

@@ -633,7 +633,7 @@ def test_a_dry_run_predicts_documents_of_students_the_same_dry_run_would_create(
     from ice_pipeline.assets.common import MigrationOptions, StagingBatch
     from ice_pipeline.assets.documents import prod_documents
     from ice_pipeline.db import read_frame
-    from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase
+    from ice_pipeline.resources import DocumentStore, ProductionDatabase
 
     student = add_student(env)
     add_document(env, student, stage_file(env, "n/1.pdf", PDF), data=PDF)
@@ -647,7 +647,6 @@ def test_a_dry_run_predicts_documents_of_students_the_same_dry_run_would_create(
                           secret_key=env.env["MINIO_SECRET_KEY"], bucket=env.bucket, files_root=str(env.files_root))
     result = prod_documents(context=build_asset_context(), staging_documents=batch, prod_students=planned,
                             production_db=ProductionDatabase(url=env.production_url), document_store=store,
-                            migration_lock=MigrationLock(url=env.production_url),
                             options=MigrationOptions(dry_run=True))
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     assert (meta["documents_uploaded"], meta["documents_skipped"], meta["documents_rejected"]) == (1, 0, 1)
@@ -675,7 +674,7 @@ def test_s3_down_from_the_start_fails_before_writing(env, own_s3) -> None:
 def test_checks_catch_missing_objects_and_list_stray_ones(env, monkeypatch) -> None:
     import io
 
-    from ice_pipeline.assets import documents as asset
+    from ice_pipeline.checks import documents as asset
     from ice_pipeline.resources import DocumentStore, ProductionDatabase
 
     student = add_student(env)

@@ -318,7 +318,7 @@ def test_no_path_or_name_reaches_the_run_metadata_or_logs(env, caplog, capsys) -
     from ice_pipeline.assets.common import MigrationOptions, StagingBatch
     from ice_pipeline.assets.documents import prod_documents
     from ice_pipeline.db import read_frame
-    from ice_pipeline.resources import DocumentStore, MigrationLock, ProductionDatabase
+    from ice_pipeline.resources import DocumentStore, ProductionDatabase
 
     ana = add_student(env, "Ana María Gómez")
     ok(env.run())                                        # the student exists; the documents come now
@@ -337,7 +337,7 @@ def test_no_path_or_name_reaches_the_run_metadata_or_logs(env, caplog, capsys) -
     result = prod_documents(context=build_asset_context(), staging_documents=batch,
                             prod_students=pd.DataFrame(columns=["staging_id", "student_id"]),
                             production_db=ProductionDatabase(url=env.production_url), document_store=store,
-                            migration_lock=MigrationLock(url=env.production_url), options=MigrationOptions())
+                            options=MigrationOptions())
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     assert (meta["documents_uploaded"], meta["documents_rejected"], meta["documents_with_warnings"]) == (2, 2, 1)
     captured = capsys.readouterr()

@@ -42,7 +42,7 @@ def test_a_linked_row_says_which_person_by_which_key_in_which_run(explained_run)
     pipeline, ids, lead, summary = explained_run
     result = _cli("explain", f"staging_lead:{lead}", "--json")
     assert result.exit_code == 0, result.output
-    row = json.loads(result.output)
+    row = json.loads(result.stdout)
     person = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
                              "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[0],))
     assert row["status"] == "linked" and row["person_id"] == person and row["matched_by"] == "cedula"
@@ -51,7 +51,7 @@ def test_a_linked_row_says_which_person_by_which_key_in_which_run(explained_run)
     assert isinstance(row["evidence"], dict)   # empty until resolution records evidence for the row
 
     first = _cli("explain", f"staging_student:{ids[0]}", "--json")
-    assert any("birth date" in w for link in json.loads(first.output)["links"] for w in link["warnings"])
+    assert any("birth date" in w for link in json.loads(first.stdout)["links"] for w in link["warnings"])
 
 
 def test_a_row_in_review_and_a_rejected_row_say_why(explained_run):
@@ -77,7 +77,7 @@ def test_a_person_lists_its_rows_fields_and_open_review_items(explained_run):
     pipeline, ids, lead, summary = explained_run
     ana = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
                           "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[0],))
-    result = json.loads(_cli("explain", f"person:{ana}", "--json").output)
+    result = json.loads(_cli("explain", f"person:{ana}", "--json").stdout)
     assert result["exists"]
     assert {(r["staging_table"], r["staging_id"]) for r in result["linked_rows"]} == {
         ("staging_student", ids[0]), ("staging_lead", lead)}
@@ -87,7 +87,7 @@ def test_a_person_lists_its_rows_fields_and_open_review_items(explained_run):
 
     carlos = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
                              "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[3],))
-    duplicate = json.loads(_cli("explain", f"person:{carlos}", "--json").output)
+    duplicate = json.loads(_cli("explain", f"person:{carlos}", "--json").stdout)
     (item,) = duplicate["open_review_items"]
     assert item["kind"] == "possible_duplicate" and "cédula differs in one digit" in item["details"]["summary"]
 
@@ -108,4 +108,4 @@ def test_bad_targets_are_refused_with_a_reason(pipeline):
     result = _cli("explain", "person:nope")
     assert result.exit_code == 2
     missing = _cli("explain", "person:9b2f4c1e-0000-4000-8000-00000000dead", "--json")
-    assert missing.exit_code == 1 and json.loads(missing.output)["exists"] is False
+    assert missing.exit_code == 1 and json.loads(missing.stdout)["exists"] is False

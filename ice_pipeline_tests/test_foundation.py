@@ -459,10 +459,10 @@ def test_prisma_schema_matches_the_production_tables(pipeline) -> None:
             """SELECT column_name, data_type, character_maximum_length, is_nullable = 'YES', column_default IS NOT NULL
                FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s""", (table,))
         assert model["columns"] == {r[0]: tuple(r[1:]) for r in rows}, table
-        # Prisma's indexes; the pipeline's own (`*_ice_*`) are outside Prisma (schema.prisma's header).
+        # Every index, the pipeline's own (`*_ice_*`) included: schema.prisma declares them (no Prisma drift).
         indexes = {r[0] for r in pipeline.query(
             "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,))}
-        assert model["indexes"] == {i for i in indexes if not i.endswith("_pkey") and "_ice_" not in i}, table
+        assert model["indexes"] == {i for i in indexes if not i.endswith("_pkey")}, table
         fks = {r[0] for r in pipeline.query(
             "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass", (table,))}
         assert model["fks"] == fks, table

@@ -678,7 +678,7 @@ def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipelin
     from ice_pipeline.reporting import build_report
 
     report = build_report(pipeline.staging, pipeline.production)
-    assert report["duplicates"]["persons_same_name_birth_date_without_distinguishing_id"] == 0
+    assert report["duplicates"]["persons_unique_name_birth_date"] == 0
     assert report["healthy"]
     # the same pair without student numbers is one person, as DESIGN §4 says
     db.reset()

@@ -216,12 +216,12 @@ def test_take_incoming_is_refused_when_another_person_holds_the_value(pipeline):
                        field="birth_date", incoming_value="31/02/1990")
     cli("review", "resolve", item, "take_incoming")
     cli("review", "resolve", not_a_date, "take_incoming")
-    result = json.loads(cli("review", "apply", "--json", code=1))
+    result = json.loads(cli("review", "apply", "--json", code=1, stdout=True))
     assert result["review_decisions_applied"] == 0 and holder in result["refused"][str(item)]
     assert "1990" not in result["refused"][str(not_a_date)]  # the reason never quotes the value
     assert pipeline.scalar("SELECT email FROM persons WHERE id = %s", (person,)) == "ana@mail.com"
     assert _status(pipeline, item) == ("open", None, None)  # back in the queue, saying why
-    assert "refused" in json.loads(cli("review", "show", item, "--json"))["details"]
+    assert "refused" in json.loads(cli("review", "show", item, "--json", stdout=True))["details"]
 
 
 # --- possible_duplicate -------------------------------------------------------------------------------
@@ -351,9 +351,10 @@ def test_split_moves_the_listed_rows_and_what_they_brought_to_a_new_person(pipel
     assert pipeline.run()["success"]
     (person,) = [p for (p,) in pipeline.query("SELECT id::text FROM persons")]
     lead = pipeline.scalar("SELECT id::text FROM leads")
-    pipeline.query("INSERT INTO ice_pipeline.field_sources (person_id, field, staging_table, staging_id, run_id) "
-                   "VALUES (%s, 'cedula', 'staging_student', %s, 't'), (%s, 'phone', 'staging_lead', %s, 't')",
-                   (person, student_row, person, lead_row))
+    # the run recorded which row brought each value: the cédula the student's row, the phone the lead's
+    sources = dict(pipeline.query("SELECT field, staging_table || ':' || staging_id FROM ice_pipeline.field_sources "
+                                  "WHERE person_id = %s", (person,)))
+    assert sources["cedula"] == f"staging_student:{student_row}" and sources["phone"] == f"staging_lead:{lead_row}"
     item = _item(pipeline, "possible_false_merge", person_id=person, reason="test", details={
         "rows": {"stay": [["staging_student", student_row]], "move": [["staging_lead", lead_row]]}})
     together = _item(pipeline, "possible_false_merge", person_id=person, staging_table="staging_lead",
@@ -453,7 +454,7 @@ def test_the_run_merges_before_it_resolves_new_rows(pipeline):
 
 
 def test_review_apply_waits_for_a_running_migration_then_says_so(pipeline):
-    from ice_pipeline.resources import RUN_LOCK_KEY
+    from ice_pipeline.locks import RUN_LOCK_KEY
     from ice_pipeline.review.apply import MigrationRunning, apply_now
 
     a = _existing_person(pipeline, full_name="Ana Gómez")

@@ -7,7 +7,8 @@ from contextlib import contextmanager
 
 import ice_pipeline.assets.leads as leads_asset
 import ice_pipeline.assets.students as students_asset
-from ice_pipeline.resources import RUN_LOCK_KEY, MigrationLock
+from ice_pipeline.locks import RUN_LOCK_KEY
+from ice_pipeline.resources import MigrationLock
 
 HELD_BY_ANOTHER_SESSION = """
 SELECT count(*) FROM pg_locks

@@ -157,7 +157,7 @@ query {
               name
               jobs { name tags { key value } }
               schedules { name cronSchedule executionTimezone scheduleState { status } }
-              sensors { name minIntervalSeconds sensorState { status } targets { pipelineName } }
+              sensors { id name minIntervalSeconds sensorState { status } targets { pipelineName } }
             }
           }
         }
@@ -231,6 +231,17 @@ query Events($runId: ID!) {
     ... on EventConnection {
       events { __typename ... on MessageEvent { message } ... on ExecutionStepFailureEvent { error { message } } }
     }
+  }
+}
+"""
+
+
+STOP_SENSOR = """
+mutation StopSensor($id: String!) {
+  stopSensor(id: $id) {
+    __typename
+    ... on StopSensorMutationResult { instigationState { status } }
+    ... on PythonError { message }
   }
 }
 """
@@ -322,10 +333,16 @@ def test_launcher_gives_the_server_default_signal_handling(tmp_path: Path):
 
 
 def test_ui_loads_everything_and_runs_the_job(pipeline, dagster_ui: Server):
+    server = dagster_ui
+    # The sensor is on by default; this test launches the run itself, so it stops the sensor first
+    # (else the daemon could launch one as soon as the rows below land).
+    sensor = {s["name"]: s for s in loaded_repository(server)["sensors"]}["new_staging_rows"]
+    assert sensor["sensorState"]["status"] == "RUNNING"
+    stopped = server.graphql(STOP_SENSOR, {"id": sensor["id"]})["stopSensor"]
+    assert stopped.get("instigationState", {}).get("status") == "STOPPED", stopped
     data = demo.generate(60, seed=11, documents=True)
     with closing(psycopg2.connect(pipeline.staging_url)) as conn:
         demo.load(conn, data, pipeline.files_root)
-    server = dagster_ui
 
     # Loaded: the job (with its serial tag), the schedule, the sensor.
     repository = loaded_repository(server)

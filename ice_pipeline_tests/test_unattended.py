@@ -26,10 +26,10 @@ import psycopg2
 import pytest
 from dagster import RunRequest, SkipReason, build_sensor_context
 
-from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
 from ice_pipeline.dev import demo_data as demo
 from ice_pipeline.dev import local
 from ice_pipeline.jobs import MIGRATION_JOB, SERIAL_TAG, migrate_to_production
+from ice_pipeline.locks import MIGRATION_LOCK_KEY
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows, run_key_for, staging_high_water_marks
 
@@ -236,8 +236,8 @@ def assert_no_duplicates(dbs: Databases) -> None:
                       "GROUP BY staging_table, staging_id, entity HAVING count(DISTINCT entity_id) > 1) d") == 0
 
 
-def sensor_context(dbs: Databases, cursor: str | None = None):
-    return build_sensor_context(cursor=cursor, resources={
+def sensor_context(dbs: Databases, cursor: str | None = None, instance=None):
+    return build_sensor_context(cursor=cursor, instance=instance, resources={
         "staging_db": StagingDatabase(url=dbs.staging_url),
         "production_db": ProductionDatabase(url=dbs.production_url),
     })
@@ -360,6 +360,78 @@ def test_job_is_serialised_by_tag_and_scheduled_daily():
     assert schedule.job_name == MIGRATION_JOB
     sensor_def = defs.resolve_sensor_def("new_staging_rows")
     assert sensor_def.job_name == MIGRATION_JOB and sensor_def.minimum_interval_seconds >= 30
+
+
+def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothing(pipeline, use_env,
+                                                                                   pg_dagster_home, monkeypatch):
+    """Both are on by default and both ask the same questions of a real instance (the repo's dagster.yaml,
+    PostgreSQL run storage): is there work, and is a migration already queued or running?"""
+    from dagster import (
+        DagsterInstance,
+        DagsterRunStatus,
+        DefaultScheduleStatus,
+        DefaultSensorStatus,
+        build_schedule_context,
+    )
+    from dagster._core.instance.ref import InstanceRef
+
+    from ice_pipeline.definitions import defs
+
+    schedule = defs.resolve_schedule_def("daily_migration")
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    assert defs.resolve_sensor_def("new_staging_rows").default_status == DefaultSensorStatus.RUNNING
+    dbs = as_databases(pipeline)
+    resources = {"staging_db": StagingDatabase(url=dbs.staging_url),
+                 "production_db": ProductionDatabase(url=dbs.production_url)}
+    monkeypatch.setenv("DAGSTER_PG_URL", pg_dagster_home.pg_url)
+    with DagsterInstance.from_ref(InstanceRef.from_dir(str(pg_dagster_home.path))) as instance:
+        def schedule_tick():
+            return schedule.evaluate_tick(build_schedule_context(instance=instance, resources=resources))
+
+        def sensor_tick(cursor: str | None = None):
+            return new_staging_rows.evaluate_tick(sensor_context(dbs, cursor=cursor, instance=instance))
+
+        # Nothing in staging: neither launches.
+        idle = schedule_tick()
+        assert not idle.run_requests and "Nothing to migrate" in idle.skip_message
+        assert not sensor_tick().run_requests
+
+        # V3 writes rows: the sensor asks for a run (the daemon starts it; a queued run counts the same).
+        pipeline.insert("staging_student", [student_row()])
+        tick = sensor_tick()
+        (request,) = tick.run_requests
+        job = defs.resolve_job_def(MIGRATION_JOB)
+        queued = instance.create_run_for_job(job_def=job, status=DagsterRunStatus.NOT_STARTED,
+                                             tags={**job.tags, **request.tags})
+        # While it waits or runs: the 02:00 schedule does not add a second one, nor does the sensor,
+        # even with its cursor lost.
+        for status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
+            instance.run_storage.handle_run_event(queued.run_id, _status_event(queued, status))
+            busy = schedule_tick()
+            assert not busy.run_requests and queued.run_id in busy.skip_message
+            again = sensor_tick()
+            assert not again.run_requests and queued.run_id in again.skip_message
+
+        # The run does the work (here in process, on the same databases) and ends.
+        migrate(dbs, use_env)
+        instance.report_run_failed(queued)  # ended; how does not matter here
+        for cursor in (None, tick.cursor):
+            assert not sensor_tick(cursor).run_requests
+        done = schedule_tick()
+        assert not done.run_requests and "Nothing to migrate" in done.skip_message
+
+        # New rows and no migration in flight: the schedule launches one (the sensor would too).
+        pipeline.insert("staging_lead", [{"full_name": "Carlos Ruiz", "email": "carlos@example.com"}])
+        (scheduled,) = schedule_tick().run_requests
+        assert scheduled.tags["ice_pipeline/trigger"] == "daily_migration"
+
+
+def _status_event(run, status):
+    """The run-storage event that moves `run` to `status` (what the daemon and the run worker record)."""
+    from dagster import DagsterEvent, DagsterEventType
+
+    kind = {"STARTING": DagsterEventType.RUN_STARTING, "STARTED": DagsterEventType.RUN_START}[status.value]
+    return DagsterEvent(kind.value, job_name=run.job_name)
 
 
 # --- increments -----------------------------------------------------------------

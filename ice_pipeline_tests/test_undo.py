@@ -16,11 +16,7 @@ import pytest
 from typer.testing import CliRunner
 
 from ice_pipeline.cli import app
-
-try:  # moving to ice_pipeline/dev/ (another branch)
-    from ice_pipeline.dev import demo_data
-except ImportError:  # pragma: no cover - depends on the merge order
-    from ice_pipeline import demo_data
+from ice_pipeline.dev import demo_data
 
 PRODUCTION_TABLES = ("persons", "students", "leads", "services", "events", "student_documents")
 PIPELINE_TABLES = ("ice_pipeline.source_links", "ice_pipeline.rejected_rows", "ice_pipeline.review_queue",

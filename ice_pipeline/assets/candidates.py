@@ -32,6 +32,7 @@ from ice_pipeline.store.candidates import (
     read_focus,
     read_neighbours,
 )
+from ice_pipeline.summary import CANDIDATES_QUEUED
 
 # Above this many persons in a run, every person is read instead of looking the neighbours up by key.
 FOCUS_LOOKUP_LIMIT = 20_000
@@ -75,7 +76,7 @@ def person_candidates(context: AssetExecutionContext, resolved_persons: pd.DataF
     person_ids = resolved_persons["person_id"].dropna().astype(str).unique().tolist()
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         figures = run_candidates(cur, person_ids, context.run_id)
-        record_run(cur, context.run_id, {"candidates_queued": figures["candidates_queued"]})
+        record_run(cur, context.run_id, {CANDIDATES_QUEUED.stats_key: figures["candidates_queued"]})
     context.log.info(f"candidates: {figures['persons_checked']} persons checked, "
                      f"{figures['candidates_found']} candidate pairs, {figures['candidates_queued']} newly queued")
     metadata = {"dry_run": MetadataValue.bool(options.dry_run), **figures,

@@ -13,12 +13,9 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 from pydantic import Field
 
+from ice_pipeline.locks import MIGRATION_LOCK_KEY
 from ice_pipeline.schema import check_production_schema
 from ice_pipeline.settings import DEFAULT_BATCH_ROWS
-
-# pg_advisory_xact_lock key: every asset that writes production takes it, so
-# two migrations never write at once; the second waits (up to lock_wait_seconds).
-MIGRATION_LOCK_KEY = 0x1CE0001
 
 GROUP_STAGING = "staging"
 GROUP_PRODUCTION = "production"

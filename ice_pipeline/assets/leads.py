@@ -35,6 +35,13 @@ from ice_pipeline.logic.leads import (
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store.columns import column_limits
 from ice_pipeline.store.leads import fill_leads, insert_leads, read_leads, read_linked_leads
+from ice_pipeline.summary import (
+    FAILURES_RECOVERED,
+    FAILURES_UNRECOVERABLE,
+    LEAD_ROWS_REJECTED,
+    LEADS_CREATED,
+    LEADS_UPDATED,
+)
 
 
 @asset(
@@ -86,9 +93,10 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         advance_watermark(cur, "staging_lead", staging_leads.high, context.run_id)
         advance_watermark(cur, FAILURES, staging_leads.failures_high, context.run_id)
         recovered = int((links["staging_table"] == FAILURES).sum())
-        record_run(cur, context.run_id, {"leads_created": created, "leads_updated": updated,
-                                         "lead_rows_rejected": len(rejected), "failures_recovered": recovered,
-                                         "failures_unrecoverable": len(unrecoverable)})
+        record_run(cur, context.run_id, {LEADS_CREATED.stats_key: created, LEADS_UPDATED.stats_key: updated,
+                                         LEAD_ROWS_REJECTED.stats_key: len(rejected),
+                                         FAILURES_RECOVERED.stats_key: recovered,
+                                         FAILURES_UNRECOVERABLE.stats_key: len(unrecoverable)})
     fitted_warnings = fitted.warnings.dropna().str.split("; ").explode()
     metadata = {
         "dry_run": options.dry_run,

@@ -48,6 +48,7 @@ from ice_pipeline.logic.people import prepare_person_rows
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store import persons as sql
 from ice_pipeline.store.columns import Limits, column_limits
+from ice_pipeline.summary import PERSON_ROWS_IN_REVIEW, PERSON_ROWS_REJECTED, PERSONS_CREATED, PERSONS_UPDATED
 
 # At most this many extra rounds of cluster-key candidates (rarely more than one, and small).
 CANDIDATE_ROUNDS = 3
@@ -237,10 +238,11 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         reviews_added = write_reviews(cur, reviews, run_id)
         write_rejections(cur, rejected, run_id)
         in_review = int((planned.assignment.in_review & staged.to_numpy()).sum())
-        record_run(cur, run_id, {"persons_created": len(plan.new_persons) - int(refused["entity_id"].isin(
+        record_run(cur, run_id, {PERSONS_CREATED.stats_key: len(plan.new_persons) - int(refused["entity_id"].isin(
                                      plan.new_persons["person_id"]).sum()),
-                                 "persons_updated": len(plan.updates), "person_rows_in_review": in_review,
-                                 "person_rows_rejected": len(rejected)})
+                                 PERSONS_UPDATED.stats_key: len(plan.updates),
+                                 PERSON_ROWS_IN_REVIEW.stats_key: in_review,
+                                 PERSON_ROWS_REJECTED.stats_key: len(rejected)})
     plan.assignment = assignment
 
     matched_existing = plan.assignment[~plan.assignment["is_new_person"]]["person_id"].nunique()

@@ -13,7 +13,7 @@ from psycopg2 import errors
 
 from ice_pipeline.assets.common import GROUP_PRODUCTION, OWNERS, MigrationOptions, markdown_counts
 from ice_pipeline.db import record_run
-from ice_pipeline.resources import MigrationLock, ProductionDatabase
+from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.review.apply import apply_decisions, pending_decisions
 from ice_pipeline.schema import check_production_schema
 
@@ -27,7 +27,7 @@ from ice_pipeline.schema import check_production_schema
     "Runs before identity resolution. Output: how many decisions of each kind were applied.",
 )
 def applied_review_decisions(context: AssetExecutionContext, production_db: ProductionDatabase,
-                             migration_lock: MigrationLock, options: MigrationOptions) -> Output[dict]:
+                             options: MigrationOptions) -> Output[dict]:
     started = time.monotonic()
     with production_db.connection() as conn:
         check_production_schema(conn)

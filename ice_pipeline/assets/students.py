@@ -41,6 +41,7 @@ from ice_pipeline.logic.students import plan_students
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store.columns import column_limits
 from ice_pipeline.store.students import fill_students, insert_students, read_students
+from ice_pipeline.summary import STUDENT_ROWS_REJECTED, STUDENTS_CREATED, STUDENTS_UPDATED
 
 
 @asset(
@@ -84,8 +85,8 @@ def prod_students(context: AssetExecutionContext, staging_students: StagingBatch
         write_reviews(cur, reviews.assign(staging_table="staging_student"), context.run_id)
         write_rejections(cur, rejected, context.run_id)
         advance_watermark(cur, "staging_student", staging_students.high, context.run_id)
-        record_run(cur, context.run_id, {"students_created": created, "students_updated": updated,
-                                         "student_rows_rejected": len(rejected)})
+        record_run(cur, context.run_id, {STUDENTS_CREATED.stats_key: created, STUDENTS_UPDATED.stats_key: updated,
+                                         STUDENT_ROWS_REJECTED.stats_key: len(rejected)})
     in_review = int((reviews["kind"] == "identity_conflict").sum())
     warnings = pd.concat([fitted.warnings, new.warnings, fills.warnings]).dropna().str.split("; ").explode()
     metadata = {

@@ -32,6 +32,8 @@ import pandas as pd
 MAX_SIGNATURES = 12
 # The identifying kinds checked for sharing: the columns of a node frame.
 SHARED_KINDS = ("cedula", "email", "mobile")
+# Particles of Spanish names ('Camila del Pilar Rojas'): written or not, they tell nobody apart.
+NAME_PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "e", "da", "do", "dos", "van", "von"})
 
 
 @dataclass(frozen=True)
@@ -136,10 +138,24 @@ def _name_list(name: str) -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def name_lists() -> tuple[frozenset[str], frozenset[str]]:
-    """(given names only, surnames only): a token found in both lists is ambiguous and in neither."""
+def name_lists() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
+    """(given names only, surnames only, tokens that are both: Carlos, David, Cruz, León...)."""
     given, surnames = _name_list("given_names.txt"), _name_list("surnames.txt")
-    return given - surnames, surnames - given
+    return given - surnames, surnames - given, given & surnames
+
+
+def _dropped_parts(common: set[str], only_a: set[str], only_b: set[str]) -> bool:
+    """The two names share a given name, and one side's extra tokens can be given names while the
+    other side's are surnames, one of them surely a surname. Names sharing no given name differ
+    (a parent and a child: 'Santiago Montoya Ospina' / 'Gabriel Montoya'); siblings and twins
+    differ by given names only, never by a sure surname (Juan / Ana, Andrés / Ángel)."""
+    given, surnames, either = name_lists()
+    if not common & (given | either):
+        return False
+    for first, second in ((only_a, only_b), (only_b, only_a)):
+        if first <= given | either and second <= surnames | either and second & surnames:
+            return True
+    return False
 
 
 def _drop_initials(only_a: set[str], only_b: set[str]) -> tuple[set[str], set[str]]:
@@ -159,21 +175,19 @@ def names_differ(a: str | None, b: str | None) -> bool:
 
     A name written partly is the same name: one contains the other ('Sara Ramírez' and
     'Sara Ramírez Gómez'), or one side dropped a given name and the other a surname
-    ('María José Pérez' and 'María Pérez Gómez'). Anything else -- a different given name
-    (siblings, twins), a different surname, a typo -- differs. Exact tokens after folding:
-    a typo is a candidate for review, never a reason to merge.
+    ('María José Pérez' and 'María Pérez Gómez'; which token is which comes from the name lists
+    in `ice_pipeline/data/`). Anything else -- a different given name (siblings, twins), a
+    different surname, a typo -- differs. Exact tokens after folding: a typo is a candidate for
+    review, never a reason to merge.
     """
     if not a or not b or a == b:
         return False
-    only_a, only_b = set(a.split()), set(b.split())
+    only_a, only_b = set(a.split()) - NAME_PARTICLES, set(b.split()) - NAME_PARTICLES
     common = only_a & only_b
     only_a, only_b = _drop_initials(only_a - common, only_b - common)
     if not only_a or not only_b:
         return False
-    given, surnames = name_lists()
-    if common and ((only_a <= given and only_b <= surnames) or (only_a <= surnames and only_b <= given)):
-        return False
-    return True
+    return not _dropped_parts(common, only_a, only_b)
 
 
 # --- shared values ----------------------------------------------------------------------------

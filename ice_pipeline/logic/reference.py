@@ -18,7 +18,6 @@ import pandas as pd
 from ice_pipeline.logic import normalize as nz
 
 CREATED_COLUMNS = ["id", "reference_id", "code", "name", "attributes", "warnings"]
-EVENT_ATTRIBUTES = ("date", "city", "service")  # all strings
 
 
 def keys_of(code: object, label: object, aliases: object) -> list[str]:

@@ -28,7 +28,6 @@ PERSON_FIELDS: tuple[tuple[str, str, str], ...] = (
     ("country", "country", "country_key"),
 )
 UNIQUE_FIELDS = ("email", "cedula")
-SOURCE_TOKENS = ("CSV", "DIRECTORY")
 STORED_COLUMNS = tuple(f"stored_{c}" for c in (*(f for f, _, _ in PERSON_FIELDS), "data_source", "csv_enriched",
                                                 "original_name", "pipeline_created"))
 

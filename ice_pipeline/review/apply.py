@@ -25,8 +25,8 @@ from psycopg2.extensions import connection as Connection
 from psycopg2.extensions import cursor as Cursor
 from psycopg2.extras import RealDictCursor
 
-from ice_pipeline.assets.common import MIGRATION_LOCK_KEY
 from ice_pipeline.db import copy_into_temp, read_frame
+from ice_pipeline.locks import MIGRATION_LOCK_KEY, RUN_LOCK_KEY
 from ice_pipeline.logic.normalize import label_key
 from ice_pipeline.review import DECISIONS
 from ice_pipeline.store import review as sql
@@ -323,8 +323,6 @@ class MigrationRunning(RuntimeError):
 def apply_now(conn: Connection, wait_seconds: int = 30) -> tuple[str, ApplyResult]:
     """`ice-pipeline review apply`: apply outside a run, holding the run lock (RUN_LOCK_KEY) so that no
     migration is between resolving persons and writing their students meanwhile. Returns (run id, result)."""
-    from ice_pipeline.resources import RUN_LOCK_KEY
-
     run_id = f"review-apply-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
     conn.autocommit = True
     try:

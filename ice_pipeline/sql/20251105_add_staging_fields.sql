@@ -30,6 +30,12 @@ CREATE INDEX IF NOT EXISTS "students_data_source_idx" ON "students"("data_source
 -- Lead
 ALTER TABLE "leads" ADD COLUMN IF NOT EXISTS "program_type" VARCHAR(100);
 CREATE INDEX IF NOT EXISTS "leads_program_type_idx" ON "leads"("program_type");
+-- The pipeline's lookups (declared in schema.prisma too, so `prisma migrate diff` shows no drift):
+-- leads of a person by program (the (person, program type) lead key);
+CREATE INDEX IF NOT EXISTS "leads_ice_person_program_idx" ON "leads"("person_id", "program_type");
+-- the lead first seen at a file/sheet/row (a re-imported row keeps its person), looked up for every
+-- batch: its cost must follow the batch, not the number of leads in production.
+CREATE INDEX IF NOT EXISTS "leads_ice_source_row_idx" ON "leads"("source_file", "source_row");
 
 -- StudentDocument
 ALTER TABLE "student_documents" ADD COLUMN IF NOT EXISTS "checksum" VARCHAR(64);

@@ -150,11 +150,8 @@ DROP FUNCTION IF EXISTS ice_pipeline.email_key(text);
 DROP FUNCTION IF EXISTS ice_pipeline.name_key(text);
 DROP FUNCTION IF EXISTS ice_pipeline.phone_tail(text);
 
--- Leads of a person by program (the (person, program type) lead key).
-CREATE INDEX IF NOT EXISTS leads_ice_person_program_idx ON public.leads (person_id, program_type);
--- The lead first seen at a file/sheet/row (a re-imported row keeps its person): looked up for
--- every batch, so its cost must follow the batch, not the number of leads in production.
-CREATE INDEX IF NOT EXISTS leads_ice_source_row_idx ON public.leads (source_file, source_row);
+-- The pipeline's indexes on the bot's tables (leads_ice_person_program_idx, leads_ice_source_row_idx) are
+-- part of migration 20251105_add_staging_fields and declared in prisma/schema.prisma: no drift for Prisma.
 
 -- Evidence, not survivors (DESIGN §4): the normalized keys of every staging row ever linked to a
 -- person, so that a run re-resolves a touched person with all of its rows, as one batch would.

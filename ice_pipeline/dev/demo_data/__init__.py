@@ -21,9 +21,7 @@ Parts: ``names`` (vocabularies), ``rates`` (every probability, named),
 from ice_pipeline.dev.demo_data.generate import DemoData, generate
 from ice_pipeline.dev.demo_data.load import (
     DOCUMENT_COLUMNS,
-    FAILURE_COLUMNS,
     LEAD_COLUMNS,
-    REFERENCE_COLUMNS,
     STUDENT_COLUMNS,
     LoadResult,
     load,
@@ -32,9 +30,7 @@ from ice_pipeline.dev.demo_data.load import (
 
 __all__ = [
     "DOCUMENT_COLUMNS",
-    "FAILURE_COLUMNS",
     "LEAD_COLUMNS",
-    "REFERENCE_COLUMNS",
     "STUDENT_COLUMNS",
     "DemoData",
     "LoadResult",

@@ -74,8 +74,6 @@ DOCUMENT_COLUMNS = [
     "file_size",
     "mime_type",
 ]
-REFERENCE_COLUMNS = ["source_file", "category", "code", "label", "aliases", "attributes"]
-FAILURE_COLUMNS = ["source_file", "source_sheet", "source_row", "raw_data", "error"]
 
 
 _NULL = "\\N"  # COPY's NULL marker; the generator never produces this text as a value
