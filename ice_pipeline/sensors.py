@@ -45,12 +45,15 @@ from ice_pipeline.store.review import PENDING_DECISIONS
 
 SENSOR_NAME = "new_staging_rows"
 MINIMUM_INTERVAL_SECONDS = 60
-WATCHED_TABLES = ("staging_student", "staging_lead", "staging_document")
+WATCHED_TABLES = ("staging_student", "staging_lead", "staging_document", "staging_lead_failures")
 # Fixed strings per table (no identifiers built from data).
 LATEST_ROW = {
     "staging_student": "SELECT updated_at, id FROM staging_student ORDER BY updated_at DESC, id DESC LIMIT 1",
     "staging_lead": "SELECT updated_at, id FROM staging_lead ORDER BY updated_at DESC, id DESC LIMIT 1",
     "staging_document": "SELECT updated_at, id FROM staging_document ORDER BY updated_at DESC, id DESC LIMIT 1",
+    # Written once, never updated: its order (and watermark) is (created_at, id). A small table, no index.
+    "staging_lead_failures": "SELECT created_at, id FROM staging_lead_failures "
+                             "ORDER BY created_at DESC, id DESC LIMIT 1",
 }
 WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
 # Decisions an operator recorded (`ice-pipeline review`) that no run has applied yet: the next run

@@ -39,6 +39,9 @@ STUDENT_ROWS_REJECTED = Figure("prod_students", "rows_rejected", "student_rows_r
 LEADS_CREATED = Figure("prod_leads", "leads_created", "leads_created")
 LEADS_UPDATED = Figure("prod_leads", "leads_updated", "leads_updated")
 LEAD_ROWS_REJECTED = Figure("prod_leads", "rows_rejected", "lead_rows_rejected")
+# Rows of staging_lead_failures (issue 15): recovered as leads, or rejected (not in rows_rejected above).
+FAILURES_RECOVERED = Figure("prod_leads", "failures_recovered", "failures_recovered")
+FAILURES_UNRECOVERABLE = Figure("prod_leads", "failures_unrecoverable", "failures_unrecoverable")
 DOCUMENTS_UPLOADED = Figure("prod_documents", "documents_uploaded", "documents_uploaded")
 DOCUMENTS_SKIPPED = Figure("prod_documents", "documents_skipped", None)
 DOCUMENT_ROWS_REJECTED = Figure("prod_documents", "documents_rejected", None)

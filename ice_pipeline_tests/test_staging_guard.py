@@ -119,12 +119,14 @@ def test_with_pg_read_all_stats_the_run_reads_below_the_open_transaction_then_th
 
 def test_cap_ignores_readers_and_writers_of_other_tables(pipeline, reader):
     """Only transactions writing the watermarked staging tables hold the read back; a hidden reader or a
-    writer of staging_lead_failures does not stop the run. Without any, the cap is the check's moment."""
+    writer of staging_reference_data (read whole every run, no watermark) does not stop the run. Without any,
+    the cap is the check's moment."""
     other = psycopg2.connect(pipeline.staging_url)
     try:
         with other.cursor() as cur:
             cur.execute("SELECT count(*) FROM staging_student")
-            cur.execute("INSERT INTO staging_lead_failures (raw_data, error) VALUES ('{}', 'test')")
+            cur.execute("INSERT INTO staging_reference_data (source_file, category, code, label) "
+                        "VALUES ('test.csv', 'city', 'TEST', 'Test')")
         conn = connect(make_url(pipeline.staging_url).set(username=reader).render_as_string(hide_password=False),
                        "STAGING_DATABASE_URL", read_only=True)
         with closing(conn):

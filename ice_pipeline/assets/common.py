@@ -43,6 +43,12 @@ class StagingBatch:
     high: tuple[str, int] | None      # (updated_at, id) of the last row read, for the watermark
     retried: int = 0                  # rows read again because an earlier run could not load them yet
     limited: bool = False             # the batch limit cut it short: more rows wait for the next run
+    # staging_leads only: the lead failures (staging_lead_failures) read with it. The recovered ones are
+    # among `rows` (staging_table 'staging_lead_failures'); the rest wait in `failures_rejected` for
+    # prod_leads, which writes them and moves the failures' own watermark to `failures_high`.
+    failures_read: int = 0
+    failures_high: tuple[str, int] | None = None
+    failures_rejected: pd.DataFrame | None = None
 
     def __len__(self) -> int:
         return len(self.rows)

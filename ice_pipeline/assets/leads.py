@@ -22,12 +22,26 @@ from ice_pipeline.assets.common import (
     writer_transaction,
 )
 from ice_pipeline.db import advance_watermark, record_run, write_links, write_rejections
+from ice_pipeline.logic.failures import TABLE as FAILURES
 from ice_pipeline.logic.fit import LEAD_RULES, fit, refused_ids, row_rejections, settle_refused
-from ice_pipeline.logic.leads import FILL_FIELDS, plan_leads, resolve_service_event
+from ice_pipeline.logic.leads import (
+    FILL_FIELDS,
+    LEAD_TABLES,
+    from_row_key,
+    plan_leads,
+    resolve_service_event,
+    row_key,
+)
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store.columns import column_limits
 from ice_pipeline.store.leads import fill_leads, insert_leads, read_leads, read_linked_leads
-from ice_pipeline.summary import LEAD_ROWS_REJECTED, LEADS_CREATED, LEADS_UPDATED
+from ice_pipeline.summary import (
+    FAILURES_RECOVERED,
+    FAILURES_UNRECOVERABLE,
+    LEAD_ROWS_REJECTED,
+    LEADS_CREATED,
+    LEADS_UPDATED,
+)
 
 
 @asset(
@@ -39,18 +53,25 @@ from ice_pipeline.summary import LEAD_ROWS_REJECTED, LEADS_CREATED, LEADS_UPDATE
     description="Creates or enriches `leads`: one per (person, service, event), else (person, program type); "
     "a later sighting fills NULLs, never duplicates. Notes wider than production's column are cut, other values "
     "dropped with a warning; a row production refuses is rejected with the error's class, never the run. "
-    "Advances the staging_lead watermark with its writes.",
+    "Rows recovered from staging_lead_failures are leads like any other; the failures that cannot be are "
+    "rejected here. Advances the staging_lead and staging_lead_failures watermarks with its writes.",
 )
 def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, resolved_persons: pd.DataFrame,
                prod_services_events: dict, production_db: ProductionDatabase,
                options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
-    persons = resolved_persons[resolved_persons["staging_table"] == "staging_lead"][["staging_id", "person_id"]]
-    rows = resolve_service_event(staging_leads.rows.merge(persons, on="staging_id", how="inner"), prod_services_events)
+    keys = ["staging_table", "staging_id"]
+    persons = resolved_persons[resolved_persons["staging_table"].isin(LEAD_TABLES)][[*keys, "person_id"]]
+    rows = resolve_service_event(staging_leads.rows.merge(persons, on=keys, how="inner"), prod_services_events)
+    # From here on a row is known by one number across both lead tables (their ids overlap).
+    rows = rows.assign(staging_id=row_key(rows))
+    unrecoverable = staging_leads.failures_rejected
+    unrecoverable = unrecoverable if unrecoverable is not None else pd.DataFrame(columns=["staging_id", "reason"])
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.run_id))
-        linked = read_linked_leads(cur, rows["staging_id"])
+        linked = read_linked_leads(cur, from_row_key(rows[["staging_id"]]))
+        linked = linked.assign(staging_id=row_key(linked))[["staging_id", "linked_lead_id"]]
         loadable = fitted.loadable.merge(linked, on="staging_id", how="left")
         plan = plan_leads(loadable[["staging_id", "person_id", *FILL_FIELDS, "warnings", "linked_lead_id"]],
                           read_leads(cur, loadable["person_id"]))
@@ -63,15 +84,19 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         links, lost = settle_refused(plan.links, "lead_id", refused)
         rejected = row_rejections("staging_lead", fitted, lost)
         # A row an earlier run linked to its lead keeps that link; its new values are not applied.
-        rejected = rejected[~rejected["staging_id"].isin(linked["staging_id"])]
+        rejected = from_row_key(rejected[~rejected["staging_id"].isin(linked["staging_id"])])
         created = len(plan.new_leads) - int(plan.new_leads["lead_id"].isin(refused["entity_id"]).sum())
         updated = len(plan.updates) - int(plan.updates["lead_id"].isin(refused["entity_id"]).sum())
-        write_links(cur, links.assign(staging_table="staging_lead", entity="lead", entity_id=links["lead_id"]),
-                    context.run_id)
-        write_rejections(cur, rejected, context.run_id)
+        links = from_row_key(links)
+        write_links(cur, links.assign(entity="lead", entity_id=links["lead_id"]), context.run_id)
+        write_rejections(cur, pd.concat([rejected, unrecoverable], ignore_index=True), context.run_id)
         advance_watermark(cur, "staging_lead", staging_leads.high, context.run_id)
+        advance_watermark(cur, FAILURES, staging_leads.failures_high, context.run_id)
+        recovered = int((links["staging_table"] == FAILURES).sum())
         record_run(cur, context.run_id, {LEADS_CREATED.stats_key: created, LEADS_UPDATED.stats_key: updated,
-                                         LEAD_ROWS_REJECTED.stats_key: len(rejected)})
+                                         LEAD_ROWS_REJECTED.stats_key: len(rejected),
+                                         FAILURES_RECOVERED.stats_key: recovered,
+                                         FAILURES_UNRECOVERABLE.stats_key: len(unrecoverable)})
     fitted_warnings = fitted.warnings.dropna().str.split("; ").explode()
     metadata = {
         "dry_run": options.dry_run,
@@ -79,7 +104,12 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         "leads_updated": updated,
         "rows_linked": len(links),
         "rows_rejected": len(rejected),
-        "lead_capture_rate": rate(len(links), len(staging_leads)),
+        # (leads from staging_lead + recovered failures) / (staging_lead rows + failures read)
+        "lead_capture_rate": rate(len(links), int((staging_leads.rows["staging_table"] == "staging_lead").sum())
+                                  + staging_leads.failures_read),
+        "failures_read": staging_leads.failures_read,
+        "failures_recovered": recovered,
+        "failures_unrecoverable": len(unrecoverable),
         "unknown_service_rows": int(rows["unknown_service"].sum()),
         "unknown_event_rows": int(rows["unknown_event"].sum()),
         "matched_by": markdown_counts("matched by", links["matched_by"].value_counts()),
@@ -87,5 +117,6 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         "values_fitted": markdown_counts("value cut or dropped", fitted_warnings.value_counts()),
         "seconds": round(time.monotonic() - started, 2),
     }
-    context.log.info(f"leads: {created} created, {updated} enriched, {len(rejected)} rejected")
-    return Output(links[["staging_id", "lead_id"]], metadata=metadata)
+    context.log.info(f"leads: {created} created, {updated} enriched, {len(rejected)} rejected; lead failures: "
+                     f"{recovered} recovered, {len(unrecoverable)} unrecoverable")
+    return Output(links[["staging_table", "staging_id", "lead_id"]], metadata=metadata)

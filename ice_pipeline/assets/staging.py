@@ -10,6 +10,7 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetOut, Failure, MetadataValue, Output, multi_asset
 
 from ice_pipeline.assets.common import GROUP_STAGING, OWNERS, MigrationOptions, StagingBatch, markdown_counts
+from ice_pipeline.logic import failures as lf
 from ice_pipeline.logic.staging import batch_extent, normalize_leads, normalize_students
 from ice_pipeline.resources import MigrationLock, ProductionDatabase, StagingDatabase
 from ice_pipeline.schema import check_staging_schema
@@ -31,11 +32,37 @@ def _summary(batch: StagingBatch, normalized: pd.DataFrame | None = None) -> dic
         "more_pending": MetadataValue.bool(batch.limited),
         "watermark_after": MetadataValue.text(f"{batch.high[0]} / id {batch.high[1]}" if batch.high else "unchanged"),
     }
+    if batch.table == "staging_lead":
+        metadata["failures_read"] = batch.failures_read
+        metadata["failures_recovered_rows"] = int((batch.rows["staging_table"] == lf.TABLE).sum()) \
+            if "staging_table" in batch.rows else 0
+        metadata["failures_watermark_after"] = MetadataValue.text(
+            f"{batch.failures_high[0]} / id {batch.failures_high[1]}" if batch.failures_high else "unchanged")
     if normalized is not None:
         warnings = normalized["warnings"].dropna().str.split("; ").explode()
         metadata["warnings"] = markdown_counts("warning", warnings.value_counts())
         metadata["rejected_at_normalization"] = int(normalized["reject_reason"].notna().sum())
     return metadata
+
+
+def _add_failures(leads: StagingBatch, failures: StagingBatch, reference: pd.DataFrame) -> None:
+    """Lead failures whose raw cells give a name and an identifier join the leads, normalized by the same
+    `normalize_leads` (staging_table 'staging_lead_failures'); the others wait, as rejections, for prod_leads."""
+    recovered, rejected = lf.recover_failures(failures.rows)
+    damaged = recovered.pop("_encoding_damage").astype(bool).to_numpy()
+    normalized = normalize_leads(recovered, reference, table=lf.TABLE)
+    if damaged.any():
+        normalized.loc[damaged, "warnings"] = normalized.loc[damaged, "warnings"].map(
+            lambda w: f"{w}; {lf.ENCODING_WARNING}" if isinstance(w, str) and w else lf.ENCODING_WARNING)
+    lost = lf.unidentified(normalized).to_numpy() & normalized["reject_reason"].isna().to_numpy()
+    errors = failures.rows.set_index("id")["error"]
+    rejected = pd.concat([rejected, lf.rejections(
+        [(int(i), lf.reason(lf.NO_IDENTIFIER, errors.get(int(i)))) for i in normalized.loc[lost, "staging_id"]])],
+        ignore_index=True)
+    kept = normalized.loc[~lost]
+    leads.rows = pd.concat([leads.rows, kept], ignore_index=True) if len(kept) else leads.rows
+    leads.failures_read, leads.failures_high, leads.failures_rejected = len(failures), failures.high, rejected
+    leads.limited = leads.limited or failures.limited
 
 
 @multi_asset(
@@ -81,7 +108,7 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
             reference = store.read_reference(cur)
             cut = store.arrival_cut(cur, marks, options.limit, cap)
             since = {table: marks.get(table, BEGINNING) for table in ("staging_student", "staging_lead",
-                                                                      "staging_document")}
+                                                                      "staging_document", lf.TABLE)}
             student_retry, lead_retry = retry.get("staging_student", []), retry.get("staging_lead", [])
             document_retry = retry.get("staging_document", [])
             students = _batch("staging_student", store.read_students(cur, since["staging_student"], student_retry,
@@ -91,12 +118,17 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
             documents = _batch("staging_document", store.read_documents(
                 cur, since["staging_document"], document_retry, cap, options.limit), document_retry,
                 limit=options.limit)
+            failure_retry = retry.get(lf.TABLE, [])
+            failures = _batch(lf.TABLE, store.read_lead_failures(cur, since[lf.TABLE], failure_retry, cap,
+                                                                 options.limit), failure_retry, limit=options.limit)
         conn.rollback()
 
     # 4. Normalized, with what the run will show in the UI.
-    context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents to process")
+    context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents, "
+                     f"{len(failures)} lead failures to process")
     students.rows = normalize_students(students.rows, reference)
     leads.rows = normalize_leads(leads.rows, reference)
+    _add_failures(leads, failures, reference)
     yield Output(students, "staging_students", metadata=_summary(students, students.rows))
     yield Output(leads, "staging_leads", metadata=_summary(leads, leads.rows))
     yield Output(documents, "staging_documents", metadata=_summary(documents))

@@ -11,7 +11,8 @@ import pyarrow as pa
 
 from ice_pipeline.db import read_frame
 
-FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document"}
+FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document",
+                "staging_lead_failures": "lead"}
 ACCOUNTED_IDS = """
 SELECT 0 AS place, staging_id FROM ice_pipeline.source_links WHERE staging_table = %(table)s AND entity = %(entity)s
 UNION ALL
@@ -27,6 +28,9 @@ WATERMARK = "SELECT high_updated_at, high_id FROM ice_pipeline.watermarks WHERE 
 STAGING_IDS = {
     "staging_student": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_student",
     "staging_lead": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_lead",
+    # No updated_at: a raw row is written once; its watermark is (created_at, id).
+    "staging_lead_failures": "SELECT id, ((created_at, id) > (%(ts)s, %(id)s))::int AS pending "
+                             "FROM staging_lead_failures",
     "staging_document": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_document",
 }
 ID_TYPES = {"place": pa.int8(), "staging_id": pa.int64(), "id": pa.int64(), "pending": pa.int8()}

@@ -104,4 +104,5 @@ def build_checks() -> list[AssetChecksDefinition]:
     checks = [_rule_check(rule) for rule in RULES if rule.name not in CUSTOM_CHECKS]
     checks.append(_accounting_check("prod_students", "staging_student"))
     checks.append(_accounting_check("prod_leads", "staging_lead"))
+    checks.append(_accounting_check("prod_leads", "staging_lead_failures"))
     return [*checks, *document_checks]

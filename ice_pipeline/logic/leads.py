@@ -39,6 +39,23 @@ def program_key(frame: pd.DataFrame) -> pd.Series:
     return "pt|" + frame["person_id"].astype("string") + "|" + label_key(frame["program_type"]).fillna("")
 
 
+LEAD_TABLES = ("staging_lead", "staging_lead_failures")
+
+
+def row_key(rows: pd.DataFrame) -> pd.Series:
+    """One number per lead row across both lead tables (their ids overlap): a staging_lead row keeps its
+    id, a row recovered from staging_lead_failures takes the negated id (ids are positive)."""
+    ids = rows["staging_id"].astype("int64")
+    return ids.where(rows["staging_table"].eq("staging_lead").to_numpy(), -ids)
+
+
+def from_row_key(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` keyed by `row_key` in staging_id, with staging_table and staging_id restored."""
+    keys = frame["staging_id"].astype("int64")
+    return frame.assign(staging_table=np.where(keys.to_numpy() < 0, LEAD_TABLES[1], LEAD_TABLES[0]),
+                        staging_id=keys.abs())
+
+
 def resolve_service_event(rows: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Attach service_id / event_id through the reference names (`names`: {'service'|'event': name key -> id},
     what prod_services_events returns); a name no reference item answers to is a warning, not a failure."""

@@ -32,7 +32,7 @@ KEY_FIELDS = ("cedula", "student_number", "email", "name_key", "birth_date", "mo
 NODE_COLUMNS = ("staging_table", "staging_id", "display_name", "name_key", "name_rank", "original_name", "email",
                 "cedula", "phone", "mobile", "birth_date", "address", "address_key", "city", "city_key", "country",
                 "country_key", "student_number", "source_kind", "warnings", "updated_at")
-ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1}
+ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1, "staging_lead_failures": 2}
 CANDIDATE_EXTRAS = ("student_number", "pipeline_created", "data_source", "csv_enriched", "original_name")
 # Above this many persons carrying one value, the value is shared without reading them.
 CROWDED_VALUE_PERSONS = 20

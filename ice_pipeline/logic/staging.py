@@ -67,10 +67,13 @@ def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFr
     return out
 
 
-def normalize_leads(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
-    """Person fields plus the lead's own: program type, service, event, status, provenance."""
+def normalize_leads(rows: pd.DataFrame, reference: pd.DataFrame, table: str = "staging_lead") -> pd.DataFrame:
+    """Person fields plus the lead's own: program type, service, event, status, provenance.
+
+    `table`: staging_lead, or staging_lead_failures for rows recovered from V3's raw cells
+    (`logic.failures`), which take exactly this path."""
     out = prepare_person_rows(rows, reference)
-    out["staging_table"], out["staging_id"], out["updated_at"] = "staging_lead", rows["id"], rows["updated_at"]
+    out["staging_table"], out["staging_id"], out["updated_at"] = table, rows["id"], rows["updated_at"]
     out["program_type"] = nz.canonical_label(rows["interest_program"], alias_map(reference, "program"))
     out["service_key"] = nz.by_unique(rows["service"], nz.label_key)
     out["event_key"] = nz.by_unique(rows["event"], nz.label_key)

@@ -11,9 +11,10 @@ from ice_pipeline.db import IsolatedWrite, copy_into_temp, read_frame, write_iso
 
 # Rows re-processed (V3 changed them) keep the lead they were linked to.
 READ_LINKED_LEADS = """
-SELECT l.staging_id, l.entity_id::text AS linked_lead_id
-FROM ice_pipeline.source_links l JOIN tmp_lead_rows t ON t.staging_id = l.staging_id
-WHERE l.staging_table = 'staging_lead' AND l.entity = 'lead'
+SELECT l.staging_table, l.staging_id, l.entity_id::text AS linked_lead_id
+FROM ice_pipeline.source_links l
+JOIN tmp_lead_rows t ON t.staging_table = l.staging_table AND t.staging_id = l.staging_id
+WHERE l.entity = 'lead'
 """
 READ_LEADS = """
 SELECT l.id::text AS lead_id, l.person_id::text AS person_id, l.lead_status, l.notes, l.lead_date::text AS lead_date,
@@ -60,9 +61,11 @@ def read_leads(cur: Cursor, person_ids: pd.Series) -> pd.DataFrame:
     return existing
 
 
-def read_linked_leads(cur: Cursor, staging_ids: pd.Series) -> pd.DataFrame:
-    """staging_id, linked_lead_id of the rows already linked to a lead (a re-processed row keeps its lead)."""
-    copy_into_temp(cur, "tmp_lead_rows", {"staging_id": "bigint"}, staging_ids.to_frame("staging_id"))
+def read_linked_leads(cur: Cursor, rows: pd.DataFrame) -> pd.DataFrame:
+    """staging_table, staging_id, linked_lead_id of the rows (staging_table, staging_id: staging_lead or
+    staging_lead_failures) already linked to a lead (a re-processed row keeps its lead)."""
+    copy_into_temp(cur, "tmp_lead_rows", {"staging_table": "text", "staging_id": "bigint"},
+                   rows[["staging_table", "staging_id"]])
     linked = read_frame(cur, READ_LINKED_LEADS).astype({"staging_id": "int64"})
     cur.execute("DROP TABLE tmp_lead_rows")
     return linked

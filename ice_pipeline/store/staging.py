@@ -68,6 +68,18 @@ WHERE ((updated_at, id) > (%(since)s, %(since_id)s) AND updated_at < %(cap)s
    OR id = ANY(%(retry)s)
 ORDER BY updated_at, id
 """
+# Rows V3 could not parse, beyond their own watermark. The table has no updated_at (a raw row is
+# written once, never changed): created_at stands in for it, so the watermark is (created_at, id).
+READ_LEAD_FAILURES = """
+SELECT id, source_file, source_sheet, source_row, raw_data::text AS raw_data, error, created_at,
+       created_at AS updated_at,
+       ((created_at, id) > (%(since)s, %(since_id)s) AND created_at < %(cap)s) AS in_window
+FROM staging_lead_failures
+WHERE ((created_at, id) > (%(since)s, %(since_id)s) AND created_at < %(cap)s)
+   OR id = ANY(%(retry)s)
+ORDER BY created_at, id
+LIMIT %(limit)s
+"""
 # The batch limit counts students and leads together, in arrival order
 # (updated_at, table: students first, id) -- the order identity resolution
 # uses -- so that a backlog taken in several runs gives the same result as one
@@ -117,7 +129,8 @@ FROM pg_locks l
 LEFT JOIN pg_stat_activity a ON a.pid = l.pid
 WHERE l.locktype = 'relation'
   AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-  AND l.relation IN ('staging_student'::regclass, 'staging_lead'::regclass, 'staging_document'::regclass)
+  AND l.relation IN ('staging_student'::regclass, 'staging_lead'::regclass, 'staging_document'::regclass,
+                     'staging_lead_failures'::regclass)
   AND l.mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
   AND l.pid IS DISTINCT FROM pg_backend_pid()
 """
@@ -173,7 +186,7 @@ def open_writer_cap(conn: Connection) -> tuple[dt.datetime, int]:
     So the run reads only rows with `updated_at` below
 
     - the start of the oldest transaction holding a write lock on
-      staging_student / staging_lead / staging_document (pg_locks, readable by
+      staging_student / staging_lead / staging_document / staging_lead_failures (pg_locks, readable by
       every role; the start from pg_stat_activity.xact_start), and
     - the moment of this check: a transaction that starts between the check and
       the snapshot and is still open at the snapshot writes rows dated after it.
@@ -241,6 +254,11 @@ def read_leads(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cu
 def read_documents(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int) -> pd.DataFrame:
     """At most `limit` documents (0 = all) beyond `since` below `cap`, plus `retry`."""
     return _read(cur, READ_DOCUMENTS, since, retry, cap, limit=limit)
+
+
+def read_lead_failures(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int) -> pd.DataFrame:
+    """At most `limit` lead failures (0 = all) beyond `since` (created_at, id) below `cap`, plus `retry`."""
+    return _read(cur, READ_LEAD_FAILURES, since, retry, cap, limit=limit)
 
 
 def read_reference(cur: Cursor) -> pd.DataFrame:
