@@ -341,8 +341,9 @@ def test_sensor_launches_for_review_decisions_waiting_for_a_run(pipeline, use_en
     idle = new_staging_rows.evaluate_tick(sensor_context(dbs))
     assert not idle.run_requests
 
-    pipeline.query("INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, status, decision, "
-                   "resolved_at) VALUES ('identity_conflict', 'staging_lead', %s, 'resolved', 'new', now())", (sid,))
+    pipeline.query("INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, status, decision_kind, "
+                   "resolved_at) VALUES ('identity_conflict', 'staging_lead', %s, 'resolved', 'new_person', now())",
+                   (sid,))
     tick = new_staging_rows.evaluate_tick(sensor_context(dbs))
     assert len(tick.run_requests) == 1
     staging_only = run_key_for(staging_high_water_marks(StagingDatabase(url=dbs.staging_url)))
@@ -414,6 +415,7 @@ def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothin
 
         # The run does the work (here in process, on the same databases) and ends.
         migrate(dbs, use_env)
+        monkeypatch.setenv("DAGSTER_PG_URL", pg_dagster_home.pg_url)  # migrate() ran on an ephemeral instance
         instance.report_run_failed(queued)  # ended; how does not matter here
         for cursor in (None, tick.cursor):
             assert not sensor_tick(cursor).run_requests
