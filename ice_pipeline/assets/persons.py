@@ -8,6 +8,7 @@ person's rows (their evidence), under one batch's rules: a run sees what one bat
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
@@ -37,6 +38,7 @@ from ice_pipeline.logic import persons as lp
 from ice_pipeline.logic.fit import (
     PERSON_PLAN_RULES,
     PERSON_RULES,
+    REJECTION_COLUMNS,
     fit,
     join_warnings,
     refused_ids,
@@ -82,6 +84,7 @@ def known_shared_values(cur: Cursor) -> dict[str, dict[str, str]]:
     copy_into_temp(cur, "tmp_shared", sql.SHARED_COLUMNS, found)
     cur.execute(sql.KEEP_UNIQUE_VALUES)
     cur.execute(sql.MASK_SHARED_KEYS)
+    cur.execute("DROP TABLE tmp_shared")
     return {kind: dict(zip(group["value"], group["reason"], strict=True)) for kind, group in found.groupby("kind")}
 
 
@@ -146,14 +149,15 @@ def fit_person_rows(rows: pd.DataFrame, limits: Limits) -> pd.DataFrame:
     )
 
 
-def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, now: dt.datetime,
-                  limits: Limits) -> tuple[dict[str, int], pd.DataFrame]:
+def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, limits: Limits) -> tuple[int, int, pd.DataFrame]:
     """New persons, fills, keys, evidence, field sources and shared values, in the caller's transaction.
 
-    Returns the figures and the persons production refused (entity_id, reason, details): nothing
-    else about them is written, and the caller rejects their rows.
+    Returns the persons created and updated, and those production refused (entity_id, reason,
+    details): nothing else about them is written, and the caller rejects their rows.
     """
     plan = planned.plan
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp(3): keys compare equal to persons
     new = fit(plan.new_persons, "persons", PERSON_PLAN_RULES, limits).frame
     fills = fit(plan.updates, "persons", PERSON_PLAN_RULES, limits).frame
     inserted = write_isolating(cur, "tmp_new_persons", sql.NEW_PERSON_COLUMNS, new, sql.INSERT_PERSONS, {"now": now})
@@ -176,10 +180,9 @@ def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, now: d
     copy_into_temp(cur, "tmp_field_sources", sql.FIELD_SOURCE_COLUMNS, kept(plan.sources))
     cur.execute(sql.INSERT_FIELD_SOURCES, {"run_id": run_id})
     if len(planned.new_shared):
-        cur.execute("DROP TABLE tmp_shared")
-        copy_into_temp(cur, "tmp_shared", sql.SHARED_COLUMNS, planned.new_shared)
+        copy_into_temp(cur, "tmp_new_shared", sql.SHARED_COLUMNS, planned.new_shared)
         cur.execute(sql.INSERT_SHARED, {"run_id": run_id})
-    return {"persons_created": inserted.written, "persons_updated": filled.written}, refused
+    return inserted.written, filled.written, refused
 
 
 def lost_row_rejections(cur: Cursor, lost: pd.DataFrame) -> pd.DataFrame:
@@ -190,8 +193,89 @@ def lost_row_rejections(cur: Cursor, lost: pd.DataFrame) -> pd.DataFrame:
         before = linked_ids(cur, str(table), "person", group["staging_id"].tolist())
         group = group[~group["staging_id"].astype("int64").isin(before)]
         parts.append(rejections(str(table), group["staging_id"], group["reason"], group["details"]))
-    return pd.concat(parts, ignore_index=True) if parts else lp.person_rejections(lost.iloc[0:0].assign(
-        reject_reason=pd.Series(dtype="string"), warnings=pd.Series(dtype="string")))
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=REJECTION_COLUMNS)
+
+
+def row_links(assignment: pd.DataFrame, planned: lp.PersonResolution) -> pd.DataFrame:
+    """source_links rows of the batch's linked rows, with the warnings their values raised."""
+    warnings = planned.nodes.loc[lp.batch_rows(planned.nodes), ["staging_table", "staging_id", "warnings"]]
+    links = assignment.merge(warnings, on=["staging_table", "staging_id"], how="left")
+    return links.assign(entity="person", entity_id=links["person_id"])
+
+
+def reviews_of_written(reviews: pd.DataFrame, refused: pd.DataFrame) -> pd.DataFrame:
+    """The review items, less those about a person production refused: nothing is asked about it."""
+    if refused.empty:
+        return reviews
+    candidate = reviews.get("candidate_person_id", pd.Series(index=reviews.index, dtype=object))
+    about = reviews["person_id"].isin(refused["entity_id"]) | candidate.isin(refused["entity_id"])
+    return reviews[~about.to_numpy()]
+
+
+@dataclass
+class WrittenResolution:
+    """What resolved_persons wrote: the figures of its metadata and of ice_pipeline.runs."""
+
+    assignment: pd.DataFrame    # staging row -> person, for the rows linked (refused persons taken out)
+    rejected: pd.DataFrame      # REJECTION_COLUMNS
+    persons_created: int
+    persons_updated: int
+    rows_newly_linked: int
+    rows_in_review: int
+    review_items_added: int
+
+
+def write_resolution(cur: Cursor, planned: lp.PersonResolution, rejected: pd.DataFrame, run_id: str,
+                     limits: Limits) -> WrittenResolution:
+    """Persons, then the links, review items and rejections of every row of the batch, and the run's figures."""
+    created, updated, refused = write_persons(cur, planned, run_id, limits)
+    assignment, lost = settle_refused(planned.plan.assignment, "person_id", refused)
+    lost_rows = lost_row_rejections(cur, lost)
+    if len(lost_rows):
+        rejected = pd.concat([rejected, lost_rows], ignore_index=True)
+    linked = write_links(cur, row_links(assignment, planned), run_id)
+    reviews_added = write_reviews(cur, reviews_of_written(planned.reviews, refused), run_id)
+    write_rejections(cur, rejected, run_id)
+    in_review = int((planned.assignment.in_review & lp.batch_rows(planned.nodes)).sum())
+    record_run(cur, run_id, {PERSONS_CREATED.stats_key: created, PERSONS_UPDATED.stats_key: updated,
+                             PERSON_ROWS_IN_REVIEW.stats_key: in_review, PERSON_ROWS_REJECTED.stats_key: len(rejected)})
+    return WrittenResolution(assignment, rejected, created, updated, linked, in_review, reviews_added)
+
+
+def resolution_metadata(planned: lp.PersonResolution, written: WrittenResolution, staging_rows: int,
+                        refreshed: int) -> dict[str, object]:
+    """The asset's metadata: counts and small tables only, no personal data."""
+    plan, stats, assignment = planned.plan, planned.stats, written.assignment
+    matched_existing = assignment.loc[~assignment["is_new_person"], "person_id"].nunique()
+    by_kind = planned.reviews["kind"].value_counts() if len(planned.reviews) else pd.Series(dtype=int)
+    return {
+        "staging_rows": staging_rows,
+        "persons_created": written.persons_created,
+        "persons_updated": written.persons_updated,
+        "persons_unchanged": int(matched_existing - len(plan.updates)),
+        "rows_linked": len(assignment),
+        "rows_newly_linked": written.rows_newly_linked,
+        "rows_in_review": written.rows_in_review,
+        "rows_rejected": len(written.rejected),
+        "field_conflicts": len(plan.field_conflicts),
+        "review_items_added": written.review_items_added,
+        "matched_by": markdown_counts("matched by", assignment["matched_by"].value_counts()),
+        "rejection_reasons": markdown_counts("reason", written.rejected["reason"].value_counts()),
+        "review_by_kind": markdown_counts("kind", by_kind),
+        "field_conflicts_by_field": markdown_counts("field", plan.field_conflicts["field"].value_counts()),
+        "vetoed_joins": stats["vetoed_joins"],
+        "vetoed_joins_by_level": markdown_counts("level", {k.removeprefix("vetoed_at_"): v for k, v in stats.items()
+                                                           if k.startswith("vetoed_at_")}),
+        "shared_values": markdown_counts("kind", {k: stats[f"shared_{k}_values"] for k in lp.KIND_OF_COLUMN}),
+        "shared_values_found_now": sum(stats[f"new_shared_{k}_values"] for k in lp.KIND_OF_COLUMN),
+        "possible_false_merges": stats["possible_false_merges"],
+        "rows_waiting_for_flagged_person": stats["rows_waiting_for_flagged_person"],
+        "evidence_rows_read": stats["evidence_rows"],
+        "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates),
+                                    assignment["person_id"].nunique()),
+        "failed_rows_rate": rate(len(written.rejected), staging_rows),
+        "person_keys_refreshed": refreshed,
+    }
 
 
 @asset(
@@ -209,78 +293,18 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
                      staging_reference_data: pd.DataFrame, production_db: ProductionDatabase,
                      options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
-    run_id = context.run_id
     incoming = lp.incoming_rows(staging_students.rows, staging_leads.rows)
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp(3): keys compare equal to persons
-
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, run_id)
+        limits = column_limits(cur, context.run_id)
         rows = fit_person_rows(incoming, limits)
-        rejected = lp.person_rejections(rows)
         loadable = rows[rows["reject_reason"].isna()].reset_index(drop=True)
-        refreshed = refresh_person_keys(cur, staging_reference_data, run_id)
+        refreshed = refresh_person_keys(cur, staging_reference_data, context.run_id)
         planned = gather_and_plan(cur, context, loadable, staging_reference_data)
-        plan = planned.plan
-        written, refused = write_persons(cur, planned, run_id, now, limits)
-        assignment, lost = settle_refused(plan.assignment, "person_id", refused)
-        rejected = pd.concat([rejected, lost_row_rejections(cur, lost)], ignore_index=True)
-        staged = ~planned.nodes["is_existing"] & ~planned.nodes["is_history"]
-        warnings = planned.nodes.loc[staged, ["staging_table", "staging_id", "warnings"]]
-        links = assignment.merge(warnings, on=["staging_table", "staging_id"], how="left").assign(
-            entity="person", entity_id=assignment["person_id"])
-        linked_rows = write_links(cur, links, run_id)
-        reviews = planned.reviews
-        if len(refused):  # nothing is asked about a person that was not written
-            about = reviews["person_id"].isin(refused["entity_id"]) | reviews.get(
-                "candidate_person_id", pd.Series(index=reviews.index, dtype=object)).isin(refused["entity_id"])
-            reviews = reviews[~about.to_numpy()]
-        reviews_added = write_reviews(cur, reviews, run_id)
-        write_rejections(cur, rejected, run_id)
-        in_review = int((planned.assignment.in_review & staged.to_numpy()).sum())
-        record_run(cur, run_id, {PERSONS_CREATED.stats_key: len(plan.new_persons) - int(refused["entity_id"].isin(
-                                     plan.new_persons["person_id"]).sum()),
-                                 PERSONS_UPDATED.stats_key: len(plan.updates),
-                                 PERSON_ROWS_IN_REVIEW.stats_key: in_review,
-                                 PERSON_ROWS_REJECTED.stats_key: len(rejected)})
-    plan.assignment = assignment
-
-    matched_existing = plan.assignment[~plan.assignment["is_new_person"]]["person_id"].nunique()
-    touched = plan.assignment["person_id"].nunique()
-    by_kind = planned.reviews["kind"].value_counts() if len(planned.reviews) else pd.Series(dtype=int)
-    stats = planned.stats
-    metadata = {
-        "dry_run": options.dry_run,
-        "staging_rows": len(rows),
-        "persons_created": written["persons_created"] if not options.dry_run else len(plan.new_persons),
-        "persons_updated": written["persons_updated"] if not options.dry_run else len(plan.updates),
-        "persons_unchanged": int(matched_existing - len(plan.updates)),
-        "rows_linked": len(plan.assignment),
-        "rows_newly_linked": linked_rows,
-        "rows_in_review": in_review,
-        "rows_rejected": len(rejected),
-        "field_conflicts": len(plan.field_conflicts),
-        "review_items_added": reviews_added,
-        "matched_by": markdown_counts("matched by", plan.assignment["matched_by"].value_counts()),
-        "rejection_reasons": markdown_counts("reason", rejected["reason"].value_counts()),
-        "review_by_kind": markdown_counts("kind", by_kind),
-        "field_conflicts_by_field": markdown_counts("field", plan.field_conflicts["field"].value_counts()),
-        "vetoed_joins": stats["vetoed_joins"],
-        "vetoed_joins_by_level": markdown_counts("level", {k.removeprefix("vetoed_at_"): v for k, v in stats.items()
-                                                           if k.startswith("vetoed_at_")}),
-        "shared_values": markdown_counts("kind", {k: stats[f"shared_{k}_values"] for k in lp.KIND_OF_COLUMN}),
-        "shared_values_found_now": sum(stats[f"new_shared_{k}_values"] for k in lp.KIND_OF_COLUMN),
-        "possible_false_merges": stats["possible_false_merges"],
-        "rows_waiting_for_flagged_person": stats["rows_waiting_for_flagged_person"],
-        "evidence_rows_read": stats["evidence_rows"],
-        "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates), touched),
-        "failed_rows_rate": rate(len(rejected), len(rows)),
-        "person_keys_refreshed": refreshed,
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    context.log.info(
-        f"persons: {metadata['persons_created']} created, {metadata['persons_updated']} enriched, "
-        f"{in_review} rows to review, {len(rejected)} rejected"
-    )
-    output = plan.assignment[["staging_table", "staging_id", "person_id", "matched_by", "is_new_person"]]
-    return Output(output, metadata={k: (MetadataValue.bool(v) if isinstance(v, bool) else v) for k, v in metadata.items()})
+        written = write_resolution(cur, planned, lp.person_rejections(rows), context.run_id, limits)
+    metadata = {"dry_run": MetadataValue.bool(options.dry_run),
+                **resolution_metadata(planned, written, len(rows), refreshed),
+                "seconds": round(time.monotonic() - started, 2)}
+    context.log.info(f"persons: {written.persons_created} created, {written.persons_updated} enriched, "
+                     f"{written.rows_in_review} rows to review, {len(written.rejected)} rejected")
+    output = written.assignment[["staging_table", "staging_id", "person_id", "matched_by", "is_new_person"]]
+    return Output(output, metadata=metadata)

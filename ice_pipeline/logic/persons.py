@@ -194,13 +194,17 @@ class PersonResolution:
     stats: dict[str, int] = field(default_factory=dict)
 
 
+def batch_rows(nodes: pd.DataFrame) -> np.ndarray:
+    """Which nodes are this batch's staging rows (not existing persons, not their evidence rows)."""
+    return ~nodes["is_existing"].to_numpy(dtype=bool) & ~nodes["is_history"].to_numpy(dtype=bool)
+
+
 def _ref(nodes: pd.DataFrame, index: int) -> list:
     return [str(nodes.at[index, "staging_table"]), int(nodes.at[index, "staging_id"])]
 
 
 def _review_frames(nodes: pd.DataFrame, assignment: Assignment, plan: PersonPlan) -> pd.DataFrame:
-    staged = ~nodes["is_existing"].to_numpy() & ~nodes["is_history"].to_numpy()
-    waiting = np.flatnonzero(assignment.in_review & staged)
+    waiting = np.flatnonzero(assignment.in_review & batch_rows(nodes))
     person_of_node = {int(i): str(p) for i, p in nodes.loc[nodes["is_existing"], "person_id"].items()}
     person_of_node.update(plan.person_of_anchor)
     identity = pd.DataFrame({
@@ -231,7 +235,7 @@ def _review_frames(nodes: pd.DataFrame, assignment: Assignment, plan: PersonPlan
 
 def _row_keys(nodes: pd.DataFrame, plan: PersonPlan, shared: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Each linked batch row's own keys (placeholders already dropped), its person and what was ignored."""
-    batch = nodes[~nodes["is_existing"] & ~nodes["is_history"]]
+    batch = nodes[batch_rows(nodes)]
     linked = plan.assignment[["staging_table", "staging_id", "person_id", "matched_by"]].merge(
         batch[["staging_table", "staging_id", "cedula", "email", "name_key", "birth_date", "mobile",
                "student_number", "updated_at"]], on=["staging_table", "staging_id"], how="left")
@@ -287,8 +291,7 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
         "vetoed_joins": resolution.stats.get("vetoed_joins", 0),
         **{k: v for k, v in resolution.stats.items() if k.startswith("vetoed_at_")},
         **{f"shared_{kind}_values": len(shared.get(kind, {})) for kind in SHARED_KINDS},
-        **{f"new_shared_{kind}_values": len(found.get(kind, {})) - len(
-            set(found.get(kind, {})) & set(known_shared.get(kind, {}))) for kind in SHARED_KINDS},
+        **{f"new_shared_{kind}_values": int(new_shared["kind"].eq(kind).sum()) for kind in SHARED_KINDS},
         "possible_duplicates": len(assignment.possible_duplicates),
         "possible_false_merges": sum(len(m) for _, _, m in assignment.false_merges),
         "rows_waiting_for_flagged_person": int((assignment.review_reason[assignment.in_review] == FLAGGED_PERSON).sum()),

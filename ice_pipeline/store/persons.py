@@ -122,7 +122,7 @@ UPDATE tmp_keys k SET
 """
 INSERT_SHARED = """
 INSERT INTO ice_pipeline.shared_values (kind, value, reason, run_id)
-SELECT kind, value, reason, %(run_id)s FROM tmp_shared
+SELECT kind, value, reason, %(run_id)s FROM tmp_new_shared
 ON CONFLICT (kind, value) DO NOTHING
 """
 
