@@ -276,6 +276,25 @@ def test_chain_in_reverse_order_never_joins_two_cedulas():
     assert out.person[1] != out.person[3]
 
 
+def test_a_shared_cedula_joins_nobody_but_still_tells_two_cedulas_apart():
+    """DESIGN §4: no chain of matches joins two cédulas. A cédula two differently named people carry
+    is shared -- it joins nobody -- but it is still a cédula: the Ana Gómez who carries it is not the
+    Ana Gómez with another cédula, however her other rows chain them (found by hypothesis: adding Eva's
+    row used to make the chain 1 -(name + mobile)- 4 -(name + birth date)- 2 join two cédulas)."""
+    rows = [
+        {"id": 1, "full_name": "Ana Gómez", "cedula": "22.222.223", "phone": "3001234567"},
+        {"id": 2, "full_name": "Ana Gómez", "cedula": "11111112", "birth_date": "02/02/1991"},
+        {"id": 3, "full_name": "Eva Díaz", "cedula": "11111112"},
+        {"id": 4, "full_name": "Ana Gómez", "phone": "3001234567", "birth_date": "02/02/1991"},
+    ]
+    for order in (rows, rows[::-1], [rows[3], rows[0], rows[2], rows[1]]):
+        out = Outcome([], order)
+        assert "11111112" in out.planned.shared["cedula"]
+        assert not out.same(1, 2)
+        assert not out.same(2, 3)
+        assert out.planned.stats["vetoed_joins"] >= 1
+
+
 def test_ambiguous_row_between_two_incompatible_persons_goes_to_review():
     out = Outcome([], [
         {"id": 1, "full_name": "Ana Díaz", "birth_date": "1992-07-07", "cedula": "30111111"},

@@ -149,7 +149,8 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     `nodes` columns: is_existing (bool), linked_person_id, source_row_person_id, cedula,
     student_number, email, name_key, birth_date, mobile (keys; NA when absent), and optionally
     `owner`: the node index of the production person a row is already linked to (-1 when none;
-    an existing person owns itself). Rows of two different persons are never joined -- the
+    an existing person owns itself), and optionally `veto_cedula`: the cédulas before shared ones were
+    masked from `cedula` (they veto, they never join). Rows of two different persons are never joined -- the
     pipeline never merges production persons -- while rows of one person are joined only as
     the rules allow, so a person holding rows the rules tell apart shows as two clusters of one
     owner (`assign_persons`). Row order matters: existing persons first, then staging rows in
@@ -167,6 +168,9 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     owner = np.where(is_existing, np.arange(n), owner)
     attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
              for c in ("cedula", "student_number", "email", "birth_date")}
+    if "veto_cedula" in nodes:
+        # A shared cédula joins nothing, but still tells two cédulas apart: no chain joins two cédulas.
+        attrs["cedula"] = nodes["veto_cedula"].astype("string").to_numpy(dtype=object, na_value=None)
     stats = {"slow_components": 0, "vetoed_joins": 0}
     possible: list[tuple[int, int, int, str]] = []
     if n == 0:

@@ -276,7 +276,8 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
     new_shared = pd.DataFrame([{"kind": k, "value": v, "reason": r} for k, values in found.items()
                                for v, r in values.items() if v not in known_shared.get(k, {})],
                               columns=["kind", "value", "reason"])
-    resolution = resolve_persons(mask_shared(keys, shared).assign(owner=nodes["owner"].to_numpy()))
+    resolution = resolve_persons(mask_shared(keys, shared).assign(owner=nodes["owner"].to_numpy(),
+                                                                  veto_cedula=keys["cedula"].to_numpy()))
     assignment = assign_persons(nodes, resolution, _person_nodes(nodes, flagged_person_ids),
                                 _person_nodes(nodes, set(accepted_person_ids or ())))
     if decided_pairs:  # pairs a person already answered (or split apart) are not asked again
