@@ -63,8 +63,8 @@ SOURCE_LABEL = os.environ.get("ICE_BENCH_SOURCE_LABEL", "")
 RESULTS = REPO / "benchmarks" / "results"
 GIB = 1024 ** 3
 MIB = 1024 ** 2
-ASSET_STEPS = ("staging_tables", "prod_services_events", "resolved_persons", "prod_students", "prod_leads",
-               "prod_documents")
+ASSET_STEPS = ("staging_tables", "prod_services_events", "applied_review_decisions", "resolved_persons",
+               "person_candidates", "prod_students", "prod_leads", "prod_documents")
 FLOOR_TABLES = (("public", "persons"), ("public", "students"), ("public", "leads"),
                 ("ice_pipeline", "source_links"))
 # Pipeline-written tables that hold part of the result when the schema has them
@@ -251,18 +251,36 @@ class TreeSampler(threading.Thread):
             self.done.wait(self.interval)
 
 
-def step_seconds(dagster_home: Path, run_ids: list[str]) -> dict[str, float]:
+def step_seconds(env: dict[str, str], run_ids: list[str]) -> dict[str, float]:
     """Wall seconds per executed step (assets and asset checks), summed over the runs of one
-    `migrate` (a backlog larger than one batch takes several), from the runs' event logs."""
+    `migrate` (a backlog larger than one batch takes several), from the runs' event logs -- in the
+    instance the CLI used: DAGSTER_PG_URL's database when it is set (ice_pipeline.instance), else
+    DAGSTER_HOME's."""
     from dagster import DagsterInstance
 
-    seconds: dict[str, float] = {}
-    with DagsterInstance.from_config(str(dagster_home)) as instance:
-        for run_id in run_ids:
-            for s in instance.get_run_step_stats(run_id):
-                if s.start_time and s.end_time:
-                    seconds[s.step_key] = round(seconds.get(s.step_key, 0.0) + s.end_time - s.start_time, 2)
-    return seconds
+    names = ("DAGSTER_HOME", "DAGSTER_PG_URL", "ICE_LOCAL_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update({name: env[name] for name in names if name in env})
+    try:
+        try:
+            from ice_pipeline.instance import dagster_instance
+        except ImportError:  # a revision from before ice_pipeline.instance: DAGSTER_HOME only
+            instance = DagsterInstance.from_config(env["DAGSTER_HOME"])
+        else:
+            instance = dagster_instance()
+        seconds: dict[str, float] = {}
+        with instance:
+            for run_id in run_ids:
+                for s in instance.get_run_step_stats(run_id):
+                    if s.start_time and s.end_time:
+                        seconds[s.step_key] = round(seconds.get(s.step_key, 0.0) + s.end_time - s.start_time, 2)
+        return seconds
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 QUIET_WAIT = {"seconds": 0.0, "load": 1.0}
@@ -316,7 +334,7 @@ def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], p
     written = {t: writes_after.get(t, 0) - writes_before.get(t, 0) for t in writes_after}
     written = {t: n for t, n in written.items() if n}
     run_ids = summary.get("run_ids") or ([summary["run_id"]] if summary.get("run_id") else [])
-    steps = step_seconds(Path(env["DAGSTER_HOME"]), run_ids) if run_ids else {}
+    steps = step_seconds(env, run_ids) if run_ids else {}
     staging_rows = summary.get("staging_rows", {})
     rows_in_run = sum(int(v) for v in staging_rows.values()) if isinstance(staging_rows, dict) else 0
     result = {
