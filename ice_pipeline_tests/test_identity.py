@@ -295,6 +295,23 @@ def test_a_shared_cedula_joins_nobody_but_still_tells_two_cedulas_apart():
         assert out.planned.stats["vetoed_joins"] >= 1
 
 
+def test_a_second_conflicting_email_group_after_a_taken_email_resolves_instead_of_failing_the_run():
+    """Two e-mail groups in one conflicting component: the first gives its e-mail to its owner (the rows
+    carry another student number: review), the second ties two production persons sharing an e-mail.
+    The e-mail owner's variable used to shadow the array of node owners, and the second group raised
+    TypeError -- one row's data stopped the whole run."""
+    existing = [{"person_id": P1, "full_name": "Juan Pérez", "email": "uno@x.com", "student_number": "S-1"},
+                {"person_id": P2, "full_name": "Juan Pérez", "email": "dos@x.com"},
+                {"person_id": P3, "full_name": "Juan Pérez", "email": "dos@x.com"}]
+    out = Outcome(existing, [
+        {"id": 1, "table": "staging_student", "full_name": "Juan Pérez", "cedula": "52222222", "email": "uno@x.com",
+         "student_number": "S-2"},
+        {"id": 2, "full_name": "Juan Pérez", "cedula": "52222222", "email": "dos@x.com"},
+    ])
+    assert out.review == {1: (EMAIL_TAKEN, P1), 2: (EMAIL_TAKEN, P1)}
+    assert out.person == {}
+
+
 def test_ambiguous_row_between_two_incompatible_persons_goes_to_review():
     out = Outcome([], [
         {"id": 1, "full_name": "Ana Díaz", "birth_date": "1992-07-07", "cedula": "30111111"},

@@ -70,6 +70,12 @@ class Resolution:
     # already in production that a row shows to be one person. Never merged here: a person decides.
     possible_duplicates: list[tuple[int, int, int, str]] = field(default_factory=list)
 
+    @classmethod
+    def unresolved(cls, n: int) -> Resolution:
+        """Every node its own cluster, nothing matched, nothing in review."""
+        return cls(np.arange(n), np.full(n, None, dtype=object), np.zeros(n, dtype=bool), np.full(n, None, dtype=object),
+                   np.full(n, -1, dtype=np.int64), np.full(n, None, dtype=object), {"slow_components": 0, "vetoed_joins": 0})
+
 
 def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarray, live: np.ndarray) -> pd.DataFrame:
     """(anchor, key) pairs of a level for the live nodes.
@@ -157,12 +163,8 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     arrival order.
     """
     n = len(nodes)
-    anchor = np.arange(n)
-    matched_by = np.full(n, None, dtype=object)
-    in_review = np.zeros(n, dtype=bool)
-    review_reason = np.full(n, None, dtype=object)
-    review_candidate = np.full(n, -1, dtype=np.int64)
-    review_level = np.full(n, None, dtype=object)
+    res = Resolution.unresolved(n)
+    anchor, matched_by, in_review = res.anchor, res.matched_by, res.in_review
     is_existing = nodes["is_existing"].to_numpy(dtype=bool)
     owner = nodes["owner"].to_numpy(dtype=np.int64) if "owner" in nodes else np.full(n, -1, dtype=np.int64)
     owner = np.where(is_existing, np.arange(n), owner)
@@ -171,10 +173,8 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     if "veto_cedula" in nodes:
         # A shared cédula joins nothing, but still tells two cédulas apart: no chain joins two cédulas.
         attrs["cedula"] = nodes["veto_cedula"].astype("string").to_numpy(dtype=object, na_value=None)
-    stats = {"slow_components": 0, "vetoed_joins": 0}
-    possible: list[tuple[int, int, int, str]] = []
     if n == 0:
-        return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats)
+        return res
 
     for level, columns, stronger in LEVELS:
         pairs = _level_pairs(nodes, columns, anchor, ~in_review)
@@ -215,132 +215,163 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
         if bad_comps:
             pair_comp = comp[pair_anchor]
             for comp_id in sorted(bad_comps):
-                stats["slow_components"] += 1
+                res.stats["slow_components"] += 1
                 in_comp = pairs[pair_comp == comp_id]
                 groups = sorted((sorted(set(g)) for g in in_comp.groupby("key", sort=False)["anchor"].agg(list)),
                                 key=lambda g: g[0])
-                vetoed = _resolve_conflicted(
-                    level, stronger, groups, members[member_comp == comp_id], anchor, matched_by, owner,
-                    attrs, in_review, review_reason, review_candidate, review_level, possible,
-                )
-                stats["vetoed_joins"] += vetoed
+                vetoed = _resolve_conflicted(res, level, stronger, groups, members[member_comp == comp_id],
+                                             owner, attrs)
+                res.stats["vetoed_joins"] += vetoed
                 if vetoed:
-                    stats[f"vetoed_at_{level}"] = stats.get(f"vetoed_at_{level}", 0) + vetoed
+                    res.stats[f"vetoed_at_{level}"] = res.stats.get(f"vetoed_at_{level}", 0) + vetoed
 
     staging_first = (matched_by == None) & (owner < 0) & ~in_review  # noqa: E711
     matched_by[staging_first] = "new"
-    return Resolution(anchor, matched_by, in_review, review_reason, review_candidate, review_level, stats,
-                      possible)
+    return res
 
 
-def _resolve_conflicted(
-    level: str, stronger: tuple[str, ...], groups: list[list[int]], comp_nodes: np.ndarray, anchor: np.ndarray,
-    matched_by: np.ndarray, owner: np.ndarray, attrs: dict[str, np.ndarray], in_review: np.ndarray,
-    review_reason: np.ndarray, review_candidate: np.ndarray, review_level: np.ndarray,
-    possible: list[tuple[int, int, int, str]],
-) -> int:
-    """Exact, order-deterministic resolution of one conflicting group. Returns vetoed joins."""
-    clusters: dict[int, _SlowCluster] = {}
-    for node in comp_nodes:
-        a = int(anchor[node])
-        c = clusters.get(a)
-        if c is None:
-            c = clusters[a] = _SlowCluster(a, -1, {attr: set() for attr in stronger})
-        if owner[node] >= 0:
-            c.owner = int(owner[node])
-        for attr in stronger:
-            value = attrs[attr][node]
-            if value is not None:
-                c.sets[attr].add(value)
-    parent = {a: a for a in clusters}
+class _ConflictedGroup:
+    """The clusters of one conflicting group (the exact slow path), with a union-find over their anchors."""
 
-    def find(a: int) -> int:
+    def __init__(self, comp_nodes: np.ndarray, anchor: np.ndarray, owner: np.ndarray,
+                 attrs: dict[str, np.ndarray], stronger: tuple[str, ...]):
+        self.stronger = stronger
+        self.clusters: dict[int, _SlowCluster] = {}
+        for node in comp_nodes:
+            a = int(anchor[node])
+            c = self.clusters.get(a)
+            if c is None:
+                c = self.clusters[a] = _SlowCluster(a, -1, {attr: set() for attr in stronger})
+            if owner[node] >= 0:
+                c.owner = int(owner[node])
+            for attr in stronger:
+                value = attrs[attr][node]
+                if value is not None:
+                    c.sets[attr].add(value)
+        self.parent = {a: a for a in self.clusters}
+
+    def find(self, a: int) -> int:
+        parent = self.parent
         while parent[a] != a:
             parent[a] = parent[parent[a]]
             a = parent[a]
         return a
 
-    def merge(into: int, other: int) -> None:
-        parent[other] = into
-        target, source = clusters[into], clusters[other]
+    def merge(self, into: int, other: int) -> None:
+        self.parent[other] = into
+        target, source = self.clusters[into], self.clusters[other]
         if target.owner < 0:
             target.owner = source.owner
-        for attr in stronger:
+        for attr in self.stronger:
             target.sets[attr] |= source.sets[attr]
 
-    _compatible = _clusters_compatible
+    def compatible(self, a: int, b: int, *, existing_rule: bool = True) -> bool:
+        return _clusters_compatible(self.clusters[a], self.clusters[b], self.stronger, existing_rule=existing_rule)
 
+    def existing(self, a: int) -> bool:
+        return self.clusters[a].existing
+
+    def partners_of(self, r: int, pool: list[int]) -> list[int]:
+        return [o for o in pool if o != r and self.compatible(r, o)]
+
+
+def _resolve_conflicted(res: Resolution, level: str, stronger: tuple[str, ...], groups: list[list[int]],
+                        comp_nodes: np.ndarray, owner: np.ndarray, attrs: dict[str, np.ndarray]) -> int:
+    """Exact, order-deterministic resolution of one conflicting group of nodes. Returns vetoed joins.
+
+    `groups`: the anchors sharing one key of `level`, ordered by their first anchor. Compatible
+    clusters join; a vetoed join is counted, two production persons a row ties are recorded as a
+    possible duplicate, and what cannot be decided goes to review (`reviewed`: root -> reason, candidate).
+    """
+    group = _ConflictedGroup(comp_nodes, res.anchor, owner, attrs, stronger)
     reviewed: dict[int, tuple[str, int]] = {}
     vetoed = 0
-    for members in groups:  # anchors sharing one key, groups ordered by their first anchor
-        roots = sorted({find(a) for a in members if find(a) not in reviewed})
+    for members in groups:
+        roots = sorted({group.find(a) for a in members if group.find(a) not in reviewed})
         if len(roots) < 2:
             continue
-        cs = [clusters[r] for r in roots]
-        if all(_compatible(cs[i], cs[j], stronger) for i in range(len(cs)) for j in range(i + 1, len(cs))):
+        if all(group.compatible(roots[i], roots[j]) for i in range(len(roots)) for j in range(i + 1, len(roots))):
             for r in roots[1:]:
-                merge(roots[0], r)
+                group.merge(roots[0], r)
             continue
         vetoed += 1
-        existing_roots = [r for r in roots if clusters[r].existing]
-        for i, a in enumerate(existing_roots):
-            for b in existing_roots[i + 1:]:
-                if clusters[a].owner != clusters[b].owner and \
-                        _compatible(clusters[a], clusters[b], stronger, existing_rule=False):
-                    witness = next((int(x) for x in sorted(comp_nodes)
-                                    if owner[x] < 0 and find(int(anchor[x])) in roots), None)
-                    if witness is not None:
-                        possible.append((clusters[a].owner, clusters[b].owner, witness, level))
+        res.possible_duplicates += _persons_tied(group, roots, comp_nodes, res.anchor, owner, level)
         if level == "email":
-            # The e-mail has one owner: the existing person, else the first to arrive.
-            owner = roots[0]
-            for r in roots[1:]:
-                if _compatible(clusters[owner], clusters[r], stronger):
-                    merge(owner, r)
-                elif not clusters[r].existing:
-                    reviewed[r] = (EMAIL_TAKEN, owner)
+            _give_email_to_its_owner(group, roots, reviewed)
+        else:
+            _join_unless_ambiguous(group, roots, reviewed, AMBIGUOUS.format(level=level.replace("_", " + ")))
+    _settle_nodes(res, group, reviewed, comp_nodes, level)
+    return vetoed
+
+
+def _persons_tied(group: _ConflictedGroup, roots: list[int], comp_nodes: np.ndarray, anchor: np.ndarray,
+                  owner: np.ndarray, level: str) -> list[tuple[int, int, int, str]]:
+    """Two production persons a staging row of the group ties, that nothing tells apart: one person
+    recorded twice? Never merged here (the pipeline never merges production persons): a person decides."""
+    tied = []
+    existing_roots = [r for r in roots if group.existing(r)]
+    for i, a in enumerate(existing_roots):
+        for b in existing_roots[i + 1:]:
+            if group.clusters[a].owner != group.clusters[b].owner and group.compatible(a, b, existing_rule=False):
+                witness = next((int(x) for x in sorted(comp_nodes)
+                                if owner[x] < 0 and group.find(int(anchor[x])) in roots), None)
+                if witness is not None:
+                    tied.append((group.clusters[a].owner, group.clusters[b].owner, witness, level))
+    return tied
+
+
+def _give_email_to_its_owner(group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]]) -> None:
+    """The e-mail has one owner: the existing person, else the first to arrive. A row that cannot be
+    that owner's waits in review (EMAIL_TAKEN)."""
+    email_owner = roots[0]
+    for r in roots[1:]:
+        if group.compatible(email_owner, r):
+            group.merge(email_owner, r)
+        elif not group.existing(r):
+            reviewed[r] = (EMAIL_TAKEN, email_owner)
+
+
+def _join_unless_ambiguous(group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]],
+                           reason: str) -> None:
+    """First decide who is ambiguous, then join the rest: joining first would let the order of the
+    group decide an ambiguous row's person."""
+    for r in roots:
+        partners = group.partners_of(r, roots)
+        clashing = [p for p in partners if any(not group.compatible(p, q) for q in partners if q != p)]
+        if not clashing:
             continue
-        # First decide who is ambiguous, then join the rest: joining first
-        # would let the order of the group decide an ambiguous row's person.
-        def partners_of(r: int, pool: list[int]) -> list[int]:
-            return [o for o in pool if o != r and _compatible(clusters[r], clusters[o], stronger)]
+        if group.existing(r):
+            # An existing person two incompatible rows could both be: neither joins it
+            # (which one would depend on arrival order); both wait for a person.
+            for p in clashing:
+                if not group.existing(p):
+                    reviewed.setdefault(p, (reason, r))
+        else:
+            reviewed.setdefault(r, (reason, partners[0]))
+    remaining = [r for r in roots if r not in reviewed]
+    for r in remaining:
+        for p in group.partners_of(r, remaining):
+            a, b = sorted((group.find(r), group.find(p)))
+            if a != b and group.compatible(a, b):
+                group.merge(a, b)
 
-        reason = AMBIGUOUS.format(level=level.replace("_", " + "))
-        for r in roots:
-            partners = partners_of(r, roots)
-            clashing = [p for i, p in enumerate(partners)
-                        if any(not _compatible(clusters[p], clusters[q], stronger) for q in partners if q != p)]
-            if not clashing:
-                continue
-            if clusters[r].existing:
-                # An existing person two incompatible rows could both be: neither joins it
-                # (which one would depend on arrival order); both wait for a person.
-                for p in clashing:
-                    if not clusters[p].existing:
-                        reviewed.setdefault(p, (reason, r))
-            else:
-                reviewed.setdefault(r, (reason, partners[0]))
-        remaining = [r for r in roots if r not in reviewed]
-        for r in remaining:
-            for p in partners_of(r, remaining):
-                a, b = sorted((find(r), find(p)))
-                if a != b and _compatible(clusters[a], clusters[b], stronger):
-                    merge(a, b)
 
+def _settle_nodes(res: Resolution, group: _ConflictedGroup, reviewed: dict[int, tuple[str, int]],
+                  comp_nodes: np.ndarray, level: str) -> None:
+    """Write the group's outcome back per node: its new anchor and how it matched, or its review."""
     for node in comp_nodes:
-        old = int(anchor[node])
-        new = find(old)
+        old = int(res.anchor[node])
+        new = group.find(old)
         if new in reviewed:
             reason, candidate = reviewed[new]
-            in_review[node] = True
-            review_reason[node] = reason
-            review_candidate[node] = find(candidate)
-            review_level[node] = level
+            res.in_review[node] = True
+            res.review_reason[node] = reason
+            res.review_candidate[node] = group.find(candidate)
+            res.review_level[node] = level
             continue
         if new != old:
-            matched_by[node] = level
-            anchor[node] = new
-    return vetoed
+            res.matched_by[node] = level
+            res.anchor[node] = new
 
 
 # --- clusters onto production persons -------------------------------------------------------
