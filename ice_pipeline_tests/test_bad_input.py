@@ -20,7 +20,6 @@ import psycopg2
 import pytest
 from psycopg2.extras import Json
 
-from ice_pipeline.checks import accounting
 from ice_pipeline.db import write_isolating
 from ice_pipeline.logic.fit import CUT_MARK
 from ice_pipeline.reporting import build_report
@@ -48,20 +47,10 @@ def narrow(pipeline) -> None:
             cur.execute(f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE varchar({width})')
 
 
-def run_ok(pipeline) -> dict:
-    summary = pipeline.run()
-    assert summary["success"], summary["error"]
-    assert summary["checks_failed"] == 0, summary["failed_checks"]
-    return summary
-
-
-def assert_every_row_accounted_for(pipeline) -> None:
-    staging, production = pipeline.staging, pipeline.production
-    for table in ("staging_student", "staging_lead"):
-        figures = accounting(staging, production, table)
-        assert figures["unaccounted"] == 0 and figures["in_two_places"] == 0, (table, figures)
-        assert figures["staging_rows"] == figures["linked"] + figures["rejected"] + figures["in_review"], figures
-    assert build_report(staging, production)["healthy"]
+def assert_accounted_and_healthy(pipeline) -> None:
+    """Nothing lost (`pipeline.assert_accounted`), and `ice-pipeline report` finds production healthy."""
+    pipeline.assert_accounted()
+    assert build_report(pipeline.staging, pipeline.production)["healthy"]
 
 
 def link(pipeline, table: str, staging_id: int, entity: str) -> tuple[str, list[str]] | None:
@@ -114,8 +103,8 @@ def test_every_narrowed_column_fed_one_past_its_width(pipeline):
         lead(7, service="WAT", event=one_past("events", "name", "e")),
     ]), strict=True))
 
-    summary = run_ok(pipeline)
-    assert_every_row_accounted_for(pipeline)
+    summary = pipeline.run_ok()
+    assert_accounted_and_healthy(pipeline)
 
     # students: an identifier is never cut -- the row is rejected; descriptive values are dropped with a warning
     reason, details = rejection(pipeline, "staging_student", students["number"])
@@ -167,7 +156,7 @@ def test_every_narrowed_column_fed_one_past_its_width(pipeline):
 
     # a second run changes nothing and rejects nothing new
     before = pipeline.dump()
-    run_ok(pipeline)
+    pipeline.run_ok()
     assert pipeline.dump() == before
 
 
@@ -186,8 +175,8 @@ def test_odd_reference_attributes_are_ignored_with_a_warning_never_the_run(pipel
          "attributes": Json(attributes)},
     ])
     [lead_row] = pipeline.insert("staging_lead", [lead(0, service="WAT", event="FERIA")])
-    run_ok(pipeline)
-    assert_every_row_accounted_for(pipeline)
+    pipeline.run_ok()
+    assert_accounted_and_healthy(pipeline)
     assert pipeline.scalar("SELECT count(*) FROM services") == 1
     event = pipeline.query("SELECT event_date, location, service_id IS NOT NULL FROM events")
     assert len(event) == 1
@@ -207,8 +196,8 @@ def test_a_row_production_refuses_costs_that_row_only(pipeline):
         student(i, program="Forbidden" if i in (3, 11) else None if i == 7 else "Au Pair") for i in range(16)])
     lead_ids = pipeline.insert("staging_lead", [lead(i, notes="forbidden" if i == 5 else "ok") for i in range(9)])
 
-    summary = run_ok(pipeline)
-    assert_every_row_accounted_for(pipeline)
+    summary = pipeline.run_ok()
+    assert_accounted_and_healthy(pipeline)
     refused = {student_ids[3], student_ids[11]}
     for sid in student_ids:
         found = rejection(pipeline, "staging_student", sid)
@@ -235,8 +224,8 @@ def test_a_row_production_refuses_costs_that_row_only(pipeline):
     with pipeline.staging.cursor() as cur:
         cur.execute("UPDATE staging_lead SET notes = 'forbidden now', updated_at = now() WHERE id = %s",
                     (lead_ids[0],))
-    summary = run_ok(pipeline)
-    assert_every_row_accounted_for(pipeline)
+    summary = pipeline.run_ok()
+    assert_accounted_and_healthy(pipeline)
     assert rejection(pipeline, "staging_student", plain)[0].startswith("refused by the production database")
     assert pipeline.scalar("SELECT program FROM students WHERE person_id = (SELECT entity_id FROM "
                            "ice_pipeline.source_links WHERE staging_table = 'staging_student' AND staging_id = %s "
@@ -280,8 +269,8 @@ def test_everything_wide_and_every_kind_of_messy_value_still_runs(pipeline, narr
              source_sheet=wide, original_name=wide)]
     student_ids = pipeline.insert("staging_student", students)
     lead_ids = pipeline.insert("staging_lead", leads)
-    run_ok(pipeline)
-    assert_every_row_accounted_for(pipeline)
+    pipeline.run_ok()
+    assert_accounted_and_healthy(pipeline)
     assert pipeline.scalar("SELECT count(*) FROM services") == 0  # its name fits no column, nor an index entry
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.rejected_rows "
                            "WHERE staging_table = 'staging_reference_data'") == (2 if narrowed else 1)
@@ -294,7 +283,7 @@ def test_everything_wide_and_every_kind_of_messy_value_still_runs(pipeline, narr
     assert notes.endswith(CUT_MARK) if narrowed else notes == wide
     wide_student = student_ids[-2]
     assert (link(pipeline, "staging_student", wide_student, "student") is None) == narrowed  # the number: rejected
-    run_ok(pipeline)
+    pipeline.run_ok()
 
 
 # --- the isolating writer on its own ------------------------------------------------------------

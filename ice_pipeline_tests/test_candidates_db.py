@@ -10,11 +10,6 @@ import psycopg2
 from ice_pipeline.assets.candidates import full_scan
 
 
-def _person_of(pipeline, table: str, staging_id: int) -> str:
-    return pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = %s "
-                           "AND staging_id = %s AND entity = 'person'", (table, staging_id))
-
-
 def _duplicates(pipeline) -> list[tuple]:
     return pipeline.query("SELECT least(person_id, candidate_person_id)::text, "
                           "greatest(person_id, candidate_person_id)::text, staging_table, score, details, run_id "
@@ -34,7 +29,7 @@ def test_every_run_queues_candidates_for_the_persons_it_touched(pipeline):
     ])
     summary = pipeline.run()
     assert summary["success"] and summary["persons_created"] == 3, summary
-    a, b = sorted(_person_of(pipeline, "staging_student", i) for i in first[:2])
+    a, b = sorted(pipeline.linked("staging_student", i) for i in first[:2])
     rows = _duplicates(pipeline)
     assert [(r[0], r[1], r[2]) for r in rows] == [(a, b, None)]
     details = rows[0][4]
@@ -48,7 +43,7 @@ def test_every_run_queues_candidates_for_the_persons_it_touched(pipeline):
                                                     phone="3104445566")])
     second = pipeline.run()
     assert second["success"] and second["persons_created"] == 1, second
-    pedro = sorted([_person_of(pipeline, "staging_lead", lead), _person_of(pipeline, "staging_student", first[2])])
+    pedro = sorted([pipeline.linked("staging_lead", lead), pipeline.linked("staging_student", first[2])])
     rows = _duplicates(pipeline)
     assert len(rows) == 2
     (swap,) = [r for r in rows if [r[0], r[1]] == pedro]
@@ -78,7 +73,7 @@ def test_the_full_scan_queues_backlog_duplicates_once_and_never_a_pair_decided_n
     pipeline.query("INSERT INTO ice_pipeline.person_keys (person_id, name_key, birth_date, person_updated_at) VALUES "
                    "(%s, 'gomez laura marcela', '1994-05-17', now()), "
                    "(%s, 'castro isabella moreno', '2004-06-30', now())", (laura_bot, twin_bot))
-    laura = _person_of(pipeline, "staging_student", ids[0])
+    laura = pipeline.linked("staging_student", ids[0])
 
     dry = _scan(pipeline, "scan-dry", dry_run=True)
     assert dry["candidates_found"] == 1 and dry["candidates_queued"] == 1 and _duplicates(pipeline) == []

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from contextlib import closing
 
-import pandas as pd
-import psycopg2
 import pytest
 from dagster import AssetSelection, DagsterInstance, Definitions, define_asset_job, in_process_executor
 
@@ -58,24 +55,6 @@ def verify(instance: DagsterInstance):
     from ice_pipeline.jobs import VERIFICATION_JOB
 
     return defs.resolve_job_def(VERIFICATION_JOB).execute_in_process(instance=instance, raise_on_error=False)
-
-
-def bot_inserts_person(pipeline, **values) -> str:
-    """A person written by the bot (Prisma: client-side id and updated_at), its keys computed as the pipeline
-    computes them for persons it did not write (the refresh every run starts with)."""
-    from ice_pipeline.assets.persons import refresh_person_keys
-
-    person_id = str(uuid.uuid4())
-    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    columns = {"id": person_id, "updated_at": now, **values}
-    pipeline.query(f"INSERT INTO persons ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-                   list(columns.values()))
-    reference = pd.DataFrame({"category": [], "code": [], "label": [], "aliases": []})
-    with closing(psycopg2.connect(pipeline.production_url)) as conn:  # one transaction, as a run's
-        with conn.cursor() as cur:
-            assert refresh_person_keys(cur, reference, "bot") >= 1
-        conn.commit()
-    return person_id
 
 
 STUDENT = {"full_name": "Ana María Pérez Gómez", "email": "ana.perez@example.com", "cedula": "1.020.345.678",
@@ -128,7 +107,7 @@ def test_a_duplicate_the_bot_writes_is_found_by_a_check_only_run_and_by_verify_p
 
     # The bot writes a second person with the same cédula, spelled its own way (the unique index on
     # persons.cedula cannot see it), outside any pipeline run.
-    twin = bot_inserts_person(pipeline, full_name="ANA MARIA PEREZ", cedula="CC 1.020.345.678")
+    twin = pipeline.insert_bot_person(refresh_keys=True, full_name="ANA MARIA PEREZ", cedula="CC 1.020.345.678")
     (original,) = pipeline.query("SELECT id::text FROM persons WHERE id <> %s", (twin,))[0]
 
     alone = evaluations(check_only(instance, "resolved_persons"))

@@ -7,14 +7,8 @@ from contextlib import closing
 
 import psycopg2
 import pytest
-from typer.testing import CliRunner
 
-from ice_pipeline.cli import app
 from ice_pipeline.explain import ExplainError, explain, parse_target
-
-
-def _cli(*args: str):
-    return CliRunner().invoke(app, list(args))
 
 
 @pytest.fixture
@@ -40,17 +34,15 @@ def explained_run(pipeline):
 
 def test_a_linked_row_says_which_person_by_which_key_in_which_run(explained_run):
     pipeline, ids, lead, summary = explained_run
-    result = _cli("explain", f"staging_lead:{lead}", "--json")
-    assert result.exit_code == 0, result.output
+    result = pipeline.cli("explain", f"staging_lead:{lead}", "--json")
     row = json.loads(result.stdout)
-    person = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
-                             "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[0],))
+    person = pipeline.linked("staging_student", ids[0])
     assert row["status"] == "linked" and row["person_id"] == person and row["matched_by"] == "cedula"
     assert {link["entity"] for link in row["links"]} >= {"person", "lead"}
     assert all(link["run_id"] == summary["run_id"] for link in row["links"])
     assert isinstance(row["evidence"], dict)   # empty until resolution records evidence for the row
 
-    first = _cli("explain", f"staging_student:{ids[0]}", "--json")
+    first = pipeline.cli("explain", f"staging_student:{ids[0]}", "--json")
     assert any("birth date" in w for link in json.loads(first.stdout)["links"] for w in link["warnings"])
 
 
@@ -70,14 +62,13 @@ def test_a_row_in_review_and_a_rejected_row_say_why(explained_run):
         assert waiting["status"] == "linked" and waiting["person_id"] is not None
     assert rejected["status"] == "rejected" and rejected["rejection"]["reason"] == "name has no letters"
     assert unknown["status"] == "not processed yet"
-    assert _cli("explain", "staging_student:999999").exit_code == 1
+    pipeline.cli("explain", "staging_student:999999", code=1)
 
 
 def test_a_person_lists_its_rows_fields_and_open_review_items(explained_run):
     pipeline, ids, lead, summary = explained_run
-    ana = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
-                          "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[0],))
-    result = json.loads(_cli("explain", f"person:{ana}", "--json").stdout)
+    ana = pipeline.linked("staging_student", ids[0])
+    result = json.loads(pipeline.cli("explain", f"person:{ana}", "--json").stdout)
     assert result["exists"]
     assert {(r["staging_table"], r["staging_id"]) for r in result["linked_rows"]} == {
         ("staging_student", ids[0]), ("staging_lead", lead)}
@@ -85,17 +76,15 @@ def test_a_person_lists_its_rows_fields_and_open_review_items(explained_run):
     assert all(r["run_id"] == summary["run_id"] for r in result["linked_rows"])
     assert isinstance(result["field_sources"], list)
 
-    carlos = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
-                             "'staging_student' AND staging_id = %s AND entity = 'person'", (ids[3],))
-    duplicate = json.loads(_cli("explain", f"person:{carlos}", "--json").stdout)
+    carlos = pipeline.linked("staging_student", ids[3])
+    duplicate = json.loads(pipeline.cli("explain", f"person:{carlos}", "--json").stdout)
     (item,) = duplicate["open_review_items"]
     assert item["kind"] == "possible_duplicate" and "cédula differs in one digit" in item["details"]["summary"]
 
     # Text: tables, and stored text printed as text, never as rich markup.
     pipeline.query("UPDATE ice_pipeline.review_queue SET reason = '[red]not markup[/red]' WHERE id = %s",
                    (item["id"],))
-    text = _cli("explain", f"person:{carlos}")
-    assert text.exit_code == 0, text.output
+    text = pipeline.cli("explain", f"person:{carlos}")
     assert "[red]not markup[/red]" in text.output and "possible_duplicate" in text.output
     assert "linked rows" in text.output
 
@@ -105,7 +94,6 @@ def test_bad_targets_are_refused_with_a_reason(pipeline):
                             ("persons:1", "unknown table"), ("staging_lead:x", "not a staging row id")):
         with pytest.raises(ExplainError, match=message):
             parse_target(target)
-    result = _cli("explain", "person:nope")
-    assert result.exit_code == 2
-    missing = _cli("explain", "person:9b2f4c1e-0000-4000-8000-00000000dead", "--json")
-    assert missing.exit_code == 1 and json.loads(missing.stdout)["exists"] is False
+    pipeline.cli("explain", "person:nope", code=2)
+    missing = pipeline.cli("explain", "person:9b2f4c1e-0000-4000-8000-00000000dead", "--json", code=1)
+    assert json.loads(missing.stdout)["exists"] is False

@@ -24,62 +24,41 @@ INSERT = {  # one statement per table and column set would be assembled from dat
 }
 
 
-def connection(pipeline, which: str):
-    """One connection per database for the whole test (hypothesis runs many examples)."""
-    attr = f"_fm_{which}"
-    if getattr(pipeline, attr, None) is None:
-        setattr(pipeline, attr, pipeline.connect(which))
-    return getattr(pipeline, attr)
-
-
-def query(pipeline, statement: str, params=None, db: str = "production") -> list[tuple]:
-    with connection(pipeline, db).cursor() as cur:
-        cur.execute(statement, params)
-        return cur.fetchall() if cur.description else []
-
-
 def load(pipeline, rows: list[Row]) -> dict[tuple[str, int], int]:
     """Insert rows in the given order (arrival order); returns (table, staging id) -> truth."""
     truth = {}
     for row in rows:
         values = {c: row.fields.get(c) for c in ("full_name", "email", "phone", "cedula", "birth_date")}
-        [(sid,)] = query(pipeline, INSERT[row.table], values, db="staging")
+        [(sid,)] = pipeline.query(INSERT[row.table], values, db="staging")
         truth[(row.table, sid)] = row.truth
     return truth
 
 
-def run(pipeline) -> dict:
-    summary = pipeline.run(limit=0)
-    assert summary["success"], summary["error"]
-    assert summary["checks_failed"] == 0, summary["failed_checks"]
-    return summary
-
-
 def persons_of_rows(pipeline) -> dict[tuple[str, int], str]:
-    return {(t, int(i)): str(p) for t, i, p in query(pipeline,
+    """Every staging row's person, the mapping `false_merges` and `pair_recall` score."""
+    return {(t, int(i)): str(p) for t, i, p in pipeline.query(
         "SELECT staging_table, staging_id, entity_id FROM ice_pipeline.source_links WHERE entity = 'person'")}
 
 
 def flagged_persons(pipeline) -> set[str]:
-    return {str(p) for (p,) in query(pipeline,
+    return {str(p) for (p,) in pipeline.query(
         "SELECT person_id FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'")}
 
 
 def review_rows(pipeline) -> set[tuple[str, int]]:
-    return {(t, int(i)) for t, i in query(pipeline,
+    return {(t, int(i)) for t, i in pipeline.query(
         "SELECT staging_table, staging_id FROM ice_pipeline.review_queue WHERE kind = 'identity_conflict' "
         "AND status = 'open'")}
 
 
 def accounted(pipeline, truth: dict) -> None:
-    """Every row linked, rejected or in review: nothing lost."""
+    """Nothing lost (`pipeline.assert_accounted`), and at the persons' level, which `false_merges` scores: every
+    row of `truth` has a person, or is rejected, or waits in review."""
+    pipeline.assert_accounted()
     linked = set(persons_of_rows(pipeline))
-    rejected = {(t, int(i)) for t, i in query(pipeline, "SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows")}
+    rejected = {(t, int(i)) for t, i in pipeline.query(
+        "SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows")}
     assert set(truth) <= linked | rejected | review_rows(pipeline)
-
-
-def scalar(pipeline, statement: str, params=None):
-    return query(pipeline, statement, params)[0][0]
 
 
 def row(table: str, truth: int, **fields) -> Row:
@@ -97,12 +76,12 @@ def test_placeholder_emails_and_cedulas_join_nobody(pipeline):
     rows = [row("staging_lead", i, full_name=name, email=email, cedula=("1234567890" if i % 2 else "0000000000"),
                 phone="3000000000") for i, (name, email) in enumerate(zip(people, placeholders, strict=True))]
     truth = load(pipeline, rows)
-    run(pipeline)
+    pipeline.run_ok(limit=0)
     assert not false_merges(persons_of_rows(pipeline), truth)
-    assert scalar(pipeline, "SELECT count(*) FROM persons") == 8
+    assert pipeline.scalar("SELECT count(*) FROM persons") == 8
     # placeholders are not stored in the unique columns, and each row says why
-    assert scalar(pipeline, "SELECT count(*) FROM persons WHERE email IS NOT NULL OR cedula IS NOT NULL") == 0
-    warnings = scalar(pipeline, "SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person' "
+    assert pipeline.scalar("SELECT count(*) FROM persons WHERE email IS NOT NULL OR cedula IS NOT NULL") == 0
+    warnings = pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person' "
                                "AND 'e-mail is a placeholder: not stored, not used to match' = ANY(warnings)")
     assert warnings == 8
 
@@ -118,13 +97,13 @@ def test_family_email_siblings_and_twins_stay_apart(pipeline):
         row("staging_lead", 2, full_name="Mateo Ospina Ruiz", email=family, phone="312 456 7788"),
     ]
     truth = load(pipeline, rows)
-    summary = run(pipeline)
+    summary = pipeline.run_ok(limit=0)
     person = persons_of_rows(pipeline)
     assert not false_merges(person, truth)
-    assert scalar(pipeline, "SELECT count(*) FROM persons") == 4
+    assert pipeline.scalar("SELECT count(*) FROM persons") == 4
     # Mateo's three rows are one person (name + birth date, then name + mobile)
     assert len({p for key, p in person.items() if truth[key] == 2}) == 1
-    assert query(pipeline, "SELECT kind, reason FROM ice_pipeline.shared_values") == [("email", "different birth dates")]
+    assert pipeline.query("SELECT kind, reason FROM ice_pipeline.shared_values") == [("email", "different birth dates")]
     assert summary["rows_in_review"] == 0
 
 
@@ -137,10 +116,10 @@ def test_namesakes_sharing_an_office_phone_stay_apart(pipeline):
         row("staging_lead", 4, full_name="Andrés Tobón", phone=office, birth_date="1990-01-01"),
     ]
     truth = load(pipeline, rows)
-    run(pipeline)
+    pipeline.run_ok(limit=0)
     assert not false_merges(persons_of_rows(pipeline), truth)
-    assert scalar(pipeline, "SELECT count(*) FROM persons") == 4
-    assert query(pipeline, "SELECT kind FROM ice_pipeline.shared_values") == [("mobile",)]
+    assert pipeline.scalar("SELECT count(*) FROM persons") == 4
+    assert pipeline.query("SELECT kind FROM ice_pipeline.shared_values") == [("mobile",)]
 
 
 ORDER_ROWS = [
@@ -154,53 +133,46 @@ ORDER_ROWS = [
 
 def test_order_one_batch_keeps_the_namesakes_apart(pipeline):
     truth = load(pipeline, ORDER_ROWS)
-    run(pipeline)
+    pipeline.run_ok(limit=0)
     person = persons_of_rows(pipeline)
     assert not false_merges(person, truth)
-    assert scalar(pipeline, "SELECT count(*) FROM persons") == 2
+    assert pipeline.scalar("SELECT count(*) FROM persons") == 2
 
 
 def test_order_over_three_runs_flags_the_false_merge_and_merges_nothing_more(pipeline):
     truth: dict = {}
     for one in ORDER_ROWS:
         truth.update(load(pipeline, [one]))
-        run(pipeline)
+        pipeline.run_ok(limit=0)
     person = persons_of_rows(pipeline)
     merged = false_merges(person, truth)
     assert merged, "the second row joins the first person: nothing contradicts it yet"
     assert set(merged) <= flagged_persons(pipeline)
-    [(details,)] = query(pipeline, "SELECT details FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'")
+    [(details,)] = pipeline.query("SELECT details FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'")
     assert details["rows"] == {"stay": [["staging_lead", 1]], "move": [["staging_lead", 2]]}
     # the third row waits for the decision instead of joining the flagged person
     assert ("staging_lead", 3) in review_rows(pipeline)
     accounted(pipeline, truth)
     # a later run changes nothing while the decision waits
     before = pipeline.dump()
-    run(pipeline)
+    pipeline.run_ok(limit=0)
     assert pipeline.dump() == before
 
 
 # --- the property: random hard worlds, in one batch or in k runs in any order ---------------------
 
 
-def reset(pipeline) -> None:
-    query(pipeline, "TRUNCATE staging_document, staging_student, staging_lead RESTART IDENTITY CASCADE", db="staging")
-    query(pipeline, "TRUNCATE student_documents, leads, students, events, services, persons CASCADE")
-    query(pipeline, "TRUNCATE ice_pipeline.source_links, ice_pipeline.rejected_rows, ice_pipeline.review_queue, "
-                   "ice_pipeline.watermarks, ice_pipeline.runs, ice_pipeline.shared_values")
-
-
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(seed=st.integers(0, 2**31 - 1), runs=st.integers(1, 3))
 def test_no_unflagged_false_merge_in_any_order_and_none_in_one_batch(pipeline, seed, runs):
-    reset(pipeline)
+    pipeline.reset()
     rows = hard_rows(seed, households=10)
     random.Random(seed).shuffle(rows)
     cuts = sorted(random.Random(seed + 1).sample(range(1, len(rows)), runs - 1)) if runs > 1 else []
     truth: dict = {}
     for chunk in (rows[a:b] for a, b in zip([0, *cuts], [*cuts, len(rows)], strict=True)):
         truth.update(load(pipeline, chunk))
-        run(pipeline)
+        pipeline.run_ok(limit=0)
     person = persons_of_rows(pipeline)
     merged = false_merges(person, truth)
     if runs == 1:
@@ -214,7 +186,7 @@ def test_recall_on_hard_data_is_measured(pipeline):
     """Not a target, a floor that catches a collapse: most sightings of one person end in one person."""
     rows = hard_rows(7, households=30)
     truth = load(pipeline, rows)
-    run(pipeline)
+    pipeline.run_ok(limit=0)
     person = persons_of_rows(pipeline)
     assert not false_merges(person, truth)
     found, total = pair_recall(person, truth)

@@ -14,7 +14,6 @@ import pandas as pd
 import pytest
 from dagster import SkipReason, build_sensor_context
 
-from ice_pipeline.checks import accounting
 from ice_pipeline.logic import failures as lf
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.sensors import new_staging_rows
@@ -99,32 +98,12 @@ def insert_failures(pipeline, names: list[str]) -> dict[str, int]:
     return dict(zip(names, ids, strict=True))
 
 
-def linked(pipeline, table: str, staging_id: int, entity: str) -> str | None:
-    return pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = %s "
-                           "AND staging_id = %s AND entity = %s", (table, staging_id, entity))
-
-
-def run_ok(pipeline) -> dict:
-    summary = pipeline.run()
-    assert summary["success"], summary["error"]
-    assert summary["checks_failed"] == 0, summary["failed_checks"]
-    return summary
-
-
-def assert_accounted(pipeline) -> None:
-    for table in ("staging_lead", "staging_lead_failures"):
-        figures = accounting(pipeline.staging, pipeline.production, table)
-        assert figures["unaccounted"] == 0 and figures["in_two_places"] == 0, (table, figures)
-        assert figures["not_processed_yet"] == 0, (table, figures)
-        assert figures["staging_rows"] == figures["linked"] + figures["rejected"] + figures["in_review"], figures
-
-
 def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pipeline):
     pipeline.insert("staging_student", [{"full_name": "Ana María Pérez Gómez", "email": "ana.perez@gmail.com",
                                          "cedula": "1.020.345.678", "student_number": "ST-1001",
                                          "source": "directory"}])
-    run_ok(pipeline)
-    ana = linked(pipeline, "staging_student", 1, "person")
+    pipeline.run_ok()
+    ana = pipeline.linked("staging_student", 1, "person")
     assert ana is not None
 
     # A staging_lead row in the same run: its id overlaps the failures' ids, each keeps its own lead.
@@ -132,23 +111,23 @@ def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pi
                                                    "interest_program": "Au Pair"}])
     ids = insert_failures(pipeline, list(RAW))
     assert lead_id in ids.values()
-    run_ok(pipeline)
+    pipeline.run_ok()
 
     # Recovered: a person and a lead each, through the same identity resolution.
-    assert linked(pipeline, "staging_lead_failures", ids["enriches"], "person") == ana
+    assert pipeline.linked("staging_lead_failures", ids["enriches"], "person") == ana
     assert pipeline.scalar("SELECT phone FROM persons WHERE id = %s", (ana,)) is not None  # enriched
     for name in ("enriches", "new_by_document", "new_english", "unsplit_line", "namesake"):
-        lead = linked(pipeline, "staging_lead_failures", ids[name], "lead")
-        person = linked(pipeline, "staging_lead_failures", ids[name], "person")
+        lead = pipeline.linked("staging_lead_failures", ids[name], "lead")
+        person = pipeline.linked("staging_lead_failures", ids[name], "person")
         assert lead is not None and person is not None, name
         assert pipeline.scalar("SELECT person_id::text FROM leads WHERE id = %s", (lead,)) == person
     assert pipeline.scalar("SELECT notes FROM leads WHERE id = %s",
-                           (linked(pipeline, "staging_lead_failures", ids["enriches"], "lead"),)) == "llamar en la tarde"
-    carlos_lead = linked(pipeline, "staging_lead", lead_id, "lead")
+                           (pipeline.linked("staging_lead_failures", ids["enriches"], "lead"),)) == "llamar en la tarde"
+    carlos_lead = pipeline.linked("staging_lead", lead_id, "lead")
     assert carlos_lead is not None and carlos_lead not in {
-        linked(pipeline, "staging_lead_failures", i, "lead") for i in ids.values()}
+        pipeline.linked("staging_lead_failures", i, "lead") for i in ids.values()}
     # No false merge: six different people, six persons; the namesake is not Ana.
-    assert linked(pipeline, "staging_lead_failures", ids["namesake"], "person") != ana
+    assert pipeline.linked("staging_lead_failures", ids["namesake"], "person") != ana
     assert pipeline.scalar("SELECT count(*) FROM persons") == 6
     assert pipeline.scalar("SELECT count(DISTINCT entity_id) FROM ice_pipeline.source_links "
                            "WHERE staging_table = 'staging_lead_failures' AND entity = 'person'") == 5
@@ -164,13 +143,13 @@ def test_failures_become_leads_or_rejections_and_a_second_run_changes_nothing(pi
     }
     stats = pipeline.scalar("SELECT stats FROM ice_pipeline.runs ORDER BY started_at DESC LIMIT 1")
     assert (stats["failures_recovered"], stats["failures_unrecoverable"]) == (5, 4)
-    assert_accounted(pipeline)
+    pipeline.assert_accounted()
 
     before = pipeline.dump()
-    summary = run_ok(pipeline)
+    summary = pipeline.run_ok()
     assert summary["leads_created"] == 0 and summary["persons_created"] == 0
     assert pipeline.dump() == before
-    assert_accounted(pipeline)
+    pipeline.assert_accounted()
 
 
 def test_sensor_launches_for_a_new_failure_row(pipeline):
@@ -181,13 +160,13 @@ def test_sensor_launches_for_a_new_failure_row(pipeline):
 
     insert_failures(pipeline, ["new_english"])
     assert len(tick().run_requests) == 1
-    run_ok(pipeline)
+    pipeline.run_ok()
     assert not tick().run_requests
     insert_failures(pipeline, ["no_name"])
     assert len(tick().run_requests) == 1  # only the failures table moved
-    run_ok(pipeline)
+    pipeline.run_ok()
     assert not tick().run_requests
-    assert_accounted(pipeline)
+    pipeline.assert_accounted()
 
 
 def test_nothing_to_launch_on_an_empty_failures_table(pipeline):
@@ -208,12 +187,12 @@ def test_a_failure_row_of_an_open_v3_transaction_is_read_once_it_commits(pipelin
             cur.execute("INSERT INTO staging_lead_failures (source_file, raw_data, error) VALUES ('late.xlsx', %s, "
                         "'row 3: expected 12 columns, got 2')", (json.dumps(RAW["new_english"][0]),))
         late = insert_failures(pipeline, ["new_by_document"])  # committed, dated after the open transaction
-        run_ok(pipeline)
-        assert linked(pipeline, "staging_lead_failures", late["new_by_document"], "lead") is None  # waits
+        pipeline.run_ok()
+        assert pipeline.linked("staging_lead_failures", late["new_by_document"], "lead") is None  # waits
         v3.commit()
     finally:
         v3.close()
-    run_ok(pipeline)
+    pipeline.run_ok()
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links "
                            "WHERE staging_table = 'staging_lead_failures' AND entity = 'lead'") == 2
-    assert_accounted(pipeline)
+    pipeline.assert_accounted()

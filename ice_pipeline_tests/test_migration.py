@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import random
-import uuid
 
 import pandas as pd
 from hypothesis import HealthCheck, given, settings
@@ -27,93 +26,18 @@ COUNT_KEYS = ("persons_created", "persons_updated", "students_created", "leads_c
 # --- helpers --------------------------------------------------------------------
 
 
-class Db:
-    """One staging and one production connection for a whole test (pipeline.query opens one per call)."""
-
-    def __init__(self, pipeline):
-        self.pipeline = pipeline
-        self.stg = pipeline.staging
-        self.prod = pipeline.production
-
-    def query(self, sql: str, params=None, db: str = "production") -> list[tuple]:
-        with (self.prod if db == "production" else self.stg).cursor() as cur:
-            cur.execute(sql, params)
-            return cur.fetchall() if cur.description else []
-
-    def scalar(self, sql: str, params=None, db: str = "production"):
-        rows = self.query(sql, params, db)
-        return rows[0][0] if rows else None
-
-    def insert(self, table: str, rows: list[dict]) -> list[int]:
-        ids = []
-        with self.stg.cursor() as cur:
-            for row in rows:
-                columns = list(row)
-                cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) "
-                            "RETURNING id", [row[c] for c in columns])
-                ids.append(cur.fetchone()[0])
-        return ids
-
-    def insert_mixed(self, rows: list[dict]) -> list[tuple[str, int]]:
-        """Rows carrying a 'table' key, inserted one by one in list order: [(table, id)]."""
-        out = []
-        for row in rows:
-            table = row["table"]
-            values = {k: v for k, v in row.items() if k not in ("table", "ref")}
-            out.append((table, self.insert(table, [values])[0]))
-        return out
-
-    def reset(self) -> None:
-        """Empty both databases (ids restart at 1), keeping the schemas."""
-        with self.stg.cursor() as cur:
-            cur.execute("TRUNCATE staging_document, staging_student, staging_lead, staging_lead_failures, "
-                        "staging_reference_data RESTART IDENTITY CASCADE")
-        tables = [t for (t,) in self.query(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-            "WHERE schemaname IN ('public', 'ice_pipeline') AND tablename NOT LIKE '%migration%' "
-            "AND tablename NOT LIKE '%schema_version%'")]
-        with self.prod.cursor() as cur:
-            cur.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
-
-    def persons(self) -> list[tuple]:
-        """Persons as comparable tuples, ids ignored."""
-        rows = self.query("SELECT full_name, email, cedula, birth_date::text, phone FROM persons")
-        return sorted(rows, key=lambda r: tuple((v is None, v or "") for v in r))
-
-    def count(self, table: str) -> int:
-        return self.scalar(f"SELECT count(*) FROM {table}")
-
-    def person_of(self, table: str, staging_id: int) -> str | None:
-        return self.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = %s "
-                           "AND staging_id = %s AND entity = 'person'", (table, staging_id))
-
-    def accounting(self, table: str) -> dict[str, int]:
-        entity = {"staging_student": "student", "staging_lead": "lead"}[table]
-        staged = self.scalar(f"SELECT count(*) FROM {table}", db="staging")
-        linked = self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.source_links "
-                             "WHERE staging_table = %s AND entity = %s", (table, entity))
-        rejected = self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.rejected_rows "
-                               "WHERE staging_table = %s", (table,))
-        review = self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.review_queue "
-                             "WHERE staging_table = %s AND kind = 'identity_conflict' AND status = 'open'", (table,))
-        return {"staging": staged, "linked": linked, "rejected": rejected, "review": review}
+def insert_mixed(pipeline, rows: list[dict]) -> list[tuple[str, int]]:
+    """Rows carrying a 'table' key, inserted one by one in list order: [(table, id)]."""
+    out = []
+    for row in rows:
+        table = row["table"]
+        values = {k: v for k, v in row.items() if k not in ("table", "ref")}
+        out.append((table, pipeline.insert(table, [values])[0]))
+    return out
 
 
-def run_ok(pipeline, **options) -> dict:
-    summary = pipeline.run(**options)
-    assert summary["success"], summary["error"]
-    assert summary["checks_failed"] == 0, summary["failed_checks"]
-    return summary
-
-
-def insert_bot_person(db: Db, **fields) -> str:
-    """A person as the ICE bot (Prisma) writes it: client-side id and updated_at, values not normalized."""
-    person_id = str(uuid.uuid4())
-    values = {"id": person_id, "updated_at": dt.datetime(2025, 1, 1), **fields}
-    columns = list(values)
-    db.query(f"INSERT INTO persons ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-             [values[c] for c in columns])
-    return person_id
+def count(pipeline, table: str) -> int:
+    return pipeline.scalar(f"SELECT count(*) FROM {table}")
 
 
 def changed_tables(before: dict, after: dict) -> dict[str, tuple[int, int]]:
@@ -121,99 +45,88 @@ def changed_tables(before: dict, after: dict) -> dict[str, tuple[int, int]]:
     return {t: (len(before[t]), len(after.get(t, []))) for t in before if before[t] != after.get(t)}
 
 
-def assert_accounting_holds(db: Db) -> None:
-    for table in ("staging_student", "staging_lead"):
-        figures = db.accounting(table)
-        assert figures["staging"] == figures["linked"] + figures["rejected"] + figures["review"], (table, figures)
-
-
 # --- the plan's three scenarios -----------------------------------------------------
 
 
 def test_new_person_is_created_with_its_fields(pipeline):
-    db = Db(pipeline)
-    [sid] = db.insert("staging_student", [{
+    [sid] = pipeline.insert("staging_student", [{
         "full_name": "MARIA RODRIGUEZ", "email": "maria@email.com", "cedula": "12345678", "birth_date": "1995-03-15",
         "phone": "300 123 4567", "address": "Calle 123 #45-67", "source": "directory+csv", "csv_enriched": True}])
-    summary = run_ok(pipeline)
-    assert db.count("persons") == 1
-    row = db.query("SELECT full_name, email, cedula, birth_date, phone, address, csv_enriched, data_source, "
-                   "original_name FROM persons")[0]
+    summary = pipeline.run_ok()
+    assert count(pipeline, "persons") == 1
+    row = pipeline.query("SELECT full_name, email, cedula, birth_date, phone, address, csv_enriched, data_source, "
+                         "original_name FROM persons")[0]
     assert row == ("Maria Rodriguez", "maria@email.com", "12345678", dt.date(1995, 3, 15), "+573001234567",
                    "Calle 123 #45-67", True, "CSV", "MARIA RODRIGUEZ")
     assert summary["persons_created"] == 1 and summary["persons_updated"] == 0
     assert summary["students_created"] == 1
-    person = db.person_of("staging_student", sid)
-    assert db.scalar("SELECT person_id::text FROM students") == person
-    assert db.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE staging_id = %s", (sid,)) == 2
+    person = pipeline.linked("staging_student", sid)
+    assert pipeline.scalar("SELECT person_id::text FROM students") == person
+    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE staging_id = %s", (sid,)) == 2
 
 
 def test_existing_person_is_enriched_not_duplicated(pipeline):
-    db = Db(pipeline)
-    person = insert_bot_person(db, full_name="Maria Rodriguez", email="maria@email.com", cedula=None, address=None,
-                               phone="3001234567")
-    db.insert("staging_lead", [{"full_name": "MARIA RODRIGUEZ", "email": "maria@email.com", "cedula": "12345678",
-                                "birth_date": "15/03/1995", "address": "Calle 123 #45-67", "interest_program": "Au Pair"}])
-    summary = run_ok(pipeline)
-    assert db.query("SELECT id::text, email, cedula, address, birth_date, phone, csv_enriched FROM persons") == [
+    person = pipeline.insert_bot_person(full_name="Maria Rodriguez", email="maria@email.com", cedula=None, address=None,
+                                        phone="3001234567")
+    pipeline.insert("staging_lead", [{"full_name": "MARIA RODRIGUEZ", "email": "maria@email.com", "cedula": "12345678",
+                                      "birth_date": "15/03/1995", "address": "Calle 123 #45-67", "interest_program": "Au Pair"}])
+    summary = pipeline.run_ok()
+    assert pipeline.query("SELECT id::text, email, cedula, address, birth_date, phone, csv_enriched FROM persons") == [
         (person, "maria@email.com", "12345678", "Calle 123 #45-67", dt.date(1995, 3, 15), "3001234567", True)]
     assert summary["persons_created"] == 0 and summary["persons_updated"] == 1
-    assert db.scalar("SELECT person_id::text FROM leads") == person
+    assert pipeline.scalar("SELECT person_id::text FROM leads") == person
 
 
 def test_same_person_twice_in_one_csv_is_one_person(pipeline):
-    db = Db(pipeline)
-    ids = db.insert("staging_lead", [
+    ids = pipeline.insert("staging_lead", [
         {"full_name": "MARIA RODRIGUEZ", "email": "maria@email.com", "cedula": "12.345.678", "interest_program": "Au Pair",
          "source_file": "leads_2024.xlsx", "source_row": 4},
         {"full_name": "María Rodríguez", "email": " Maria@Email.com", "cedula": "CC 12345678",
          "interest_program": "Au Pair", "source_file": "leads_2024.xlsx", "source_row": 19},
     ])
-    summary = run_ok(pipeline)
-    assert db.count("persons") == 1
-    assert db.scalar("SELECT full_name FROM persons") == "María Rodríguez"
-    assert db.person_of("staging_lead", ids[0]) == db.person_of("staging_lead", ids[1])
-    assert db.count("leads") == 1      # same (person, program type): the second sighting enriches, never duplicates
+    summary = pipeline.run_ok()
+    assert count(pipeline, "persons") == 1
+    assert pipeline.scalar("SELECT full_name FROM persons") == "María Rodríguez"
+    assert pipeline.linked("staging_lead", ids[0]) == pipeline.linked("staging_lead", ids[1])
+    assert count(pipeline, "leads") == 1      # same (person, program type): the second sighting enriches, never duplicates
     assert summary["persons_created"] == 1 and summary["leads_created"] == 1
 
 
 def test_program_spelled_differently_is_one_lead(pipeline):
     """(person, program type) is the lead's identity; 'WORK AND TRAVEL' and 'Work and Travel' are one program
     even when the reference data has no entry for it (labels compare by label_key, DESIGN §4)."""
-    db = Db(pipeline)
-    db.insert("staging_lead", [
+    pipeline.insert("staging_lead", [
         {"full_name": "Juan Pérez", "email": "juan@mail.com", "interest_program": "Work and Travel"},
         {"full_name": "Juan Pérez", "email": "juan@mail.com", "interest_program": "WORK AND TRAVEL"},
         {"full_name": "Juan Pérez", "email": "juan@mail.com", "interest_program": "work-and-travel"},
     ])
-    summary = run_ok(pipeline)
-    assert db.count("persons") == 1
-    assert db.query("SELECT program_type FROM leads") == [("Work and Travel",)]
+    summary = pipeline.run_ok()
+    assert count(pipeline, "persons") == 1
+    assert pipeline.query("SELECT program_type FROM leads") == [("Work and Travel",)]
     assert summary["leads_created"] == 1
 
 
 def test_bot_created_unnormalized_persons_are_found(pipeline):
     """Matching finds persons the bot stored without normalizing (DESIGN §4)."""
-    db = Db(pipeline)
-    maria = insert_bot_person(db, full_name="Maria Rodriguez", email="Maria@Mail.COM ", cedula="52.123.456")
-    decomposed = insert_bot_person(db, full_name="Mari\u0301a Rodri\u0301guez Pe\u0301rez", email="mrp@bot.co",
-                                   birth_date=dt.date(1990, 6, 1))
-    padded = insert_bot_person(db, full_name="Luis Mora", email="luis@bot.co", cedula="0080123456")
-    ids = db.insert("staging_lead", [
+    maria = pipeline.insert_bot_person(full_name="Maria Rodriguez", email="Maria@Mail.COM ", cedula="52.123.456")
+    decomposed = pipeline.insert_bot_person(full_name="Mari\u0301a Rodri\u0301guez Pe\u0301rez", email="mrp@bot.co",
+                                            birth_date=dt.date(1990, 6, 1))
+    padded = pipeline.insert_bot_person(full_name="Luis Mora", email="luis@bot.co", cedula="0080123456")
+    ids = pipeline.insert("staging_lead", [
         {"full_name": "MARIA RODRIGUEZ", "email": "maria@mail.com", "cedula": "CC 52123456"},
         {"full_name": "MARIA RODRIGUEZ PEREZ", "birth_date": "01/06/1990"},
         {"full_name": "Luis Mora", "cedula": "80.123.456"},
     ])
-    summary = run_ok(pipeline)
+    summary = pipeline.run_ok()
     found = {
-        "e-mail + cédula written by the bot": db.person_of("staging_lead", ids[0]) == maria,
-        "decomposed (NFD) name + birth date": db.person_of("staging_lead", ids[1]) == decomposed,
-        "zero-padded cédula": db.person_of("staging_lead", ids[2]) == padded,
+        "e-mail + cédula written by the bot": pipeline.linked("staging_lead", ids[0]) == maria,
+        "decomposed (NFD) name + birth date": pipeline.linked("staging_lead", ids[1]) == decomposed,
+        "zero-padded cédula": pipeline.linked("staging_lead", ids[2]) == padded,
     }
     assert found == dict.fromkeys(found, True)
-    assert db.count("persons") == 3 and summary["persons_created"] == 0
+    assert count(pipeline, "persons") == 3 and summary["persons_created"] == 0
     # stored values are kept as the bot wrote them (fill NULLs only)
-    assert db.query("SELECT email, cedula FROM persons WHERE id = %s", (maria,)) == [("Maria@Mail.COM ", "52.123.456")]
+    assert pipeline.query("SELECT email, cedula FROM persons WHERE id = %s", (maria,)) == [("Maria@Mail.COM ", "52.123.456")]
 
 
 def test_bot_persons_written_between_runs_are_found(pipeline):
@@ -222,58 +135,55 @@ def test_bot_persons_written_between_runs_are_found(pipeline):
     Prisma sets updated_at on the bot's clock; a restored or back-filled person
     keeps an old one. Either way it is in `persons` and must be found.
     """
-    db = Db(pipeline)
-    db.insert("staging_lead", [{"full_name": "Primera Persona", "email": "primera@mail.com"}])
-    run_ok(pipeline)
-    now = db.scalar("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)")
-    fresh = insert_bot_person(db, full_name="Nueva Bot", email="nueva@bot.com", updated_at=now)
-    backfilled = insert_bot_person(db, full_name="Vieja Bot", email="vieja@bot.com",
-                                   updated_at=now - dt.timedelta(hours=1))
-    ids = db.insert("staging_lead", [{"full_name": "Nueva Bot", "email": "NUEVA@bot.com", "cedula": "52111222"},
-                                     {"full_name": "Vieja Bot", "email": "VIEJA@bot.com", "cedula": "52333444"}])
+    pipeline.insert("staging_lead", [{"full_name": "Primera Persona", "email": "primera@mail.com"}])
+    pipeline.run_ok()
+    now = pipeline.scalar("SELECT (now() AT TIME ZONE 'UTC')::timestamp(3)")
+    fresh = pipeline.insert_bot_person(full_name="Nueva Bot", email="nueva@bot.com", updated_at=now)
+    backfilled = pipeline.insert_bot_person(full_name="Vieja Bot", email="vieja@bot.com",
+                                            updated_at=now - dt.timedelta(hours=1))
+    ids = pipeline.insert("staging_lead", [{"full_name": "Nueva Bot", "email": "NUEVA@bot.com", "cedula": "52111222"},
+                                           {"full_name": "Vieja Bot", "email": "VIEJA@bot.com", "cedula": "52333444"}])
     summary = pipeline.run()
     assert summary["success"], summary["error"]
-    found = {"written now": db.person_of("staging_lead", ids[0]) == fresh,
-             "updated_at one hour old": db.person_of("staging_lead", ids[1]) == backfilled}
+    found = {"written now": pipeline.linked("staging_lead", ids[0]) == fresh,
+             "updated_at one hour old": pipeline.linked("staging_lead", ids[1]) == backfilled}
     assert found == dict.fromkeys(found, True)
-    assert db.count("persons") == 3
+    assert count(pipeline, "persons") == 3
 
 
 def test_conflicting_values_go_to_review_and_never_overwrite(pipeline):
-    db = Db(pipeline)
-    person = insert_bot_person(db, full_name="Ana Gómez", email="ana@mail.com", phone="3001234567", city="Bogotá")
-    [sid] = db.insert("staging_lead", [{"full_name": "Ana Gómez", "email": "ANA@mail.com", "phone": "310 999 8877",
-                                        "address": "Cra 7 # 1-2"}])
-    run_ok(pipeline)
-    assert db.query("SELECT phone, address FROM persons WHERE id = %s", (person,)) == [("3001234567", "Cra 7 # 1-2")]
-    assert db.query("SELECT kind, staging_table, staging_id, person_id::text, existing_value, incoming_value, status "
-                    "FROM ice_pipeline.review_queue WHERE field = 'phone'") == [
+    person = pipeline.insert_bot_person(full_name="Ana Gómez", email="ana@mail.com", phone="3001234567", city="Bogotá")
+    [sid] = pipeline.insert("staging_lead", [{"full_name": "Ana Gómez", "email": "ANA@mail.com", "phone": "310 999 8877",
+                                              "address": "Cra 7 # 1-2"}])
+    pipeline.run_ok()
+    assert pipeline.query("SELECT phone, address FROM persons WHERE id = %s", (person,)) == [("3001234567", "Cra 7 # 1-2")]
+    assert pipeline.query("SELECT kind, staging_table, staging_id, person_id::text, existing_value, incoming_value, status "
+                          "FROM ice_pipeline.review_queue WHERE field = 'phone'") == [
         ("field_conflict", "staging_lead", sid, person, "3001234567", "+573109998877", "open")]
     # the row is linked all the same: a field conflict does not hold the row back
-    assert db.person_of("staging_lead", sid) == person
+    assert pipeline.linked("staging_lead", sid) == person
     # the same e-mail written differently is not a conflict
-    assert db.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE field = 'email'") == 0
+    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE field = 'email'") == 0
 
 
 def test_email_of_another_cedula_is_shared_and_the_row_is_its_own_person(pipeline):
     """A family e-mail (DESIGN §4): the mother's address on her son's row, another cédula. The e-mail
     identifies nobody; the son is a person of his own; the mother keeps it (a conflict, for review)."""
-    db = Db(pipeline)
-    owner = insert_bot_person(db, full_name="Maria Rodriguez", email="maria@mail.com", cedula="52123456")
-    [sid] = db.insert("staging_lead", [{"full_name": "Mario Rodriguez", "email": "maria@mail.com",
-                                        "cedula": "80999888", "interest_program": "Camp"}])
-    summary = run_ok(pipeline)
-    assert db.count("persons") == 2 and db.count("leads") == 1
-    son = db.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_id = %s "
-                    "AND entity = 'person'", (sid,))
+    owner = pipeline.insert_bot_person(full_name="Maria Rodriguez", email="maria@mail.com", cedula="52123456")
+    [sid] = pipeline.insert("staging_lead", [{"full_name": "Mario Rodriguez", "email": "maria@mail.com",
+                                              "cedula": "80999888", "interest_program": "Camp"}])
+    summary = pipeline.run_ok()
+    assert count(pipeline, "persons") == 2 and count(pipeline, "leads") == 1
+    son = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_id = %s "
+                          "AND entity = 'person'", (sid,))
     assert son != owner
-    assert db.query("SELECT email, cedula FROM persons WHERE id = %s", (son,)) == [(None, "80999888")]
-    assert db.query("SELECT kind, field, reason FROM ice_pipeline.review_queue WHERE staging_id = %s", (sid,)) == [
+    assert pipeline.query("SELECT email, cedula FROM persons WHERE id = %s", (son,)) == [(None, "80999888")]
+    assert pipeline.query("SELECT kind, field, reason FROM ice_pipeline.review_queue WHERE staging_id = %s", (sid,)) == [
         ("field_conflict", "email", "value held by another person")]
-    assert db.query("SELECT kind, value, reason FROM ice_pipeline.shared_values") == [
+    assert pipeline.query("SELECT kind, value, reason FROM ice_pipeline.shared_values") == [
         ("email", "maria@mail.com", "different cédulas")]
     assert summary["rows_in_review"] == 0
-    assert_accounting_holds(db)
+    pipeline.assert_accounted()
 
 
 # --- a mixed data set: dry run, real run, second run ------------------------------------
@@ -305,36 +215,33 @@ def mixed_rows() -> list[dict]:
 
 
 def test_dry_run_writes_nothing_and_predicts_the_real_run(pipeline):
-    db = Db(pipeline)
-    db.insert_mixed(mixed_rows())
+    insert_mixed(pipeline, mixed_rows())
     before = pipeline.dump()
-    dry = run_ok(pipeline, dry_run=True)
+    dry = pipeline.run_ok(dry_run=True)
     assert changed_tables(before, pipeline.dump()) == {}
-    real = run_ok(pipeline)
+    real = pipeline.run_ok()
     assert {k: dry[k] for k in COUNT_KEYS} == {k: real[k] for k in COUNT_KEYS}
     assert real["persons_created"] > 0 and real["rows_rejected"] == 2 and real["rows_in_review"] == 0
 
 
 def test_second_run_changes_nothing(pipeline):
-    db = Db(pipeline)
-    db.insert_mixed(mixed_rows())
-    first = run_ok(pipeline)
+    insert_mixed(pipeline, mixed_rows())
+    first = pipeline.run_ok()
     # María, Juan, two Carlos (landline), Laura, Pedro (María's e-mail with his own cédula: shared)
     assert first["persons_created"] == 6
     after_first = pipeline.dump()
-    second = run_ok(pipeline)
+    second = pipeline.run_ok()
     assert {k: second[k] for k in COUNT_KEYS[:4] + ("students_updated", "leads_updated")} == dict.fromkeys(
         COUNT_KEYS[:4] + ("students_updated", "leads_updated"), 0)
     assert changed_tables(after_first, pipeline.dump()) == {}
-    assert_accounting_holds(db)
+    pipeline.assert_accounted()
 
 
 def test_full_refresh_rerun_changes_nothing(pipeline):
-    db = Db(pipeline)
-    db.insert_mixed(mixed_rows())
-    run_ok(pipeline)
+    insert_mixed(pipeline, mixed_rows())
+    pipeline.run_ok()
     after_first = pipeline.dump()
-    again = run_ok(pipeline, full_refresh=True)
+    again = pipeline.run_ok(full_refresh=True)
     # re-reading every staging row finds nothing new: no entity and no link changes (updated_at included)
     changed = changed_tables(after_first, pipeline.dump())
     assert {t: n for t, n in changed.items() if t != "ice_pipeline.watermarks"} == {}
@@ -369,23 +276,25 @@ ORDER_ROWS = [
 ]
 
 
-def outcome(db: Db) -> tuple:
-    return db.persons(), db.count("students"), db.count("leads")
+def outcome(pipeline) -> tuple:
+    """Persons as comparable tuples (ids ignored), and the numbers of students and leads."""
+    rows = pipeline.query("SELECT full_name, email, cedula, birth_date::text, phone FROM persons")
+    persons = sorted(rows, key=lambda r: tuple((v is None, v or "") for v in r))
+    return persons, count(pipeline, "students"), count(pipeline, "leads")
 
 
 def test_shuffled_staging_rows_give_the_same_persons(pipeline):
-    db = Db(pipeline)
-    db.insert_mixed(ORDER_ROWS)
-    run_ok(pipeline)
-    reference = outcome(db)
+    insert_mixed(pipeline, ORDER_ROWS)
+    pipeline.run_ok()
+    reference = outcome(pipeline)
     assert len(reference[0]) == 7    # María, Juan, two Carlos (landline), two Ana (two cédulas), Luis
     for seed in (1, 2):
         rows = ORDER_ROWS[:]
         random.Random(seed).shuffle(rows)
-        db.reset()
-        db.insert_mixed(rows)
-        run_ok(pipeline)
-        assert outcome(db) == reference, f"order {seed}"
+        pipeline.reset()
+        insert_mixed(pipeline, rows)
+        pipeline.run_ok()
+        assert outcome(pipeline) == reference, f"order {seed}"
 
 
 GIVEN = ["Maria", "Jose", "Ana", "Luis", "Carmen", "Pedro", "Laura", "Andres", "Sofia", "Diego"]
@@ -459,30 +368,27 @@ def generated_persons(draw) -> list[dict]:
                                                                    HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rows=generated_persons(), k=st.integers(2, 3))
 def test_k_increments_give_the_same_result_as_one_batch(pipeline, rows, k):
-    db = getattr(pipeline, "_test_db", None) or Db(pipeline)
-    pipeline._test_db = db
-    db.reset()
-    db.insert_mixed(rows)
-    run_ok(pipeline)
-    batch = outcome(db)
+    pipeline.reset()
+    insert_mixed(pipeline, rows)
+    pipeline.run_ok()
+    batch = outcome(pipeline)
     assert len(batch[0]) == len({r["ref"] for r in rows})    # one person per generated person
 
-    db.reset()
+    pipeline.reset()
     size = -(-len(rows) // k)
     for start in range(0, len(rows), size):
-        db.insert_mixed(rows[start:start + size])
-        run_ok(pipeline)
-    assert outcome(db) == batch
-    assert_accounting_holds(db)
+        insert_mixed(pipeline, rows[start:start + size])
+        pipeline.run_ok()
+    assert outcome(pipeline) == batch
+    pipeline.assert_accounted()
 
 
 def test_limit_takes_students_and_leads_together_in_arrival_order_and_the_watermark_takes_the_rest(pipeline):
-    db = Db(pipeline)
-    db.insert_mixed(ORDER_ROWS)
+    insert_mixed(pipeline, ORDER_ROWS)
     limit = 4
     runs = 0
     while True:
-        summary = run_ok(pipeline, limit=limit)
+        summary = pipeline.run_ok(limit=limit)
         runs += 1
         taken = summary["staging_rows"]
         assert taken["students"] + taken["leads"] <= limit
@@ -491,37 +397,36 @@ def test_limit_takes_students_and_leads_together_in_arrival_order_and_the_waterm
             break
         assert runs <= 10
     assert runs == -(-len(ORDER_ROWS) // limit) + 1          # the last run finds nothing left
-    limited = outcome(db)
-    linked = db.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3")
-    db.reset()
-    db.insert_mixed(ORDER_ROWS)
-    run_ok(pipeline)
-    assert outcome(db) == limited
-    assert db.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3") == linked
+    limited = outcome(pipeline)
+    linked = pipeline.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3")
+    pipeline.reset()
+    insert_mixed(pipeline, ORDER_ROWS)
+    pipeline.run_ok()
+    assert outcome(pipeline) == limited
+    assert pipeline.query("SELECT staging_table, staging_id, entity FROM ice_pipeline.source_links ORDER BY 1, 2, 3") == linked
 
 
 def test_migrate_takes_a_backlog_in_batches_with_the_result_of_one_batch(pipeline, monkeypatch):
     """Without --limit, migrate loops runs of DEFAULT_BATCH_ROWS until nothing waits (bounded memory)."""
     from ice_pipeline import cli
 
-    db = Db(pipeline)
-    db.insert_mixed(ORDER_ROWS)
-    run_ok(pipeline, limit=0)
-    one_batch = outcome(db)
-    db.reset()
-    db.insert_mixed(ORDER_ROWS)
+    insert_mixed(pipeline, ORDER_ROWS)
+    pipeline.run_ok(limit=0)
+    one_batch = outcome(pipeline)
+    pipeline.reset()
+    insert_mixed(pipeline, ORDER_ROWS)
     monkeypatch.setattr(cli, "DEFAULT_BATCH_ROWS", 3)
     batches = []
-    summary = run_ok(pipeline, progress=batches.append)
+    summary = pipeline.run_ok(progress=batches.append)
     assert summary["runs"] == len(batches) == -(-len(ORDER_ROWS) // 3) + (len(ORDER_ROWS) % 3 == 0)
     assert len(set(summary["run_ids"])) == summary["runs"]
     assert summary["staging_rows"]["students"] + summary["staging_rows"]["leads"] == len(ORDER_ROWS)
     assert summary["persons_created"] == len(one_batch[0]) and not summary["more_pending"]
-    assert outcome(db) == one_batch
-    assert_accounting_holds(db)
+    assert outcome(pipeline) == one_batch
+    pipeline.assert_accounted()
     # a dry run shows the first batch only, and says more waits
-    db.insert_mixed(ORDER_ROWS[:4])
-    dry = run_ok(pipeline, dry_run=True)
+    insert_mixed(pipeline, ORDER_ROWS[:4])
+    dry = pipeline.run_ok(dry_run=True)
     assert dry["runs"] == 1 and dry["more_pending"]
     assert dry["staging_rows"]["students"] + dry["staging_rows"]["leads"] == 3
 
@@ -532,7 +437,6 @@ INJECTION = "'; DROP TABLE persons; --"
 
 
 def test_bad_input_is_loaded_sanitized_or_rejected_with_a_reason(pipeline):
-    db = Db(pipeline)
     long_text = "Calle 1 # 2-3 " * 715          # 10,010 characters
     rows = {
         "empty name": {"table": "staging_lead", "full_name": "", "email": "empty@mail.com"},
@@ -554,29 +458,29 @@ def test_bad_input_is_loaded_sanitized_or_rejected_with_a_reason(pipeline):
         "bidi override": {"table": "staging_lead", "full_name": "Eve\u202e Evil", "email": "eve@mail.com"},
     }
     names = list(rows)
-    inserted = dict(zip(names, db.insert_mixed(list(rows.values())), strict=True))
+    inserted = dict(zip(names, insert_mixed(pipeline, list(rows.values())), strict=True))
     summary = pipeline.run()
     assert summary["success"], summary["error"]
     assert summary["checks_failed"] == 0, summary["failed_checks"]
-    assert db.scalar("SELECT to_regclass('public.persons') IS NOT NULL")
+    assert pipeline.scalar("SELECT to_regclass('public.persons') IS NOT NULL")
 
     def person(name: str) -> dict | None:
         table, sid = inserted[name]
-        pid = db.person_of(table, sid)
+        pid = pipeline.linked(table, sid)
         if pid is None:
             return None
         cols = ["full_name", "email", "cedula", "birth_date", "address"]
-        return dict(zip(cols, db.query(f"SELECT {', '.join(cols)} FROM persons WHERE id = %s", (pid,))[0], strict=True))
+        return dict(zip(cols, pipeline.query(f"SELECT {', '.join(cols)} FROM persons WHERE id = %s", (pid,))[0], strict=True))
 
     def warnings(name: str) -> list[str]:
         table, sid = inserted[name]
-        return db.scalar("SELECT warnings FROM ice_pipeline.source_links WHERE staging_table = %s AND staging_id = %s "
-                         "AND entity = 'person'", (table, sid)) or []
+        return pipeline.scalar("SELECT warnings FROM ice_pipeline.source_links WHERE staging_table = %s AND staging_id = %s "
+                               "AND entity = 'person'", (table, sid)) or []
 
     def rejection(name: str) -> str | None:
         table, sid = inserted[name]
-        return db.scalar("SELECT reason FROM ice_pipeline.rejected_rows WHERE staging_table = %s AND staging_id = %s",
-                         (table, sid))
+        return pipeline.scalar("SELECT reason FROM ice_pipeline.rejected_rows WHERE staging_table = %s AND staging_id = %s",
+                               (table, sid))
 
     assert rejection("empty name") == "no name" and person("empty name") is None
     assert rejection("blank name") == "no name" and person("blank name") is None
@@ -585,12 +489,12 @@ def test_bad_input_is_loaded_sanitized_or_rejected_with_a_reason(pipeline):
     rosa = person("long text")
     assert rosa is not None and len(rosa["address"]) <= 1000
     assert any("address" in w for w in warnings("long text"))
-    lead_notes = db.scalar("SELECT notes FROM leads l JOIN ice_pipeline.source_links s ON s.entity_id = l.id "
-                           "WHERE s.staging_table = 'staging_lead' AND s.staging_id = %s", (inserted["long text"][1],))
+    lead_notes = pipeline.scalar("SELECT notes FROM leads l JOIN ice_pipeline.source_links s ON s.entity_id = l.id "
+                                 "WHERE s.staging_table = 'staging_lead' AND s.staging_id = %s", (inserted["long text"][1],))
     assert lead_notes is not None and set(lead_notes) == {"n"}
 
     assert person("injection")["full_name"] == INJECTION
-    assert db.scalar("SELECT count(*) FROM persons WHERE full_name = %s", (INJECTION,)) == 1
+    assert pipeline.scalar("SELECT count(*) FROM persons WHERE full_name = %s", (INJECTION,)) == 1
 
     for name in ("impossible date", "future date"):
         loaded = person(name)
@@ -599,7 +503,7 @@ def test_bad_input_is_loaded_sanitized_or_rejected_with_a_reason(pipeline):
 
     nora, nico = person("na cedula 1"), person("na cedula 2")
     assert nora["cedula"] is None and nico["cedula"] is None
-    assert db.person_of(*inserted["na cedula 1"]) != db.person_of(*inserted["na cedula 2"])
+    assert pipeline.linked(*inserted["na cedula 1"]) != pipeline.linked(*inserted["na cedula 2"])
     assert any("cédula" in w for w in warnings("na cedula 1"))
 
     no_at = person("no at")
@@ -611,7 +515,7 @@ def test_bad_input_is_loaded_sanitized_or_rejected_with_a_reason(pipeline):
     assert person("bidi override")["full_name"] == "Eve Evil"
 
     # nothing lost: every row linked, rejected with a reason, or waiting in review
-    assert_accounting_holds(db)
+    pipeline.assert_accounted()
     rejected = {name for name in names if rejection(name)}
     assert rejected == {"empty name", "blank name", "only emoji"}
     assert summary["rows_rejected"] == len(rejected)
@@ -628,14 +532,13 @@ def _pairs(groups: pd.Series) -> set[tuple[int, int]]:
 
 
 def test_demo_data_identity_resolution_is_precise_and_complete(pipeline):
-    db = Db(pipeline)
     data = demo_data.generate(800, seed=3)
-    loaded = demo_data.load(db.stg, data, pipeline.files_root)
+    loaded = demo_data.load(pipeline.staging, data, pipeline.files_root)
     truth = demo_data.truth_frame(data, loaded)
-    summary = run_ok(pipeline)
+    summary = pipeline.run_ok()
 
-    links = pd.DataFrame(db.query("SELECT staging_table, staging_id, entity_id::text FROM ice_pipeline.source_links "
-                                  "WHERE entity = 'person'"), columns=["staging_table", "staging_id", "person_id"])
+    links = pd.DataFrame(pipeline.query("SELECT staging_table, staging_id, entity_id::text FROM ice_pipeline.source_links "
+                                        "WHERE entity = 'person'"), columns=["staging_table", "staging_id", "person_id"])
     frame = truth.reset_index(drop=True).reset_index().rename(columns={"index": "row"}).merge(
         links, on=["staging_table", "staging_id"], how="left")
     predicted = _pairs(frame.dropna(subset=["person_id"]).groupby("person_id")["row"].apply(list))
@@ -649,11 +552,11 @@ def test_demo_data_identity_resolution_is_precise_and_complete(pipeline):
     assert precision >= 0.99
     assert recall >= 0.9
     assert summary["checks_failed"] == 0
-    assert_accounting_holds(db)
+    pipeline.assert_accounted()
 
     # the richest data set also runs twice without changing anything
     after_first = pipeline.dump()
-    second = run_ok(pipeline)
+    second = pipeline.run_ok()
     assert second["persons_created"] == second["persons_updated"] == 0
     assert second["students_created"] == second["leads_created"] == second["documents_uploaded"] == 0
     assert changed_tables(after_first, pipeline.dump()) == {}
@@ -662,17 +565,16 @@ def test_demo_data_identity_resolution_is_precise_and_complete(pipeline):
 def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipeline):
     """Same name and birth date, different student numbers, no cédula or e-mail on one side: two persons,
     and the blocking name+birth-date check knows why (found at a million demo persons)."""
-    db = Db(pipeline)
-    db.insert_mixed([
+    insert_mixed(pipeline, [
         {"table": "staging_student", "full_name": "Juliana Sanchez", "birth_date": "1992-12-20",
          "student_number": "ICE-2019-0000001", "source": "csv_only"},
         {"table": "staging_student", "full_name": "JULIANA SÁNCHEZ", "birth_date": "20/12/1992",
          "student_number": "ICE-2021-0000002", "cedula": "1020345111", "email": "juliana@mail.com",
          "source": "csv_only"},
     ])
-    summary = run_ok(pipeline)
+    summary = pipeline.run_ok()
     assert summary["persons_created"] == 2
-    assert db.query("SELECT student_number FROM ice_pipeline.person_keys ORDER BY 1") == [
+    assert pipeline.query("SELECT student_number FROM ice_pipeline.person_keys ORDER BY 1") == [
         ("ICE-2019-0000001",), ("ICE-2021-0000002",)]
     # `ice-pipeline report` applies the same rule to the whole database
     from ice_pipeline.reporting import build_report
@@ -681,13 +583,13 @@ def test_namesakes_told_apart_by_student_number_pass_the_duplicate_check(pipelin
     assert report["duplicates"]["persons_unique_name_birth_date"] == 0
     assert report["healthy"]
     # the same pair without student numbers is one person, as DESIGN §4 says
-    db.reset()
-    db.insert_mixed([
+    pipeline.reset()
+    insert_mixed(pipeline, [
         {"table": "staging_lead", "full_name": "Juliana Sanchez", "birth_date": "1992-12-20"},
         {"table": "staging_lead", "full_name": "JULIANA SÁNCHEZ", "birth_date": "20/12/1992",
          "cedula": "1020345111", "email": "juliana@mail.com"},
     ])
-    assert run_ok(pipeline)["persons_created"] == 1
+    assert pipeline.run_ok()["persons_created"] == 1
 
 
 def test_evidence_split_across_runs_is_flagged_as_a_possible_duplicate_and_does_not_block(pipeline):
@@ -697,19 +599,18 @@ def test_evidence_split_across_runs_is_flagged_as_a_possible_duplicate_and_does_
     persons to be one: flagged possible_duplicate (a person merges), never merged automatically,
     and the blocking name + birth date check does not stop the pipeline for it. The second person is
     found only through the cluster's key (stored name + the row's birth date), found by neither row."""
-    db = Db(pipeline)
-    db.insert_mixed([{"table": "staging_student", "full_name": "Juan Moreno Duque", "cedula": "CC. 14.682.314",
-                      "email": "moreno.juan@mail.com", "source": "csv_only"}])
-    run_ok(pipeline)
-    db.insert_mixed([{"table": "staging_lead", "full_name": "juan moreno duque", "birth_date": "23-04-2006"}])
-    assert run_ok(pipeline)["persons_created"] == 1
-    db.insert_mixed([{"table": "staging_lead", "full_name": "JUAN MORENO", "cedula": "14.682.314",
-                      "birth_date": "2006-04-23"}])
-    summary = run_ok(pipeline)
+    insert_mixed(pipeline, [{"table": "staging_student", "full_name": "Juan Moreno Duque", "cedula": "CC. 14.682.314",
+                             "email": "moreno.juan@mail.com", "source": "csv_only"}])
+    pipeline.run_ok()
+    insert_mixed(pipeline, [{"table": "staging_lead", "full_name": "juan moreno duque", "birth_date": "23-04-2006"}])
+    assert pipeline.run_ok()["persons_created"] == 1
+    insert_mixed(pipeline, [{"table": "staging_lead", "full_name": "JUAN MORENO", "cedula": "14.682.314",
+                             "birth_date": "2006-04-23"}])
+    summary = pipeline.run_ok()
     assert summary["persons_created"] == 0
-    persons = db.query("SELECT id::text, cedula FROM persons ORDER BY cedula NULLS LAST")
+    persons = pipeline.query("SELECT id::text, cedula FROM persons ORDER BY cedula NULLS LAST")
     assert len(persons) == 2
-    flagged = db.query("SELECT person_id::text, candidate_person_id::text FROM ice_pipeline.review_queue "
-                       "WHERE kind = 'possible_duplicate' AND status = 'open'")
+    flagged = pipeline.query("SELECT person_id::text, candidate_person_id::text FROM ice_pipeline.review_queue "
+                             "WHERE kind = 'possible_duplicate' AND status = 'open'")
     assert len(flagged) == 1 and set(flagged[0]) == {p for p, _ in persons}
-    assert_accounting_holds(db)
+    pipeline.assert_accounted()

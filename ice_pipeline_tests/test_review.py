@@ -11,33 +11,10 @@ from pathlib import Path
 
 import psycopg2
 import pytest
-from typer.testing import CliRunner
 
-from ice_pipeline.checks import accounting
-from ice_pipeline.cli import app
 from ice_pipeline.db import write_reviews
 from ice_pipeline.review import ReviewError, list_items, resolve_item
 from ice_pipeline.schema import REVIEW_DECISIONS_UPGRADE, sql_file
-
-runner = CliRunner()
-
-
-def cli(*args: str, code: int = 0, stdout: bool = False) -> str:
-    """The command's output as a terminal shows it (stdout and stderr), or its stdout alone (JSON)."""
-    result = runner.invoke(app, [str(a) for a in args])
-    output = result.output
-    assert result.exit_code == code, (args, result.exit_code, output, result.exception)
-    return result.stdout if stdout else output
-
-
-def _existing_person(pipeline, created_at: str = "2024-01-01", **values) -> str:
-    person_id = str(uuid.uuid4())
-    columns = ["id", "created_at", "updated_at", *values]
-    pipeline.query(
-        f"INSERT INTO persons ({', '.join(columns)}) VALUES (%s, %s, now(), {', '.join(['%s'] * len(values))})",
-        [person_id, created_at, *values.values()],
-    )
-    return person_id
 
 
 def _item(pipeline, kind: str, **values) -> int:
@@ -58,9 +35,9 @@ def _status(pipeline, item: int) -> tuple:
 def _open_conflict(pipeline) -> tuple[str, int, int]:
     """Two existing namesakes born the same day, told apart by their cédulas; a staging student with
     their name and birth date (and an e-mail) could be either: it waits for a person."""
-    first = _existing_person(pipeline, full_name="Ana Díaz", birth_date="1992-07-07", cedula="30111111")
-    second = _existing_person(pipeline, full_name="Ana Díaz", birth_date="1992-07-07", cedula="30222222",
-                              created_at="2024-02-01")
+    first = pipeline.insert_bot_person(full_name="Ana Díaz", birth_date="1992-07-07", cedula="30111111")
+    second = pipeline.insert_bot_person(full_name="Ana Díaz", birth_date="1992-07-07", cedula="30222222",
+                                        created_at="2024-02-01")
     (staging_id,) = pipeline.insert("staging_student", [dict(
         full_name="ANA DIAZ", birth_date="07/07/1992", email=" Ana.Diaz@Mail.com ", source="csv_only")])
     summary = pipeline.run()
@@ -71,40 +48,32 @@ def _open_conflict(pipeline) -> tuple[str, int, int]:
     return item["candidate_person_id"], staging_id, int(item["id"])
 
 
-def _accounted(pipeline, table: str) -> dict:
-    with closing(psycopg2.connect(pipeline.staging_url)) as s, closing(psycopg2.connect(pipeline.production_url)) as p:
-        return accounting(s, p, table)
-
-
 # --- identity_conflict ------------------------------------------------------------------------------
 
 def test_new_person_decision_creates_a_person_without_the_contested_email(pipeline):
     owner, staging_id, item = _open_conflict(pipeline)
-    cli("review", "resolve", item, "new_person")
+    pipeline.cli("review", "resolve", item, "new_person")
     assert _status(pipeline, item) == ("resolved", "new_person", None)
     summary = pipeline.run()
     assert summary["success"] and summary["persons_created"] == 1 and summary["students_created"] == 1, summary
-    person = pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links "
-                             "WHERE staging_table = 'staging_student' AND staging_id = %s AND entity = 'person'",
-                             (staging_id,))
+    person = pipeline.linked("staging_student", staging_id)
     assert person != owner
     assert pipeline.query("SELECT cedula, email FROM persons WHERE id = %s", (person,)) == [(None, "ana.diaz@mail.com")]
     assert _status(pipeline, item)[0] == "applied"
-    figures = _accounted(pipeline, "staging_student")
+    figures = pipeline.assert_accounted()["staging_student"]
     assert (figures["linked"], figures["in_review"], figures["unaccounted"]) == (1, 0, 0)
     assert pipeline.run()["persons_created"] == 0
 
 
 def test_merge_decision_links_the_row_to_the_chosen_person(pipeline):
     owner, staging_id, item = _open_conflict(pipeline)
-    cli("review", "resolve", item, "merge_into", "--person", owner)
+    pipeline.cli("review", "resolve", item, "merge_into", "--person", owner)
     # the columns, and (until every reader has switched) the old text
     assert _status(pipeline, item) == ("resolved", "merge_into", owner)
     assert pipeline.scalar("SELECT decision FROM ice_pipeline.review_queue WHERE id = %s", (item,)) == f"merge:{owner}"
     summary = pipeline.run()
     assert summary["success"] and summary["persons_created"] == 0 and summary["students_created"] == 1, summary
-    assert pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
-                           "'staging_student' AND staging_id = %s AND entity = 'person'", (staging_id,)) == owner
+    assert pipeline.linked("staging_student", staging_id) == owner
     # the chosen person keeps its cédula and gains the e-mail it lacked (fill NULLs only)
     assert pipeline.query("SELECT cedula IS NOT NULL, email FROM persons WHERE id = %s", (owner,)) == [
         (True, "ana.diaz@mail.com")]
@@ -112,17 +81,17 @@ def test_merge_decision_links_the_row_to_the_chosen_person(pipeline):
 
 def test_dismissed_row_counts_as_rejected(pipeline):
     _, staging_id, item = _open_conflict(pipeline)
-    cli("review", "resolve", item, "--dismiss")  # the first release's spelling still works
+    pipeline.cli("review", "resolve", item, "--dismiss")  # the first release's spelling still works
     assert _status(pipeline, item) == ("dismissed", "dismiss", None)
     assert pipeline.run()["success"]
     assert pipeline.scalar("SELECT reason FROM ice_pipeline.rejected_rows WHERE staging_id = %s",
                            (staging_id,)) == "dismissed in review"
-    figures = _accounted(pipeline, "staging_student")
+    figures = pipeline.assert_accounted()["staging_student"]
     assert (figures["rejected"], figures["in_review"], figures["unaccounted"]) == (1, 0, 0)
 
 
 def test_bad_decisions_are_refused_with_a_reason(pipeline):
-    owner = _existing_person(pipeline, full_name="Ana Gómez", email="ana@mail.com")
+    owner = pipeline.insert_bot_person(full_name="Ana Gómez", email="ana@mail.com")
     item = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=1,
                  candidate_person_id=owner, reason="test")
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
@@ -135,15 +104,15 @@ def test_bad_decisions_are_refused_with_a_reason(pipeline):
         with pytest.raises(ReviewError, match="does not exist"):
             resolve_item(conn, 999999, "new_person")
     # a decision of another kind names the valid ones; merge_into needs its person
-    assert "one of merge_into, new_person, dismiss" in cli("review", "resolve", item, "take_incoming", code=2)
-    assert "--person" in cli("review", "resolve", item, "merge_into", code=2)
-    assert "takes no person" in cli("review", "resolve", item, "new_person", "--person", owner, code=2)
-    cli("review", "resolve", item, "new_person")
-    assert "only open items" in cli("review", "resolve", item, "new_person", code=2)
+    assert "one of merge_into, new_person, dismiss" in pipeline.cli("review", "resolve", item, "take_incoming", code=2).output
+    assert "--person" in pipeline.cli("review", "resolve", item, "merge_into", code=2).output
+    assert "takes no person" in pipeline.cli("review", "resolve", item, "new_person", "--person", owner, code=2).output
+    pipeline.cli("review", "resolve", item, "new_person")
+    assert "only open items" in pipeline.cli("review", "resolve", item, "new_person", code=2).output
 
 
 def test_old_text_decisions_are_converted_into_columns_by_the_upgrade(pipeline):
-    person = _existing_person(pipeline, full_name="Ana Gómez")
+    person = pipeline.insert_bot_person(full_name="Ana Gómez")
     merged = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=1, status="resolved",
                    decision=f"merge:{person}")
     new = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=2, status="resolved",
@@ -165,34 +134,34 @@ def test_list_and_show_print_stored_values_literally(pipeline, monkeypatch):
     from ice_pipeline import cli as cli_module
 
     monkeypatch.setattr(cli_module.out, "width", 400)  # a wide terminal: cells are not folded
-    person = _existing_person(pipeline, full_name="[bold]Ana[/]", email="x@y.co", city="[link=http://x]Cali")
+    person = pipeline.insert_bot_person(full_name="[bold]Ana[/]", email="x@y.co", city="[link=http://x]Cali")
     item = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=7, person_id=person,
                  field="city", existing_value="[link=http://x]Cali", incoming_value="Bogotá [/]",
                  reason="differs [red]", details={"note": "[/]"})
-    listed = cli("review", "list", "--kind", "field_conflict")
+    listed = pipeline.cli("review", "list", "--kind", "field_conflict").output
     assert "[link=http://x]Cali" in listed and "Bogotá [/]" in listed and "differs [red]" in listed
-    shown = cli("review", "show", item)
+    shown = pipeline.cli("review", "show", item).output
     assert "[bold]Ana[/]" in shown and "[link=http://x]Cali" in shown and "take_incoming" in shown
-    data = json.loads(cli("review", "show", item, "--json", stdout=True))
+    data = json.loads(pipeline.cli("review", "show", item, "--json").stdout)
     assert data["details"] == {"note": "[/]"} and data["persons"][0]["full_name"] == "[bold]Ana[/]"
-    (line,) = cli("review", "list", "--json", stdout=True).splitlines()
+    (line,) = pipeline.cli("review", "list", "--json").stdout.splitlines()
     assert json.loads(line)["incoming_value"] == "Bogotá [/]"
-    assert "Unknown kind" in cli("review", "list", "--kind", "nope", code=2)
+    assert "Unknown kind" in pipeline.cli("review", "list", "--kind", "nope", code=2).output
 
 
 # --- field_conflict -----------------------------------------------------------------------------------
 
 def test_field_conflicts_take_incoming_or_keep_existing(pipeline):
-    person = _existing_person(pipeline, full_name="Ana Gómez", cedula="1020345678", phone="+573001112233",
-                              city="Cali")
+    person = pipeline.insert_bot_person(full_name="Ana Gómez", cedula="1020345678", phone="+573001112233",
+                                        city="Cali")
     (row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", cedula="1020345678",
                                                       phone="300 999 8877", city="Medellín", source="csv_only")])
     assert pipeline.run()["success"]
     items = dict(pipeline.query("SELECT field, id FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
                                 "AND person_id = %s", (person,)))
     assert {"phone", "city"} <= set(items), items
-    cli("review", "resolve", items["phone"], "take_incoming")
-    cli("review", "resolve", items["city"], "keep_existing")
+    pipeline.cli("review", "resolve", items["phone"], "take_incoming")
+    pipeline.cli("review", "resolve", items["city"], "keep_existing")
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 2, summary
     assert pipeline.query("SELECT phone, city FROM persons WHERE id = %s", (person,)) == [("+573009998877", "Cali")]
@@ -208,20 +177,20 @@ def test_field_conflicts_take_incoming_or_keep_existing(pipeline):
 
 
 def test_take_incoming_is_refused_when_another_person_holds_the_value(pipeline):
-    holder = _existing_person(pipeline, full_name="Luis Pérez", email="shared@mail.com")
-    person = _existing_person(pipeline, full_name="Ana Gómez", email="ana@mail.com")
+    holder = pipeline.insert_bot_person(full_name="Luis Pérez", email="shared@mail.com")
+    person = pipeline.insert_bot_person(full_name="Ana Gómez", email="ana@mail.com")
     item = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=3, person_id=person,
                  field="email", existing_value="ana@mail.com", incoming_value="Shared@Mail.com")
     not_a_date = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=4, person_id=person,
                        field="birth_date", incoming_value="31/02/1990")
-    cli("review", "resolve", item, "take_incoming")
-    cli("review", "resolve", not_a_date, "take_incoming")
-    result = json.loads(cli("review", "apply", "--json", code=1, stdout=True))
+    pipeline.cli("review", "resolve", item, "take_incoming")
+    pipeline.cli("review", "resolve", not_a_date, "take_incoming")
+    result = json.loads(pipeline.cli("review", "apply", "--json", code=1).stdout)
     assert result["review_decisions_applied"] == 0 and holder in result["refused"][str(item)]
     assert "1990" not in result["refused"][str(not_a_date)]  # the reason never quotes the value
     assert pipeline.scalar("SELECT email FROM persons WHERE id = %s", (person,)) == "ana@mail.com"
     assert _status(pipeline, item) == ("open", None, None)  # back in the queue, saying why
-    assert "refused" in json.loads(cli("review", "show", item, "--json", stdout=True))["details"]
+    assert "refused" in json.loads(pipeline.cli("review", "show", item, "--json").stdout)["details"]
 
 
 # --- possible_duplicate -------------------------------------------------------------------------------
@@ -254,9 +223,9 @@ def _link(pipeline, table: str, staging_id: int, entity: str, entity_id: str) ->
 
 
 def test_same_person_merges_the_two_production_persons(pipeline):
-    stayer = _existing_person(pipeline, "2023-01-01", full_name="Ana Gómez", cedula="1020345678")
-    absorbed = _existing_person(pipeline, "2024-06-01", full_name="Ana Gomez", email="ana@mail.com",
-                                phone="+573001112233", data_source="CSV")
+    stayer = pipeline.insert_bot_person(created_at="2023-01-01", full_name="Ana Gómez", cedula="1020345678")
+    absorbed = pipeline.insert_bot_person(created_at="2024-06-01", full_name="Ana Gomez", email="ana@mail.com",
+                                          phone="+573001112233", data_source="CSV")
     kept_student, gone_student = _student(pipeline, stayer, "S-1"), _student(pipeline, absorbed, None)
     same_file = _document(pipeline, kept_student, "a" * 64)
     duplicate_file, other_file = _document(pipeline, gone_student, "a" * 64), _document(pipeline, gone_student, "b" * 64)
@@ -277,12 +246,12 @@ def test_same_person_merges_the_two_production_persons(pipeline):
                  reason="fuzzy", details={"agree": ["name_key"], "differ": []})
     # an identity decision pending on the absorbed person follows it to the stayer
     pending = _item(pipeline, "identity_conflict", staging_table="staging_lead", staging_id=11)
-    cli("review", "resolve", pending, "merge_into", "--person", absorbed)
+    pipeline.cli("review", "resolve", pending, "merge_into", "--person", absorbed)
 
-    assert "one of same_person, not_same" in cli("review", "resolve", item, "split", code=2)
-    cli("review", "resolve", item, "same_person")  # default: the older person stays
+    assert "one of same_person, not_same" in pipeline.cli("review", "resolve", item, "split", code=2).output
+    pipeline.cli("review", "resolve", item, "same_person")  # default: the older person stays
     assert _status(pipeline, item) == ("resolved", "same_person", stayer)
-    assert "1 decisions applied" in cli("review", "apply")
+    assert "1 decisions applied" in pipeline.cli("review", "apply").output
 
     assert pipeline.query("SELECT count(*) FROM persons WHERE id = %s", (absorbed,)) == [(0,)]
     assert pipeline.query("SELECT email, phone, cedula, data_source FROM persons WHERE id = %s", (stayer,)) == [
@@ -308,23 +277,23 @@ def test_same_person_merges_the_two_production_persons(pipeline):
 
 
 def test_same_person_is_refused_for_students_with_different_numbers(pipeline):
-    a = _existing_person(pipeline, "2023-01-01", full_name="Ana Gómez")
-    b = _existing_person(pipeline, "2024-01-01", full_name="Ana Gomez")
+    a = pipeline.insert_bot_person(created_at="2023-01-01", full_name="Ana Gómez")
+    b = pipeline.insert_bot_person(created_at="2024-01-01", full_name="Ana Gomez")
     _student(pipeline, a, "S-1"), _student(pipeline, b, "S-2")
     item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
-    assert "one of the pair" in cli("review", "resolve", item, "same_person", "--person",
-                                    _existing_person(pipeline, full_name="X"), code=2)
-    cli("review", "resolve", item, "same_person", "--person", b)
-    assert "different student numbers" in cli("review", "apply", code=1)
+    assert "one of the pair" in pipeline.cli("review", "resolve", item, "same_person", "--person",
+                                             pipeline.insert_bot_person(full_name="X"), code=2).output
+    pipeline.cli("review", "resolve", item, "same_person", "--person", b)
+    assert "different student numbers" in pipeline.cli("review", "apply", code=1).output
     assert pipeline.scalar("SELECT count(*) FROM persons WHERE id IN (%s, %s)", (a, b)) == 2
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.person_moves") == 0
 
 
 def test_not_same_closes_the_pair_for_good(pipeline):
-    a = _existing_person(pipeline, full_name="Ana Gómez")
-    b = _existing_person(pipeline, full_name="Ana Gomez")
+    a = pipeline.insert_bot_person(full_name="Ana Gómez")
+    b = pipeline.insert_bot_person(full_name="Ana Gomez")
     item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
-    cli("review", "resolve", item, "not_same")
+    pipeline.cli("review", "resolve", item, "not_same")
     dry = pipeline.run(dry_run=True)
     assert dry["success"] and dry["review_decisions_applied"] == 1, dry  # what the run would apply
     assert _status(pipeline, item)[0] == "resolved"
@@ -359,8 +328,8 @@ def test_split_moves_the_listed_rows_and_what_they_brought_to_a_new_person(pipel
         "rows": {"stay": [["staging_student", student_row]], "move": [["staging_lead", lead_row]]}})
     together = _item(pipeline, "possible_false_merge", person_id=person, staging_table="staging_lead",
                      staging_id=lead_row, details={"rows": {"move": [["staging_lead", lead_row]]}})
-    cli("review", "resolve", together, "keep_together")
-    cli("review", "resolve", item, "split")
+    pipeline.cli("review", "resolve", together, "keep_together")
+    pipeline.cli("review", "resolve", item, "split")
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 2, summary
 
@@ -377,15 +346,15 @@ def test_split_moves_the_listed_rows_and_what_they_brought_to_a_new_person(pipel
     assert _status(pipeline, item)[:2] == ("applied", "split")
     assert _status(pipeline, together)[:2] == ("applied", "keep_together")
     assert pipeline.scalar("SELECT count(*) FROM persons") == 2
-    figures = _accounted(pipeline, "staging_lead")
+    figures = pipeline.assert_accounted()["staging_lead"]
     assert (figures["linked"], figures["unaccounted"]) == (1, 0)
 
 
 # --- in bulk: a spreadsheet ---------------------------------------------------------------------------
 
 def _queue_for_sheet(pipeline) -> tuple[str, int, int, int]:
-    person = _existing_person(pipeline, full_name="Ana Gómez", city="Cali")
-    other = _existing_person(pipeline, full_name="Ana Gomez")
+    person = pipeline.insert_bot_person(full_name="Ana Gómez", city="Cali")
+    other = pipeline.insert_bot_person(full_name="Ana Gomez")
     field = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=1, person_id=person,
                   field="city", existing_value="Cali", incoming_value="=HYPERLINK(\"http://x\")")
     pair = _item(pipeline, "possible_duplicate", person_id=person, candidate_person_id=other, score=0.9)
@@ -409,15 +378,15 @@ def _fill(path: Path, decisions: dict[int, tuple[str, str]]) -> None:
 def test_export_edit_import_apply(pipeline, tmp_path):
     person, field, pair, untouched = _queue_for_sheet(pipeline)
     sheet = tmp_path / "review.csv"
-    assert "3 open items" in cli("review", "export", "--csv", sheet)
+    assert "3 open items" in pipeline.cli("review", "export", "--csv", sheet).output
     with sheet.open(newline="", encoding="utf-8") as handle:
         rows = {int(r["id"]): r for r in csv.DictReader(handle)}
     assert set(rows) == {field, pair, untouched}
     assert rows[field]["incoming_value"].startswith("'=")  # a spreadsheet does not run it
     assert rows[pair]["valid_decisions"] == "same_person | not_same" and rows[pair]["decision"] == ""
     _fill(sheet, {field: ("keep_existing", ""), pair: ("same_person", person)})
-    assert "2 decisions recorded (1 lines without a decision)" in cli("review", "import", sheet)
-    assert "2 decisions applied" in cli("review", "apply")
+    assert "2 decisions recorded (1 lines without a decision)" in pipeline.cli("review", "import", sheet).output
+    assert "2 decisions applied" in pipeline.cli("review", "apply").output
     assert _status(pipeline, field)[:2] == ("applied", "keep_existing")
     assert _status(pipeline, pair) == ("applied", "same_person", person)
     assert _status(pipeline, untouched)[0] == "open"
@@ -427,9 +396,9 @@ def test_export_edit_import_apply(pipeline, tmp_path):
 def test_import_with_one_bad_line_records_nothing_and_names_the_line(pipeline, tmp_path):
     person, field, pair, untouched = _queue_for_sheet(pipeline)
     sheet = tmp_path / "review.csv"
-    cli("review", "export", "--csv", sheet, "--kind", "field_conflict")
+    pipeline.cli("review", "export", "--csv", sheet, "--kind", "field_conflict")
     _fill(sheet, {field: ("keep_existing", ""), untouched: ("same_person", "")})
-    output = cli("review", "import", sheet, code=2)
+    output = pipeline.cli("review", "import", sheet, code=2).output
     assert "line 3:" in output and "one of keep_existing, take_incoming" in output and "nothing was recorded" in output
     assert _status(pipeline, field) == ("open", None, None)
     assert _status(pipeline, untouched) == ("open", None, None)
@@ -438,17 +407,16 @@ def test_import_with_one_bad_line_records_nothing_and_names_the_line(pipeline, t
 def test_the_run_merges_before_it_resolves_new_rows(pipeline):
     """A same_person decision is applied first thing in the run: a new row carrying the absorbed
     person's e-mail joins the person that stays (never the one that is gone)."""
-    stayer = _existing_person(pipeline, "2023-01-01", full_name="Ana Gómez", cedula="1020345678")
-    absorbed = _existing_person(pipeline, "2024-01-01", full_name="Ana Gomez", email="ana@mail.com")
+    stayer = pipeline.insert_bot_person(created_at="2023-01-01", full_name="Ana Gómez", cedula="1020345678")
+    absorbed = pipeline.insert_bot_person(created_at="2024-01-01", full_name="Ana Gomez", email="ana@mail.com")
     item = _item(pipeline, "possible_duplicate", person_id=stayer, candidate_person_id=absorbed)
-    cli("review", "resolve", item, "same_person", "--person", stayer)
+    pipeline.cli("review", "resolve", item, "same_person", "--person", stayer)
     (row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", email="ana@mail.com",
                                                       source="csv_only")])
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 1 and summary["persons_created"] == 0, \
         summary
-    assert pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = "
-                           "'staging_student' AND staging_id = %s AND entity = 'person'", (row,)) == stayer
+    assert pipeline.linked("staging_student", row) == stayer
     assert pipeline.query("SELECT id::text, email FROM persons") == [(stayer, "ana@mail.com")]
     assert pipeline.scalar("SELECT person_id::text FROM students") == stayer
 
@@ -457,10 +425,10 @@ def test_review_apply_waits_for_a_running_migration_then_says_so(pipeline):
     from ice_pipeline.locks import RUN_LOCK_KEY
     from ice_pipeline.review.apply import MigrationRunning, apply_now
 
-    a = _existing_person(pipeline, full_name="Ana Gómez")
-    b = _existing_person(pipeline, full_name="Ana Gomez")
+    a = pipeline.insert_bot_person(full_name="Ana Gómez")
+    b = pipeline.insert_bot_person(full_name="Ana Gomez")
     item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
-    cli("review", "resolve", item, "same_person", "--person", a)
+    pipeline.cli("review", "resolve", item, "same_person", "--person", a)
     running = pipeline.production  # a migration run's session holding the run lock
     with running.cursor() as cur:
         cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
@@ -472,4 +440,4 @@ def test_review_apply_waits_for_a_running_migration_then_says_so(pipeline):
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
         _, result = apply_now(conn, wait_seconds=1)
     assert result.applied == {"same_person": 1} and _status(pipeline, item)[0] == "applied"
-    assert "does not exist" in cli("review", "show", 999999, code=2)
+    assert "does not exist" in pipeline.cli("review", "show", 999999, code=2).output

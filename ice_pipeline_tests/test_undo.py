@@ -13,9 +13,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from ice_pipeline.cli import app
 from ice_pipeline.dev import demo_data
 
 PRODUCTION_TABLES = ("persons", "students", "leads", "services", "events", "student_documents")
@@ -23,10 +21,6 @@ PIPELINE_TABLES = ("ice_pipeline.source_links", "ice_pipeline.rejected_rows", "i
                    "ice_pipeline.watermarks", "ice_pipeline.person_keys")
 COUNT_KEYS = ("persons_created", "persons_updated", "students_created", "students_updated", "leads_created",
               "leads_updated", "documents_uploaded", "documents_skipped", "rows_rejected", "rows_in_review")
-
-
-def cli(*args: str):
-    return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
 def data_dump(pipeline) -> list[str]:
@@ -85,8 +79,7 @@ def test_undo_restores_production_byte_for_byte_and_a_new_run_gives_the_same_res
     objects_first = bucket_objects(pipeline)
     assert len(objects_first) == first["documents_uploaded"]
 
-    result = cli("undo", first["run_id"], "--json")
-    assert result.exit_code == 0, result.output
+    result = pipeline.cli("undo", first["run_id"], "--json")
     report = json.loads(result.stdout)
     assert report["undone"] and not report["blockers"]
     assert report["objects"] == len(objects_first)
@@ -103,8 +96,8 @@ def test_undo_restores_production_byte_for_byte_and_a_new_run_gives_the_same_res
     assert table_counts(pipeline) == after_first
     assert len(bucket_objects(pipeline)) == len(objects_first)
     # Undone once, it cannot be undone twice.
-    twice = cli("undo", first["run_id"])
-    assert twice.exit_code == 2 and "already undone" in twice.output
+    twice = pipeline.cli("undo", first["run_id"], code=2)
+    assert "already undone" in twice.output
 
 
 def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipeline):
@@ -115,8 +108,7 @@ def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipel
     second = pipeline.run()
     assert first["success"] and second["success"] and second["persons_created"] > 0
 
-    refused = cli("undo", first["run_id"])
-    assert refused.exit_code == 1
+    refused = pipeline.cli("undo", first["run_id"], code=1)
     assert "refused" in refused.output
     # The staging watermarks moved by both runs: the later run is named as the blocker.
     assert re.search(rf"ice_pipeline\.watermarks staging_\w+: a later run changed it too \({second['run_id']}\)",
@@ -124,8 +116,8 @@ def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipel
     assert pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (first["run_id"],)) != "undone"
 
     # Undone in reverse order, both go, and production is as it was before either.
-    assert cli("undo", second["run_id"]).exit_code == 0
-    assert cli("undo", first["run_id"]).exit_code == 0
+    pipeline.cli("undo", second["run_id"])
+    pipeline.cli("undo", first["run_id"])
     assert snapshot(pipeline) == (empty_tables, empty_dump)
 
 
@@ -139,8 +131,7 @@ def test_a_later_runs_link_to_a_person_the_run_created_blocks_its_undo(pipeline)
     second = pipeline.run()
     assert second["persons_created"] == 0 and second["leads_created"] == 1
 
-    refused = cli("undo", first["run_id"], "--json")
-    assert refused.exit_code == 1
+    refused = pipeline.cli("undo", first["run_id"], "--json", code=1)
     reasons = {b["reason"] for b in json.loads(refused.stdout)["blockers"]}
     assert f"a later run ({second['run_id']}) linked it to public.persons {person}, which this run created" in reasons
 
@@ -155,8 +146,7 @@ def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipel
     lead = str(uuid.uuid4())
     pipeline.query("INSERT INTO leads (id, person_id, lead_status, updated_at) VALUES (%s, %s, 'NEW', now())",
                    (lead, person))
-    refused = cli("undo", run["run_id"], "--json")
-    assert refused.exit_code == 1
+    refused = pipeline.cli("undo", run["run_id"], "--json", code=1)
     blockers = json.loads(refused.stdout)["blockers"]
     assert {"table_name": "public.leads", "row_id": lead, "row_key": lead,
             "reason": f"references public.persons {person}, which the run created"} in blockers
@@ -164,8 +154,7 @@ def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipel
 
     # The bot edits a person the run created (as Prisma does: a field and updated_at).
     pipeline.query("UPDATE persons SET city = 'Cali', updated_at = now() WHERE id = %s", (person,))
-    refused = cli("undo", run["run_id"], "--json")
-    assert refused.exit_code == 1
+    refused = pipeline.cli("undo", run["run_id"], "--json", code=1)
     blockers = json.loads(refused.stdout)["blockers"]
     assert [b["reason"] for b in blockers if b["row_id"] == person] == [
         "changed after the run, outside the pipeline (a bot or manual edit)"]
@@ -179,8 +168,7 @@ def test_undo_dry_run_changes_nothing_and_says_what_it_would_do(pipeline):
     objects = bucket_objects(pipeline)
     before = snapshot(pipeline)
 
-    dry = cli("undo", run["run_id"], "--dry-run", "--json")
-    assert dry.exit_code == 0, dry.output
+    dry = pipeline.cli("undo", run["run_id"], "--dry-run", "--json")
     plan = json.loads(dry.stdout)
     assert plan["dry_run"] and not plan["undone"] and not plan["blockers"]
     per_table = {row["table_name"]: row for row in plan["tables"]}
@@ -189,8 +177,8 @@ def test_undo_dry_run_changes_nothing_and_says_what_it_would_do(pipeline):
     assert plan["objects"] == len(objects) > 0
     assert {mark["staging_table"] for mark in plan["watermarks"]} >= {"staging_student", "staging_lead"}
 
-    text = cli("undo", run["run_id"], "--dry-run")
-    assert text.exit_code == 0 and "would move back" in text.output and "would remove" in text.output
+    text = pipeline.cli("undo", run["run_id"], "--dry-run")
+    assert "would move back" in text.output and "would remove" in text.output
 
     assert snapshot(pipeline) == before
     assert bucket_objects(pipeline) == objects
@@ -198,16 +186,14 @@ def test_undo_dry_run_changes_nothing_and_says_what_it_would_do(pipeline):
 
 
 def test_undo_of_an_unknown_run_is_a_clear_error(pipeline):
-    result = cli("undo", "no-such-run")
-    assert result.exit_code == 2
+    result = pipeline.cli("undo", "no-such-run", code=2)
     assert "unknown run no-such-run" in result.output
 
 
 def test_migrate_backup_writes_a_dump_pg_restore_reads_and_that_restores_production(pipeline, tmp_path: Path):
     load_demo(pipeline, 20, seed=51, documents=False)
     before = snapshot(pipeline)
-    result = cli("migrate", "--backup", str(tmp_path / "backups"), "--json")
-    assert result.exit_code == 0, result.output
+    result = pipeline.cli("migrate", "--backup", str(tmp_path / "backups"), "--json")
     assert json.loads(result.stdout)["persons_created"] > 0
     dumps = list((tmp_path / "backups").glob("ice-production-*.dump"))
     assert len(dumps) == 1
