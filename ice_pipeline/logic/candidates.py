@@ -391,30 +391,36 @@ def _ordinal(k: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(k, f"{k}th")
 
 
-def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
-    """(level, evidence text) of two folded token lists in display order.
+def _nearest_token(x: str, others: list[str]) -> tuple[str | None, int]:
+    """The token of `others` closest to `x` and its distance; (None, 99) when none is close enough.
 
-    Whole tokens are matched first, then the rest pairwise within a small edit distance (one edit up to
-    five letters, two beyond; an initial matches its name). Tokens left on one side only are missing
-    names (level 'dropped'); tokens left on both sides are a different name (twins, siblings): level 'different'.
+    One edit is allowed up to five letters, two beyond; an initial matches a name with its first letter.
     """
-    if not a or not b:
-        return "weak", "a name is missing"
+    best, best_d = None, 99
+    for y in others:
+        if len(x) == 1 or len(y) == 1:
+            d = 0 if x[0] == y[0] else 99
+        else:
+            allowed = 1 if min(len(x), len(y)) <= 5 else 2
+            d = OSA.distance(x, y, score_cutoff=allowed)
+            d = d if d <= allowed else 99
+        if d < best_d:
+            best, best_d = y, d
+    return best, best_d
+
+
+def _match_tokens(a: list[str], b: list[str]) -> tuple[int, list[str], list[str], list[str]]:
+    """(tokens matched, typo descriptions, tokens of `a` left, tokens of `b` left) of two token lists.
+
+    Whole tokens first, then the rest pairwise by _nearest_token in `a`'s display order, then what is left
+    as one name split in two or two joined.
+    """
     common = Counter(a) & Counter(b)
     rest_a = list((Counter(a) - common).elements())
     rest_b = list((Counter(b) - common).elements())
     typos: list[str] = []
     for x in sorted(rest_a, key=a.index):
-        best, best_d = None, 99
-        for y in rest_b:
-            if len(x) == 1 or len(y) == 1:
-                d = 0 if x[0] == y[0] else 99
-            else:
-                allowed = 1 if min(len(x), len(y)) <= 5 else 2
-                d = OSA.distance(x, y, score_cutoff=allowed)
-                d = d if d <= allowed else 99
-            if d < best_d:
-                best, best_d = y, d
+        best, best_d = _nearest_token(x, rest_b)
         if best is not None:
             rest_b.remove(best)
             rest_a.remove(x)
@@ -425,7 +431,28 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
         if (len(rest_a) > 1 or len(rest_b) > 1) and OSA.distance(joined_a, joined_b) <= 1:
             typos.append("a name split in two or two joined")
             rest_a, rest_b = [], []
-    matched = sum(common.values()) + len(typos)
+    return sum(common.values()) + len(typos), typos, rest_a, rest_b
+
+
+def _missing_text(missing: list[str], longer: list[str]) -> str:
+    """Which names the shorter side lacks, in words: a second surname is the common case worth naming."""
+    if len(missing) > 1:
+        return f"{len(missing)} names missing"
+    position = longer.index(missing[0]) + 1
+    return ("second surname missing" if position == len(longer) and len(longer) >= 3
+            else f"one name missing ({_ordinal(position)} of {len(longer)})")
+
+
+def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
+    """(level, evidence text) of two folded token lists in display order.
+
+    Whole tokens are matched first, then the rest pairwise within a small edit distance (one edit up to
+    five letters, two beyond; an initial matches its name). Tokens left on one side only are missing
+    names (level 'dropped'); tokens left on both sides are a different name (twins, siblings): level 'different'.
+    """
+    if not a or not b:
+        return "weak", "a name is missing"
+    matched, typos, rest_a, rest_b = _match_tokens(a, b)
     if rest_a and rest_b:
         return "different", "a name differs entirely"
     missing = rest_a or rest_b
@@ -436,13 +463,7 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
         parts.append(f"name differs by a typo ({typos[0]})" if len(typos) == 1
                      else f"name differs by {len(typos)} typos")
     if missing:
-        longer = a if rest_a else b
-        if len(missing) == 1:
-            position = longer.index(missing[0]) + 1
-            parts.append("second surname missing" if position == len(longer) and len(longer) >= 3
-                         else f"one name missing ({_ordinal(position)} of {len(longer)})")
-        else:
-            parts.append(f"{len(missing)} names missing")
+        parts.append(_missing_text(missing, a if rest_a else b))
     if not parts:
         return "same", "same name"
     level = "typo_dropped" if typos and missing else "typo" if typos else "dropped"
