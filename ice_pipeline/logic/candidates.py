@@ -337,6 +337,47 @@ def _block_pairs(members: np.ndarray, keys: np.ndarray, max_block: int, focus: n
     return skipped, skipped_members, chunks()
 
 
+def _names_alike(p: _Persons, i: np.ndarray, j: np.ndarray, kind: str) -> np.ndarray:
+    """Pairs whose names are alike enough (NAME_PREFILTER) to look at further; all pairs of a cédula block.
+
+    Cédulas one edit apart are rare among strangers: kept whatever the names (a replaced given name).
+    """
+    names = process.cpdist(list(p.name_cmp[i]), list(p.name_cmp[j]), scorer=fuzz.token_set_ratio, workers=1)
+    return names >= NAME_PREFILTER if kind != "cedula" else np.ones(len(i), dtype=bool)
+
+
+def _blocked_pairs(p: _Persons, focus: np.ndarray | None, max_block: int,
+                   stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, found_by) of each distinct pair sharing a blocking key whose names are alike, i < j.
+
+    found_by has bit b set when BLOCK_KINDS[b] found the pair (for the evidence). Skipped blocks, blocked
+    pairs and alike pairs are counted into `stats`, in total and per kind.
+    """
+    n = len(p.ids)
+    found_codes, found_bits = [], []
+    for bit, (kind, (members, keys)) in enumerate(blocking_keys(p).items()):
+        skipped, skipped_members, chunks = _block_pairs(members, keys, max_block, focus)
+        stats["blocks_skipped"] += skipped
+        stats["persons_in_skipped_blocks"] += skipped_members
+        stats[f"blocks_skipped_{kind}"] = skipped
+        for i, j in chunks:
+            stats["pairs_blocked"] += len(i)
+            if not len(i):
+                continue
+            near = _names_alike(p, i, j, kind)
+            stats[f"pairs_blocked_{kind}"] = stats.get(f"pairs_blocked_{kind}", 0) + len(i)
+            stats[f"pairs_near_{kind}"] = stats.get(f"pairs_near_{kind}", 0) + int(near.sum())
+            found_codes.append(i[near].astype(np.int64) * n + j[near])
+            found_bits.append(np.full(int(near.sum()), 1 << bit, dtype=np.int64))
+    if not found_codes:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    # A pair found by several kinds is compared once: one code per pair, its kinds' bits or-ed together.
+    unique, inverse = np.unique(np.concatenate(found_codes), return_inverse=True)
+    found_by = np.zeros(len(unique), dtype=np.int64)
+    np.bitwise_or.at(found_by, inverse, np.concatenate(found_bits))
+    return unique // n, unique % n, found_by
+
+
 # --- field comparisons (vectorised) ---------------------------------------------------------------------------
 
 
@@ -378,6 +419,38 @@ def compare_emails(p: _Persons, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     return levels
 
 
+@dataclass
+class _Fields:
+    """Comparison levels of the pairs (i[k], j[k]) and the flags the candidate rules read."""
+
+    cedula: np.ndarray
+    birth: np.ndarray
+    email: np.ndarray
+    mobile: np.ndarray
+    student: np.ndarray
+    rare_name: np.ndarray     # the same name of at least two tokens, carried by these two persons only
+    vetoed: np.ndarray        # same name and birth date, different cédulas: identity's veto, a person tells
+    near_cedula: np.ndarray   # same cédula or one edit apart
+
+
+def _compare_fields(p: _Persons, i: np.ndarray, j: np.ndarray) -> _Fields:
+    """Every field of every pair compared column-wise: levels, not values."""
+    ced = compare_cedulas(p.cedula[i], p.cedula[j])
+    birth = compare_births(p, i, j)
+    exact_name = p.name_cmp[i] == p.name_cmp[j]
+    # A name exactly two persons carry (at least two tokens) is itself evidence: with the birth date on
+    # one side only it keeps a pair whose cédulas differ (a cédula typed wrongly beyond one digit).
+    name_codes, _ = pd.factorize(p.name_cmp)
+    carriers = np.bincount(name_codes)[name_codes]
+    rare_name = exact_name & (carriers[i] == 2) & np.array([len(p.tokens[x]) >= 2 for x in i], dtype=bool)
+    return _Fields(
+        cedula=ced, birth=birth, email=compare_emails(p, i, j),
+        mobile=_equal_levels(p.mobile[i], p.mobile[j]), student=_equal_levels(p.student[i], p.student[j]),
+        rare_name=rare_name, vetoed=exact_name & (birth == "same") & (ced == "different"),
+        near_cedula=np.isin(ced, ["same", "one_digit", "transposition", "length"]),
+    )
+
+
 # --- names (per pair) -----------------------------------------------------------------------------------------
 
 
@@ -391,30 +464,36 @@ def _ordinal(k: int) -> str:
     return {1: "first", 2: "second", 3: "third", 4: "fourth"}.get(k, f"{k}th")
 
 
-def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
-    """(level, evidence text) of two folded token lists in display order.
+def _nearest_token(x: str, others: list[str]) -> tuple[str | None, int]:
+    """The token of `others` closest to `x` and its distance; (None, 99) when none is close enough.
 
-    Whole tokens are matched first, then the rest pairwise within a small edit distance (one edit up to
-    five letters, two beyond; an initial matches its name). Tokens left on one side only are missing
-    names (level 'dropped'); tokens left on both sides are a different name (twins, siblings): level 'different'.
+    One edit is allowed up to five letters, two beyond; an initial matches a name with its first letter.
     """
-    if not a or not b:
-        return "weak", "a name is missing"
+    best, best_d = None, 99
+    for y in others:
+        if len(x) == 1 or len(y) == 1:
+            d = 0 if x[0] == y[0] else 99
+        else:
+            allowed = 1 if min(len(x), len(y)) <= 5 else 2
+            d = OSA.distance(x, y, score_cutoff=allowed)
+            d = d if d <= allowed else 99
+        if d < best_d:
+            best, best_d = y, d
+    return best, best_d
+
+
+def _match_tokens(a: list[str], b: list[str]) -> tuple[int, list[str], list[str], list[str]]:
+    """(tokens matched, typo descriptions, tokens of `a` left, tokens of `b` left) of two token lists.
+
+    Whole tokens first, then the rest pairwise by _nearest_token in `a`'s display order, then what is left
+    as one name split in two or two joined.
+    """
     common = Counter(a) & Counter(b)
     rest_a = list((Counter(a) - common).elements())
     rest_b = list((Counter(b) - common).elements())
     typos: list[str] = []
     for x in sorted(rest_a, key=a.index):
-        best, best_d = None, 99
-        for y in rest_b:
-            if len(x) == 1 or len(y) == 1:
-                d = 0 if x[0] == y[0] else 99
-            else:
-                allowed = 1 if min(len(x), len(y)) <= 5 else 2
-                d = OSA.distance(x, y, score_cutoff=allowed)
-                d = d if d <= allowed else 99
-            if d < best_d:
-                best, best_d = y, d
+        best, best_d = _nearest_token(x, rest_b)
         if best is not None:
             rest_b.remove(best)
             rest_a.remove(x)
@@ -425,7 +504,28 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
         if (len(rest_a) > 1 or len(rest_b) > 1) and OSA.distance(joined_a, joined_b) <= 1:
             typos.append("a name split in two or two joined")
             rest_a, rest_b = [], []
-    matched = sum(common.values()) + len(typos)
+    return sum(common.values()) + len(typos), typos, rest_a, rest_b
+
+
+def _missing_text(missing: list[str], longer: list[str]) -> str:
+    """Which names the shorter side lacks, in words: a second surname is the common case worth naming."""
+    if len(missing) > 1:
+        return f"{len(missing)} names missing"
+    position = longer.index(missing[0]) + 1
+    return ("second surname missing" if position == len(longer) and len(longer) >= 3
+            else f"one name missing ({_ordinal(position)} of {len(longer)})")
+
+
+def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
+    """(level, evidence text) of two folded token lists in display order.
+
+    Whole tokens are matched first, then the rest pairwise within a small edit distance (one edit up to
+    five letters, two beyond; an initial matches its name). Tokens left on one side only are missing
+    names (level 'dropped'); tokens left on both sides are a different name (twins, siblings): level 'different'.
+    """
+    if not a or not b:
+        return "weak", "a name is missing"
+    matched, typos, rest_a, rest_b = _match_tokens(a, b)
     if rest_a and rest_b:
         return "different", "a name differs entirely"
     missing = rest_a or rest_b
@@ -436,17 +536,24 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
         parts.append(f"name differs by a typo ({typos[0]})" if len(typos) == 1
                      else f"name differs by {len(typos)} typos")
     if missing:
-        longer = a if rest_a else b
-        if len(missing) == 1:
-            position = longer.index(missing[0]) + 1
-            parts.append("second surname missing" if position == len(longer) and len(longer) >= 3
-                         else f"one name missing ({_ordinal(position)} of {len(longer)})")
-        else:
-            parts.append(f"{len(missing)} names missing")
+        parts.append(_missing_text(missing, a if rest_a else b))
     if not parts:
         return "same", "same name"
     level = "typo_dropped" if typos and missing else "typo" if typos else "dropped"
     return level, "; ".join(parts)
+
+
+def _display_tokens(p: _Persons, persons: np.ndarray) -> dict[int, list[str]]:
+    """Name tokens of these persons in display order (for compare_names' positions and words).
+
+    The stored name's tokens when they are the key's tokens, else the key's (sorted) order.
+    """
+    display: dict[int, list[str]] = {}
+    for x in np.unique(persons).tolist():
+        name = p.full_names[x]
+        folded = fold_tokens(name) if isinstance(name, str) else []
+        display[x] = folded if sorted(folded) == p.tokens[x] else p.tokens[x]
+    return display
 
 
 # --- scoring --------------------------------------------------------------------------------------------------
@@ -458,6 +565,80 @@ def _score(total: float) -> float:
 
 def _weights(levels: np.ndarray, table: dict[str, float]) -> np.ndarray:
     return np.array([table[v] for v in levels], dtype=np.float64) if len(levels) else np.zeros(0)
+
+
+def _weight_without_name(f: _Fields) -> np.ndarray:
+    """Each pair's weight from every field but the name (the name's level is known only per pair)."""
+    return (RARE_NAME_WEIGHT * f.rare_name + _weights(f.cedula, CEDULA_WEIGHTS)
+            + _weights(f.birth, BIRTH_WEIGHTS) + _weights(f.email, EMAIL_WEIGHTS)
+            + _weights(f.mobile, MOBILE_WEIGHTS) + _weights(f.student, STUDENT_WEIGHTS))
+
+
+def _separated(f: _Fields) -> np.ndarray:
+    """Pairs a stronger identifier tells apart: never candidates, whatever the names.
+
+    Different cédulas only with a near birth date, different birth dates only with a near cédula (the
+    name is checked per pair: the same or a typo); different student numbers never (namesakes) unless the
+    cédula is the same. A rare name with the birth date on one side only keeps differing cédulas.
+    """
+    near_birth = np.isin(f.birth, ["same", "swapped", "one_digit", "transposition"])
+    return (((f.cedula == "different") & ~near_birth & ~(f.rare_name & (f.birth == "missing")))
+            | ((f.birth == "different") & ~f.near_cedula)
+            | ((f.student == "different") & ~(f.cedula == "same")))
+
+
+def _name_keeps(f: _Fields, k: int, level: str, partial: float) -> bool:
+    """Whether pair k stays a candidate given how its names compare (`level`); `partial`: its other weight."""
+    ced, birth, near_ced = f.cedula[k], f.birth[k], f.near_cedula[k]
+    shared_contact = f.email[k] == "same" or f.mobile[k] == "same"
+    # A whole name differs (twins, siblings): only a cédula at most one edit away and the same (or
+    # swapped) birth date keep the pair -- one person whose given name was replaced, or twins registered
+    # with consecutive numbers: a person tells.
+    if level == "different" and not (near_ced and birth != "different"):
+        return False
+    if (ced == "different" or birth == "different") and level not in ("same", "typo"):
+        return False
+    # Twins share the family e-mail or mobile and may hold consecutive cédulas: a replaced given name
+    # is kept only without such a shared contact.
+    if level == "different" and shared_contact:
+        return False
+    # A birth date one digit off links namesakes of a common name: kept only for a name no third
+    # person carries, or with a cédula or contact to back it.
+    if birth in ("one_digit", "transposition") and not (near_ced or shared_contact or f.rare_name[k]):
+        return False
+    # A dropped name with another mobile: two relatives more often than one person.
+    if level in ("dropped", "typo_dropped") and f.mobile[k] == "different" and not near_ced:
+        return False
+    return not (level == "weak" and partial < WEAK_NAME_NEEDS)
+
+
+def _evidence(f: _Fields, k: int, name: tuple[str, str], found_by: int, total: float) -> dict:
+    """Why pair k is a candidate, in words and comparison levels -- never the values compared."""
+    fields = {"name": name, "cedula": (f.cedula[k], CEDULA_TEXT[f.cedula[k]]),
+              "birth_date": (f.birth[k], BIRTH_TEXT[f.birth[k]]),
+              "email": (f.email[k], EMAIL_TEXT[f.email[k]]),
+              "mobile": (f.mobile[k], MOBILE_TEXT[f.mobile[k]]),
+              "student_number": (f.student[k], STUDENT_TEXT[f.student[k]])}
+    texts = [text for lvl, text in fields.values() if lvl != "missing"]
+    if f.rare_name[k]:
+        texts.insert(1, "no other person has this name")
+    if f.vetoed[k]:
+        texts.insert(0, "identity vetoed this match: same name and birth date, different cédulas")
+    return {
+        "summary": "; ".join(texts),
+        "fields": {field: {"comparison": lvl, "text": text} for field, (lvl, text) in fields.items()},
+        "agree": [field for field, (lvl, _) in fields.items() if lvl == "same"],
+        "differ": [field for field, (lvl, _) in fields.items() if lvl not in ("same", "missing")],
+        "found_by": [kind for bit, kind in enumerate(BLOCK_KINDS) if found_by >> bit & 1],
+        "vetoed_match": bool(f.vetoed[k]),
+        "weight": round(float(total), 2),
+    }
+
+
+def _ranked(rows: list[tuple]) -> pd.DataFrame:
+    """Candidate rows as PAIR_COLUMNS, best score first, then by person id (a stable review order)."""
+    pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS)
+    return pairs.sort_values(["score", "person_id"], ascending=[False, True], ignore_index=True)
 
 
 def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None = None, *,
@@ -473,121 +654,26 @@ def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None 
         return CandidateResult(pd.DataFrame(columns=PAIR_COLUMNS), stats)
     p = _prepare(persons)
     focus_mask = None if focus is None else np.asarray(focus, dtype=bool)
-    n = len(p.ids)
-    found_codes, found_bits = [], []
-    for bit, (kind, (members, keys)) in enumerate(blocking_keys(p).items()):
-        skipped, skipped_members, chunks = _block_pairs(members, keys, max_block, focus_mask)
-        stats["blocks_skipped"] += skipped
-        stats["persons_in_skipped_blocks"] += skipped_members
-        stats[f"blocks_skipped_{kind}"] = skipped
-        for i, j in chunks:
-            stats["pairs_blocked"] += len(i)
-            if not len(i):
-                continue
-            names = process.cpdist(list(p.name_cmp[i]), list(p.name_cmp[j]), scorer=fuzz.token_set_ratio,
-                                   workers=1)
-            # Cédulas one edit apart are rare among strangers: kept whatever the names (a replaced given name).
-            near = names >= NAME_PREFILTER if kind != "cedula" else np.ones(len(i), dtype=bool)
-            stats[f"pairs_blocked_{kind}"] = stats.get(f"pairs_blocked_{kind}", 0) + len(i)
-            stats[f"pairs_near_{kind}"] = stats.get(f"pairs_near_{kind}", 0) + int(near.sum())
-            found_codes.append(i[near].astype(np.int64) * n + j[near])
-            found_bits.append(np.full(int(near.sum()), 1 << bit, dtype=np.int64))
-    if not found_codes:
-        return CandidateResult(pd.DataFrame(columns=PAIR_COLUMNS), stats)
-    codes = np.concatenate(found_codes)
-    unique, inverse = np.unique(codes, return_inverse=True)
-    bits = np.zeros(len(unique), dtype=np.int64)
-    np.bitwise_or.at(bits, inverse, np.concatenate(found_bits))
-    i, j = unique // n, unique % n
+    i, j, found_by = _blocked_pairs(p, focus_mask, max_block, stats)
     stats["pairs_compared"] = len(i)
-
-    ced = compare_cedulas(p.cedula[i], p.cedula[j])
-    birth = compare_births(p, i, j)
-    email = compare_emails(p, i, j)
-    mobile = _equal_levels(p.mobile[i], p.mobile[j])
-    student = _equal_levels(p.student[i], p.student[j])
-    exact_name = p.name_cmp[i] == p.name_cmp[j]
-    same_ced = ced == "same"
-    # The match identity vetoes: same name and birth date, cédulas that differ. A person decides.
-    vetoed = exact_name & (birth == "same") & (ced == "different")
-    near_ced = np.isin(ced, ["same", "one_digit", "transposition", "length"])
-    near_birth = np.isin(birth, ["same", "swapped", "one_digit", "transposition"])
-    # Different cédulas only with a near birth date, different birth dates only with a near cédula (the
-    # name is checked below: the same or a typo); different student numbers never (namesakes).
-    # A name exactly two persons carry (at least two tokens) is itself evidence: with the birth date on
-    # one side only it keeps a pair whose cédulas differ (a cédula typed wrongly beyond one digit).
-    name_codes, _ = pd.factorize(p.name_cmp)
-    carriers = np.bincount(name_codes)[name_codes]
-    rare_name = exact_name & (carriers[i] == 2) & np.array([len(p.tokens[x]) >= 2 for x in i], dtype=bool)
-    separated = (((ced == "different") & ~near_birth & ~(rare_name & (birth == "missing")))
-                 | ((birth == "different") & ~near_ced) | ((student == "different") & ~same_ced))
-    partial = (RARE_NAME_WEIGHT * rare_name + _weights(ced, CEDULA_WEIGHTS) + _weights(birth, BIRTH_WEIGHTS) + _weights(email, EMAIL_WEIGHTS)
-               + _weights(mobile, MOBILE_WEIGHTS) + _weights(student, STUDENT_WEIGHTS))
-    hopeful = ~separated & (partial + NAME_WEIGHTS["same"] >= THRESHOLD)
-
+    if not len(i):
+        return CandidateResult(pd.DataFrame(columns=PAIR_COLUMNS), stats)
+    f = _compare_fields(p, i, j)
+    partial = _weight_without_name(f)
+    # Only pairs that the best name comparison could lift over the threshold reach the per-pair names.
+    hopeful = np.flatnonzero(~_separated(f) & (partial + NAME_WEIGHTS["same"] >= THRESHOLD))
+    display = _display_tokens(p, np.concatenate([i[hopeful], j[hopeful]]))
     rows = []
-    display: dict[int, list[str]] = {}
-
-    def display_tokens(x: int) -> list[str]:
-        if x not in display:
-            name = p.full_names[x]
-            folded = fold_tokens(name) if isinstance(name, str) else []
-            # the stored name's tokens in display order, when they are the key's tokens (else the key's order)
-            display[x] = folded if sorted(folded) == p.tokens[x] else p.tokens[x]
-        return display[x]
-
-    for k in np.flatnonzero(hopeful):
+    for k in hopeful:
         a, b = int(i[k]), int(j[k])
-        level, name_text = compare_names(display_tokens(a), display_tokens(b))
-        # A whole name differs (twins, siblings): only a cédula at most one edit away and the same (or
-        # swapped) birth date keep the pair -- one person whose given name was replaced, or twins registered
-        # with consecutive numbers: a person tells.
-        if level == "different" and not (near_ced[k] and birth[k] != "different"):
-            continue
-        if (ced[k] == "different" or birth[k] == "different") and level not in ("same", "typo"):
-            continue
-        shared_contact = email[k] == "same" or mobile[k] == "same"
-        # Twins share the family e-mail or mobile and may hold consecutive cédulas: a replaced given name
-        # is kept only without such a shared contact.
-        if level == "different" and shared_contact:
-            continue
-        # A birth date one digit off links namesakes of a common name: kept only for a name no third
-        # person carries, or with a cédula or contact to back it.
-        if birth[k] in ("one_digit", "transposition") and not (near_ced[k] or shared_contact or rare_name[k]):
-            continue
-        # A dropped name with another mobile: two relatives more often than one person.
-        if level in ("dropped", "typo_dropped") and mobile[k] == "different" and not near_ced[k]:
-            continue
-        if level == "weak" and partial[k] < WEAK_NAME_NEEDS:
-            continue
+        level, name_text = compare_names(display[a], display[b])
         total = partial[k] + NAME_WEIGHTS[level]
-        if total < THRESHOLD:
+        if not _name_keeps(f, k, level, partial[k]) or total < THRESHOLD:
             continue
-        fields = {"name": (level, name_text), "cedula": (ced[k], CEDULA_TEXT[ced[k]]),
-                  "birth_date": (birth[k], BIRTH_TEXT[birth[k]]), "email": (email[k], EMAIL_TEXT[email[k]]),
-                  "mobile": (mobile[k], MOBILE_TEXT[mobile[k]]),
-                  "student_number": (student[k], STUDENT_TEXT[student[k]])}
-        texts = [text for lvl, text in fields.values() if lvl != "missing"]
-        if rare_name[k]:
-            texts.insert(1, "no other person has this name")
-        if vetoed[k]:
-            texts.insert(0, "identity vetoed this match: same name and birth date, different cédulas")
-        evidence = {
-            "summary": "; ".join(texts),
-            "fields": {name: {"comparison": lvl, "text": text} for name, (lvl, text) in fields.items()},
-            "agree": [name for name, (lvl, _) in fields.items() if lvl == "same"],
-            "differ": [name for name, (lvl, _) in fields.items() if lvl not in ("same", "missing")],
-            "found_by": [kind for bit, kind in enumerate(BLOCK_KINDS) if bits[k] >> bit & 1],
-            "vetoed_match": bool(vetoed[k]),
-            "weight": round(float(total), 2),
-        }
         first, second = sorted((p.ids[a], p.ids[b]))
-        rows.append((first, second, _score(total), evidence))
+        rows.append((first, second, _score(total), _evidence(f, k, (level, name_text), found_by[k], total)))
     stats["candidates"] = len(rows)
-    pairs = pd.DataFrame(rows, columns=PAIR_COLUMNS)
-    return CandidateResult(pairs.sort_values(["score", "person_id"], ascending=[False, True], ignore_index=True),
-                           stats)
-
+    return CandidateResult(_ranked(rows), stats)
 
 
 def neighbour_keys(focus: pd.DataFrame) -> pd.DataFrame:
