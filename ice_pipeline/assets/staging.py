@@ -6,8 +6,13 @@ is in `store/staging.py`, the normalization in `logic/staging.py`.
 """
 
 
+import datetime as dt
+from dataclasses import dataclass
+
 import pandas as pd
 from dagster import AssetExecutionContext, AssetOut, Failure, MetadataValue, Output, multi_asset
+from psycopg2.extensions import connection as Connection
+from psycopg2.extensions import cursor as Cursor
 
 from ice_pipeline.assets.common import GROUP_STAGING, OWNERS, MigrationOptions, StagingBatch, markdown_counts
 from ice_pipeline.logic import failures as lf
@@ -45,6 +50,12 @@ def _summary(batch: StagingBatch, normalized: pd.DataFrame | None = None) -> dic
     return metadata
 
 
+def _reference_summary(reference: pd.DataFrame) -> dict:
+    """Reference rows per category: a missing category shows in the UI before anything resolves against it."""
+    categories = reference["category"].value_counts() if len(reference) else pd.Series(dtype=int)
+    return {"rows": len(reference), "by_category": markdown_counts("category", categories)}
+
+
 def _add_failures(leads: StagingBatch, failures: StagingBatch, reference: pd.DataFrame) -> None:
     """Lead failures whose raw cells give a name and an identifier join the leads, normalized by the same
     `normalize_leads` (staging_table 'staging_lead_failures'); the others wait, as rejections, for prod_leads."""
@@ -65,6 +76,68 @@ def _add_failures(leads: StagingBatch, failures: StagingBatch, reference: pd.Dat
     leads.limited = leads.limited or failures.limited
 
 
+@dataclass
+class StagingSnapshot:
+    """What one run reads from staging in one snapshot: reference data and each staging table's batch."""
+
+    reference: pd.DataFrame
+    students: StagingBatch
+    leads: StagingBatch
+    documents: StagingBatch
+    failures: StagingBatch  # staging_lead_failures: V3's rows it could not parse
+
+
+def where_last_run_stopped(production_db: ProductionDatabase,
+                           full_refresh: bool) -> tuple[dict[str, tuple], dict[str, list[int]]]:
+    """(watermark per staging table, staging ids per table to read again), as committed in production."""
+    with production_db.connection() as prod, prod.cursor() as cur:
+        marks = {} if full_refresh else store.read_watermarks(cur)
+        retry = store.read_retryable(cur)
+        prod.rollback()
+    return marks, retry
+
+
+def staging_read_cap(context: AssetExecutionContext, conn: Connection) -> dt.datetime:
+    """Set up the staging session (read-only REPEATABLE READ, UTC, schema checked) and return the `updated_at`
+    below which this run may read: below V3's open write transactions, checked before the snapshot."""
+    conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+    with conn.cursor() as cur:
+        cur.execute(store.SET_UTC_TIME_ZONE)
+    check_staging_schema(conn)
+    conn.commit()  # keeps the session's time zone; the read's snapshot is taken by read_snapshot
+    try:
+        cap, writers = store.open_writer_cap(conn)
+    except store.OpenWriterNotVisible as error:
+        raise Failure(description=str(error)) from None
+    conn.rollback()
+    if writers:
+        context.log.info(f"{writers} staging write transaction(s) open since {cap}: rows from then on wait "
+                         "for the next run")
+    return cap
+
+
+def read_snapshot(cur: Cursor, marks: dict[str, tuple], retry: dict[str, list[int]], cap: dt.datetime,
+                  limit: int) -> StagingSnapshot:
+    """Reference data, the batch's arrival cut, and the rows of each table beyond its watermark (`marks`)
+    below `cap`, plus the rows to `retry`: all in the cursor's one snapshot."""
+    reference = store.read_reference(cur)
+    cut = store.arrival_cut(cur, marks, limit, cap)
+    since = {table: marks.get(table, BEGINNING) for table in ("staging_student", "staging_lead",
+                                                              "staging_document", lf.TABLE)}
+    student_retry, lead_retry = retry.get("staging_student", []), retry.get("staging_lead", [])
+    document_retry = retry.get("staging_document", [])
+    students = _batch("staging_student", store.read_students(cur, since["staging_student"], student_retry,
+                                                             cap, cut), student_retry, cut=cut)
+    leads = _batch("staging_lead", store.read_leads(cur, since["staging_lead"], lead_retry, cap, cut),
+                   lead_retry, cut=cut)
+    documents = _batch("staging_document", store.read_documents(
+        cur, since["staging_document"], document_retry, cap, limit), document_retry, limit=limit)
+    failure_retry = retry.get(lf.TABLE, [])
+    failures = _batch(lf.TABLE, store.read_lead_failures(cur, since[lf.TABLE], failure_retry, cap, limit),
+                      failure_retry, limit=limit)
+    return StagingSnapshot(reference, students, leads, documents, failures)
+
+
 @multi_asset(
     outs={
         "staging_students": AssetOut(description="Staging students to process, normalized.", group_name=GROUP_STAGING,
@@ -82,48 +155,15 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
                    migration_lock: MigrationLock, options: MigrationOptions):
     """`migration_lock` is required here, on the first asset of the run, and nowhere else: initialising it
     takes the run lock before the watermarks are read, and Dagster keeps it for the whole run."""
-    # 1. Where the last run stopped (production), and rows to read again.
-    with production_db.connection() as prod, prod.cursor() as cur:
-        marks = {} if options.full_refresh else store.read_watermarks(cur)
-        retry = store.read_retryable(cur)
-        prod.rollback()
-
+    marks, retry = where_last_run_stopped(production_db, options.full_refresh)
     with staging_db.connection() as conn:
-        conn.set_session(isolation_level="REPEATABLE READ", readonly=True)
+        cap = staging_read_cap(context, conn)
         with conn.cursor() as cur:
-            cur.execute("SET TIME ZONE 'UTC'")
-        check_staging_schema(conn)
-        conn.commit()  # keeps the session's time zone; the read's snapshot is taken in step 3
-        # 2. How far this run may read: below V3's open write transactions (checked before the snapshot).
-        try:
-            cap, writers = store.open_writer_cap(conn)
-        except store.OpenWriterNotVisible as error:
-            raise Failure(description=str(error)) from None
+            snapshot = read_snapshot(cur, marks, retry, cap, options.limit)
         conn.rollback()
-        if writers:
-            context.log.info(f"{writers} staging write transaction(s) open since {cap}: rows from then on wait "
-                             "for the next run")
-        # 3. One snapshot: reference data, the batch's arrival cut, the rows.
-        with conn.cursor() as cur:
-            reference = store.read_reference(cur)
-            cut = store.arrival_cut(cur, marks, options.limit, cap)
-            since = {table: marks.get(table, BEGINNING) for table in ("staging_student", "staging_lead",
-                                                                      "staging_document", lf.TABLE)}
-            student_retry, lead_retry = retry.get("staging_student", []), retry.get("staging_lead", [])
-            document_retry = retry.get("staging_document", [])
-            students = _batch("staging_student", store.read_students(cur, since["staging_student"], student_retry,
-                                                                     cap, cut), student_retry, cut=cut)
-            leads = _batch("staging_lead", store.read_leads(cur, since["staging_lead"], lead_retry, cap, cut),
-                           lead_retry, cut=cut)
-            documents = _batch("staging_document", store.read_documents(
-                cur, since["staging_document"], document_retry, cap, options.limit), document_retry,
-                limit=options.limit)
-            failure_retry = retry.get(lf.TABLE, [])
-            failures = _batch(lf.TABLE, store.read_lead_failures(cur, since[lf.TABLE], failure_retry, cap,
-                                                                 options.limit), failure_retry, limit=options.limit)
-        conn.rollback()
-
-    # 4. Normalized, with what the run will show in the UI.
+    reference, students, leads = snapshot.reference, snapshot.students, snapshot.leads
+    documents, failures = snapshot.documents, snapshot.failures
+    # Normalized, with what the run will show in the UI.
     context.log.info(f"staging: {len(students)} students, {len(leads)} leads, {len(documents)} documents, "
                      f"{len(failures)} lead failures to process")
     students.rows = normalize_students(students.rows, reference)
@@ -132,6 +172,4 @@ def staging_tables(context: AssetExecutionContext, staging_db: StagingDatabase, 
     yield Output(students, "staging_students", metadata=_summary(students, students.rows))
     yield Output(leads, "staging_leads", metadata=_summary(leads, leads.rows))
     yield Output(documents, "staging_documents", metadata=_summary(documents))
-    categories = reference["category"].value_counts() if len(reference) else pd.Series(dtype=int)
-    yield Output(reference, "staging_reference_data",
-                 metadata={"rows": len(reference), "by_category": markdown_counts("category", categories)})
+    yield Output(reference, "staging_reference_data", metadata=_reference_summary(reference))

@@ -8,9 +8,11 @@ row) -> lineage, rejections, metadata.
 
 import datetime as dt
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, Output, asset
+from psycopg2.extensions import cursor as Cursor
 
 from ice_pipeline.assets.common import (
     GROUP_PRODUCTION,
@@ -31,17 +33,81 @@ from ice_pipeline.db import (
 from ice_pipeline.logic.fit import (
     STUDENT_PLAN_RULES,
     STUDENT_RULES,
+    Fitted,
     entity_warnings,
     fit,
     refused_ids,
     row_rejections,
     settle_refused,
 )
-from ice_pipeline.logic.students import plan_students
+from ice_pipeline.logic.students import StudentPlan, plan_students, students_with_persons
 from ice_pipeline.resources import ProductionDatabase
 from ice_pipeline.store.columns import column_limits
 from ice_pipeline.store.students import fill_students, insert_students, read_students
 from ice_pipeline.summary import STUDENT_ROWS_REJECTED, STUDENTS_CREATED, STUDENTS_UPDATED
+
+
+@dataclass
+class WrittenStudents:
+    """What prod_students wrote: the figures of its metadata and of ice_pipeline.runs."""
+
+    links: pd.DataFrame     # staging_id, student_id, matched_by, warnings; refused students out
+    rejected: pd.DataFrame  # REJECTION_COLUMNS
+    reviews: pd.DataFrame   # review items of the rows not rejected (plan.reviews' columns)
+    created: int
+    updated: int
+
+    @property
+    def rows_in_review(self) -> int:
+        """Rows whose student number belongs to another person's student: a person decides."""
+        return int((self.reviews["kind"] == "identity_conflict").sum())
+
+
+def write_students(cur: Cursor, batch: StagingBatch, fitted: Fitted, plan: StudentPlan, new: Fitted,
+                   fills: Fitted, *, now: dt.datetime, run_id: str, dry_run: bool) -> WrittenStudents:
+    """New students and fills (`new`, `fills`: the plan's, fitted), then the batch's links, review items,
+    rejections and watermark, and the run's figures."""
+    refused = pd.DataFrame(columns=["entity_id", "reason", "details"])
+    # A dry run predicts from the plan: the persons it would create were
+    # rolled back, so inserting rows that reference them cannot even be tried.
+    if not dry_run:
+        refused = pd.concat([
+            refused_ids(new.frame, "student_id", insert_students(cur, new.frame, now).refused),
+            refused_ids(fills.frame, "student_id", fill_students(cur, fills.frame, now).refused)])
+    links, lost = settle_refused(entity_warnings(plan.links, "student_id", new, fills), "student_id", refused)
+    rejected = row_rejections("staging_student", fitted, lost)
+    # A row an earlier run linked to its student keeps that link; its new values are not applied.
+    rejected = rejected[~rejected["staging_id"].isin(
+        linked_ids(cur, "staging_student", "student", rejected["staging_id"].tolist()))]
+    reviews = plan.reviews[~plan.reviews["staging_id"].isin(rejected["staging_id"])]
+    created = len(plan.new_students) - int(plan.new_students["student_id"].isin(refused["entity_id"]).sum())
+    updated = len(plan.updates) - int(plan.updates["student_id"].isin(refused["entity_id"]).sum())
+    write_links(cur, links.assign(staging_table="staging_student", entity="student",
+                                  entity_id=links["student_id"]), run_id)
+    write_reviews(cur, reviews.assign(staging_table="staging_student"), run_id)
+    write_rejections(cur, rejected, run_id)
+    advance_watermark(cur, "staging_student", batch.high, run_id)
+    record_run(cur, run_id, {STUDENTS_CREATED.stats_key: created, STUDENTS_UPDATED.stats_key: updated,
+                             STUDENT_ROWS_REJECTED.stats_key: len(rejected)})
+    return WrittenStudents(links, rejected, reviews, created, updated)
+
+
+def students_metadata(written: WrittenStudents, *fitted: Fitted) -> dict[str, object]:
+    """The asset's metadata: counts and small tables only, no personal data. `fitted`: every frame fitted to
+    production's columns (the rows, the new students, the fills), for the values cut or dropped."""
+    links, rejected, reviews = written.links, written.rejected, written.reviews
+    warnings = pd.concat([f.warnings for f in fitted]).dropna().str.split("; ").explode()
+    return {
+        "students_created": written.created,
+        "students_updated": written.updated,
+        "rows_linked": len(links),
+        "rows_in_review": written.rows_in_review,
+        "rows_rejected": len(rejected),
+        "field_conflicts": int((reviews["kind"] == "field_conflict").sum()),
+        "matched_by": markdown_counts("matched by", links["matched_by"].value_counts()),
+        "rejection_reasons": markdown_counts("reason", rejected["reason"].value_counts()),
+        "values_fitted": markdown_counts("value cut or dropped", warnings.value_counts()),
+    }
 
 
 @asset(
@@ -57,8 +123,7 @@ from ice_pipeline.summary import STUDENT_ROWS_REJECTED, STUDENTS_CREATED, STUDEN
 def prod_students(context: AssetExecutionContext, staging_students: StagingBatch, resolved_persons: pd.DataFrame,
                   production_db: ProductionDatabase, options: MigrationOptions) -> Output[pd.DataFrame]:
     started = time.monotonic()
-    persons = resolved_persons[resolved_persons["staging_table"] == "staging_student"][["staging_id", "person_id"]]
-    rows = staging_students.rows.merge(persons, on="staging_id", how="inner")
+    rows = students_with_persons(staging_students.rows, resolved_persons)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         limits = column_limits(cur, context.run_id)
@@ -66,42 +131,10 @@ def prod_students(context: AssetExecutionContext, staging_students: StagingBatch
         plan = plan_students(fitted.loadable, read_students(cur, fitted.loadable))
         new = fit(plan.new_students, "students", STUDENT_PLAN_RULES, limits)
         fills = fit(plan.updates, "students", STUDENT_PLAN_RULES, limits)
-        refused = pd.DataFrame(columns=["entity_id", "reason", "details"])
-        # A dry run predicts from the plan: the persons it would create were
-        # rolled back, so inserting rows that reference them cannot even be tried.
-        if not options.dry_run:
-            refused = pd.concat([refused_ids(new.frame, "student_id", insert_students(cur, new.frame, now).refused),
-                                 refused_ids(fills.frame, "student_id", fill_students(cur, fills.frame, now).refused)])
-        links, lost = settle_refused(entity_warnings(plan.links, "student_id", new, fills), "student_id", refused)
-        rejected = row_rejections("staging_student", fitted, lost)
-        # A row an earlier run linked to its student keeps that link; its new values are not applied.
-        rejected = rejected[~rejected["staging_id"].isin(
-            linked_ids(cur, "staging_student", "student", rejected["staging_id"].tolist()))]
-        reviews = plan.reviews[~plan.reviews["staging_id"].isin(rejected["staging_id"])]
-        created = len(plan.new_students) - int(plan.new_students["student_id"].isin(refused["entity_id"]).sum())
-        updated = len(plan.updates) - int(plan.updates["student_id"].isin(refused["entity_id"]).sum())
-        write_links(cur, links.assign(staging_table="staging_student", entity="student", entity_id=links["student_id"]),
-                    context.run_id)
-        write_reviews(cur, reviews.assign(staging_table="staging_student"), context.run_id)
-        write_rejections(cur, rejected, context.run_id)
-        advance_watermark(cur, "staging_student", staging_students.high, context.run_id)
-        record_run(cur, context.run_id, {STUDENTS_CREATED.stats_key: created, STUDENTS_UPDATED.stats_key: updated,
-                                         STUDENT_ROWS_REJECTED.stats_key: len(rejected)})
-    in_review = int((reviews["kind"] == "identity_conflict").sum())
-    warnings = pd.concat([fitted.warnings, new.warnings, fills.warnings]).dropna().str.split("; ").explode()
-    metadata = {
-        "dry_run": options.dry_run,
-        "students_created": created,
-        "students_updated": updated,
-        "rows_linked": len(links),
-        "rows_in_review": in_review,
-        "rows_rejected": len(rejected),
-        "field_conflicts": int((reviews["kind"] == "field_conflict").sum()),
-        "matched_by": markdown_counts("matched by", links["matched_by"].value_counts()),
-        "rejection_reasons": markdown_counts("reason", rejected["reason"].value_counts()),
-        "values_fitted": markdown_counts("value cut or dropped", warnings.value_counts()),
-        "seconds": round(time.monotonic() - started, 2),
-    }
-    context.log.info(f"students: {created} created, {updated} enriched, {in_review} to review, "
-                     f"{len(rejected)} rejected")
-    return Output(links[["staging_id", "student_id"]], metadata=metadata)
+        written = write_students(cur, staging_students, fitted, plan, new, fills, now=now,
+                                 run_id=context.run_id, dry_run=options.dry_run)
+    metadata = {"dry_run": options.dry_run, **students_metadata(written, fitted, new, fills),
+                "seconds": round(time.monotonic() - started, 2)}
+    context.log.info(f"students: {written.created} created, {written.updated} enriched, "
+                     f"{written.rows_in_review} to review, {len(written.rejected)} rejected")
+    return Output(written.links[["staging_id", "student_id"]], metadata=metadata)

@@ -69,6 +69,17 @@ def resolve_service_event(rows: pd.DataFrame, names: dict[str, dict[str, str]]) 
     return rows.assign(warnings=warnings.replace("", pd.NA), unknown_service=unknown_service, unknown_event=unknown_event)
 
 
+def leads_with_persons(leads: pd.DataFrame, persons: pd.DataFrame,
+                       names: dict[str, dict[str, str]]) -> pd.DataFrame:
+    """The batch's lead rows resolved to a person (`persons`: resolved_persons' staging row -> person), with
+    their service and event (`names`, see resolve_service_event), keyed by `row_key`: from here on a row is
+    known by one number across both lead tables (their ids overlap)."""
+    keys = ["staging_table", "staging_id"]
+    persons = persons[persons["staging_table"].isin(LEAD_TABLES)][[*keys, "person_id"]]
+    rows = resolve_service_event(leads.merge(persons, on=keys, how="inner"), names)
+    return rows.assign(staging_id=row_key(rows))
+
+
 def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     """`rows`: staging leads with a person, in arrival order (staging_id, person_id,
     FILL_FIELDS, warnings, optional linked_lead_id of rows linked before). `existing`:

@@ -21,6 +21,12 @@ class StudentPlan:
     reviews: pd.DataFrame      # kind, staging_id, person_id, field, existing_value, incoming_value, reason
 
 
+def students_with_persons(students: pd.DataFrame, persons: pd.DataFrame) -> pd.DataFrame:
+    """The batch's student rows resolved to a person (`persons`: resolved_persons' staging row -> person)."""
+    persons = persons[persons["staging_table"] == "staging_student"][["staging_id", "person_id"]]
+    return students.merge(persons, on="staging_id", how="inner")
+
+
 def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
     """`rows`: staging students with a person, in arrival order (staging_id, person_id,
     student_number, program, data_source, csv_enriched, warnings). `existing`: production

@@ -23,6 +23,8 @@ from ice_pipeline.store.review import READ_RETRYABLE_DECISIONS
 # (updated_at, id) below every row: the watermark of a table never processed.
 BEGINNING = ("-infinity", 0)
 
+# The staging session's time zone: timestamps read (and watermarks derived from them) print in UTC.
+SET_UTC_TIME_ZONE = "SET TIME ZONE 'UTC'"
 READ_WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
 # Rows to read again whatever the watermark: rejections that may load later (a document waiting for
 # its student), identity questions a person answered, and rows that waited for a person flagged as a
