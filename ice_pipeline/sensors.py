@@ -42,6 +42,7 @@ from psycopg2 import errors
 from ice_pipeline.jobs import SERIAL_TAG, migrate_to_production
 from ice_pipeline.resources import ProductionDatabase, StagingDatabase
 from ice_pipeline.store.review import PENDING_DECISIONS
+from ice_pipeline.store.staging import SET_UTC_TIME_ZONE
 
 SENSOR_NAME = "new_staging_rows"
 MINIMUM_INTERVAL_SECONDS = 60
@@ -77,7 +78,7 @@ def staging_high_water_marks(staging_db: StagingDatabase) -> dict[str, tuple]:
     with staging_db.connection() as conn:
         try:
             with conn.cursor() as cur:
-                cur.execute("SET TIME ZONE 'UTC'")  # stable isoformat, hence stable run keys
+                cur.execute(SET_UTC_TIME_ZONE)  # stable isoformat, hence stable run keys
                 latest = {}
                 for table in WATCHED_TABLES:
                     cur.execute(LATEST_ROW[table])

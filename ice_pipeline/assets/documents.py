@@ -174,7 +174,7 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
 
     # 3. One transaction: re-check, insert, link, reject, watermark.
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        links, inserted = _write(cur, plan, fresh, staging_documents, context.run_id, options,
+        links, inserted = _write(cur, plan, fresh, staging_documents, context.run.run_id, options,
                                  sum(o.bytes for o in outcomes))
 
     metadata = _metadata(staging_documents, plan, links, fresh, inserted, outcomes, options, {

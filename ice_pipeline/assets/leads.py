@@ -144,12 +144,12 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
     rows = leads_with_persons(staging_leads.rows, resolved_persons, prod_services_events)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.run_id))
+        fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.run.run_id))
         linked = leads_linked_before(cur, rows)
         loadable = fitted.loadable.merge(linked, on="staging_id", how="left")
         plan = plan_leads(loadable[["staging_id", "person_id", *FILL_FIELDS, "warnings", "linked_lead_id"]],
                           read_leads(cur, loadable["person_id"]))
-        written = write_leads(cur, staging_leads, fitted, linked, plan, now=now, run_id=context.run_id,
+        written = write_leads(cur, staging_leads, fitted, linked, plan, now=now, run_id=context.run.run_id,
                               dry_run=options.dry_run)
     metadata = {"dry_run": options.dry_run, **leads_metadata(staging_leads, rows, fitted, written),
                 "seconds": round(time.monotonic() - started, 2)}

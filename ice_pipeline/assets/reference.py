@@ -52,7 +52,7 @@ def prod_services_events(context: AssetExecutionContext, staging_reference_data:
     reference = staging_reference_data
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, context.run_id)
+        limits = column_limits(cur, context.run.run_id)
         services, new_services = match_reference(reference[reference["category"] == "service"], read_services(cur))
         service_fit = fit(new_services.assign(description=SERVICE_DESCRIPTION), "services", SERVICE_RULES, limits)
         inserted = insert_services(cur, service_fit.frame[service_fit.rejected.isna().to_numpy()], now)
@@ -71,7 +71,7 @@ def prod_services_events(context: AssetExecutionContext, staging_reference_data:
         refused = pd.concat([refused_services, refused_events], ignore_index=True).dropna(subset=["reference_id"])
         clear_reference_rejections(cur, refused["reference_id"].astype("int64").tolist())
         write_rejections(cur, rejections("staging_reference_data", refused["reference_id"], refused["reason"],
-                                         refused["details"]), context.run_id)
+                                         refused["details"]), context.run.run_id)
     warnings = pd.concat([new_services["warnings"], event_fit.warnings, new_events["warnings"]]).dropna()
     created_services, created_events = len(new_services) - len(refused_services), len(new_events) - len(refused_events)
     context.log.info(f"reference: {created_services} services and {created_events} events created, "

@@ -53,8 +53,8 @@ def _apply(context: AssetExecutionContext, conn, options: MigrationOptions) -> t
         figures = {"review_decisions_applied": sum(pending.values()), "review_decisions_refused": 0,
                    **{f"review_{kind}": n for kind, n in sorted(pending.items())}}
         return figures, {}, pending
-    result = apply_decisions(conn, context.run_id)
+    result = apply_decisions(conn, context.run.run_id)
     figures = result.as_metadata()
     with conn, conn.cursor() as cur:
-        record_run(cur, context.run_id, figures)
+        record_run(cur, context.run.run_id, figures)
     return figures, result.refused, result.applied

@@ -126,13 +126,13 @@ def prod_students(context: AssetExecutionContext, staging_students: StagingBatch
     rows = students_with_persons(staging_students.rows, resolved_persons)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, context.run_id)
+        limits = column_limits(cur, context.run.run_id)
         fitted = fit(rows, "students", STUDENT_RULES, limits)
         plan = plan_students(fitted.loadable, read_students(cur, fitted.loadable))
         new = fit(plan.new_students, "students", STUDENT_PLAN_RULES, limits)
         fills = fit(plan.updates, "students", STUDENT_PLAN_RULES, limits)
         written = write_students(cur, staging_students, fitted, plan, new, fills, now=now,
-                                 run_id=context.run_id, dry_run=options.dry_run)
+                                 run_id=context.run.run_id, dry_run=options.dry_run)
     metadata = {"dry_run": options.dry_run, **students_metadata(written, fitted, new, fills),
                 "seconds": round(time.monotonic() - started, 2)}
     context.log.info(f"students: {written.created} created, {written.updated} enriched, "
