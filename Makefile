@@ -36,9 +36,12 @@ demo: install
 	@echo "Open the Dagster UI on http://127.0.0.1:3000 with: make ui"
 	@echo "Stop the embedded services with: make down"
 
+# One pytest worker per CPU (pytest-xdist): each worker starts its own embedded PostgreSQL and S3
+# server, every test has its own databases. PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= logical
 test: install
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
