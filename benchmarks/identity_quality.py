@@ -49,8 +49,12 @@ class Databases:
         with closing(psycopg2.connect(self.production_url)) as conn:
             init_production(conn, baseline=True)
         env = services.env()
-        env.update(STAGING_DATABASE_URL=self.staging_url, DATABASE_URL=self.production_url,
-                   STAGING_FILES_ROOT=str(files_root), MINIO_BUCKET=f"q-{tag}")
+        env.update(
+            STAGING_DATABASE_URL=self.staging_url,
+            DATABASE_URL=self.production_url,
+            STAGING_FILES_ROOT=str(files_root),
+            MINIO_BUCKET=f"q-{tag}",
+        )
         env.pop("DAGSTER_HOME", None)
         env.pop("DAGSTER_PG_URL", None)  # in-process runs on an ephemeral instance
         self.env = env
@@ -68,9 +72,13 @@ class Databases:
         truth: dict[tuple[str, int], int] = {}
         with closing(psycopg2.connect(self.staging_url)) as conn, conn.cursor() as cur:
             for row in rows:  # one row at a time: updated_at increases with the list order
-                cur.execute(sql.SQL("INSERT INTO {} (full_name, email, phone, cedula, birth_date) "
-                                    "VALUES (%s, %s, %s, %s, %s) RETURNING id").format(sql.Identifier(row.table)),
-                            [row.fields.get(c) for c in COLUMNS])
+                cur.execute(
+                    sql.SQL(
+                        "INSERT INTO {} (full_name, email, phone, cedula, birth_date) "
+                        "VALUES (%s, %s, %s, %s, %s) RETURNING id"
+                    ).format(sql.Identifier(row.table)),
+                    [row.fields.get(c) for c in COLUMNS],
+                )
                 truth[(row.table, cur.fetchone()[0])] = row.truth
                 conn.commit()
         return truth
@@ -96,14 +104,20 @@ class Databases:
 
     def outcome(self) -> tuple[dict[tuple[str, int], str], set[str], int]:
         with closing(psycopg2.connect(self.production_url)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT staging_table, staging_id, entity_id::text FROM ice_pipeline.source_links "
-                        "WHERE entity = 'person'")
+            cur.execute(
+                "SELECT staging_table, staging_id, entity_id::text FROM ice_pipeline.source_links "
+                "WHERE entity = 'person'"
+            )
             person = {(t, int(i)): p for t, i, p in cur.fetchall()}
-            cur.execute("SELECT DISTINCT person_id::text FROM ice_pipeline.review_queue "
-                        "WHERE kind = 'possible_false_merge'")
+            cur.execute(
+                "SELECT DISTINCT person_id::text FROM ice_pipeline.review_queue "
+                "WHERE kind = 'possible_false_merge'"
+            )
             flagged = {p for (p,) in cur.fetchall()}
-            cur.execute("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'identity_conflict' "
-                        "AND status = 'open'")
+            cur.execute(
+                "SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'identity_conflict' "
+                "AND status = 'open'"
+            )
             waiting = int(cur.fetchone()[0])
         return person, flagged, waiting
 
@@ -117,9 +131,15 @@ def score(person: dict, truth: dict, flagged: set[str]) -> dict:
     merged = false_merges(person, truth)
     found, total = pair_recall(person, truth)
     linked = len(person)
-    return {"rows": len(truth), "linked": linked, "persons": len(set(person.values())),
-            "false_merges": len(merged), "unflagged_false_merges": len(set(merged) - flagged),
-            "pair_recall": round(found / total, 4) if total else 1.0, "true_pairs": total}
+    return {
+        "rows": len(truth),
+        "linked": linked,
+        "persons": len(set(person.values())),
+        "false_merges": len(merged),
+        "unflagged_false_merges": len(set(merged) - flagged),
+        "pair_recall": round(found / total, 4) if total else 1.0,
+        "true_pairs": total,
+    }
 
 
 def hard(services, args, work: Path) -> list[tuple[str, dict]]:
@@ -131,8 +151,16 @@ def hard(services, args, work: Path) -> list[tuple[str, dict]]:
         started = time.monotonic()
         db.migrate()
         person, flagged, waiting = db.outcome()
-        out.append(("hard data, one batch", {**score(person, truth, flagged), "in_review": waiting,
-                                             "seconds": round(time.monotonic() - started, 1)}))
+        out.append(
+            (
+                "hard data, one batch",
+                {
+                    **score(person, truth, flagged),
+                    "in_review": waiting,
+                    "seconds": round(time.monotonic() - started, 1),
+                },
+            )
+        )
     finally:
         db.drop()
     shuffled = rows[:]
@@ -146,8 +174,16 @@ def hard(services, args, work: Path) -> list[tuple[str, dict]]:
             truth.update(db.load(shuffled[a:b]))
             db.migrate()
         person, flagged, waiting = db.outcome()
-        out.append((f"hard data, {args.runs} runs, other order", {
-            **score(person, truth, flagged), "in_review": waiting, "seconds": round(time.monotonic() - started, 1)}))
+        out.append(
+            (
+                f"hard data, {args.runs} runs, other order",
+                {
+                    **score(person, truth, flagged),
+                    "in_review": waiting,
+                    "seconds": round(time.monotonic() - started, 1),
+                },
+            )
+        )
     finally:
         db.drop()
     return out
@@ -166,8 +202,9 @@ def demo(services, args, work: Path) -> list[tuple[str, dict]]:
         db.migrate()
         person, flagged, waiting = db.outcome()
         frame = truth_frame.reset_index(drop=True).reset_index().rename(columns={"index": "row"})
-        links = pd.DataFrame([(t, i, p) for (t, i), p in person.items()],
-                             columns=["staging_table", "staging_id", "person_id"])
+        links = pd.DataFrame(
+            [(t, i, p) for (t, i), p in person.items()], columns=["staging_table", "staging_id", "person_id"]
+        )
         frame = frame.merge(links, on=["staging_table", "staging_id"], how="left")
 
         def pairs(groups) -> set:
@@ -176,18 +213,29 @@ def demo(services, args, work: Path) -> list[tuple[str, dict]]:
         predicted = pairs(frame.dropna(subset=["person_id"]).groupby("person_id")["row"].apply(list))
         actual = pairs(frame.groupby("person_ref")["row"].apply(list))
         hit = len(predicted & actual)
-        return [("demo (clean) data, one batch", {
-            "rows": len(frame), "linked": int(frame["person_id"].notna().sum()),
-            "persons": int(frame["person_id"].nunique()), "wrong_pairs": len(predicted) - hit,
-            "pair_precision": round(hit / len(predicted), 4) if predicted else 1.0,
-            "pair_recall": round(hit / len(actual), 4) if actual else 1.0, "in_review": waiting,
-            "seconds": round(time.monotonic() - started, 1)})]
+        return [
+            (
+                "demo (clean) data, one batch",
+                {
+                    "rows": len(frame),
+                    "linked": int(frame["person_id"].notna().sum()),
+                    "persons": int(frame["person_id"].nunique()),
+                    "wrong_pairs": len(predicted) - hit,
+                    "pair_precision": round(hit / len(predicted), 4) if predicted else 1.0,
+                    "pair_recall": round(hit / len(actual), 4) if actual else 1.0,
+                    "in_review": waiting,
+                    "seconds": round(time.monotonic() - started, 1),
+                },
+            )
+        ]
     finally:
         db.drop()
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--households", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--seed", type=int, default=11)

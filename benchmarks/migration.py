@@ -61,20 +61,38 @@ REPO = Path(__file__).resolve().parents[1]
 SOURCE = Path(os.environ.get("ICE_BENCH_SOURCE") or REPO)
 SOURCE_LABEL = os.environ.get("ICE_BENCH_SOURCE_LABEL", "")
 RESULTS = REPO / "benchmarks" / "results"
-GIB = 1024 ** 3
-MIB = 1024 ** 2
-ASSET_STEPS = ("staging_tables", "prod_services_events", "applied_review_decisions", "resolved_persons",
-               "person_candidates", "prod_students", "prod_leads", "prod_documents")
-FLOOR_TABLES = (("public", "persons"), ("public", "students"), ("public", "leads"),
-                ("ice_pipeline", "source_links"))
+GIB = 1024**3
+MIB = 1024**2
+ASSET_STEPS = (
+    "staging_tables",
+    "prod_services_events",
+    "applied_review_decisions",
+    "resolved_persons",
+    "person_candidates",
+    "prod_students",
+    "prod_leads",
+    "prod_documents",
+)
+FLOOR_TABLES = (
+    ("public", "persons"),
+    ("public", "students"),
+    ("public", "leads"),
+    ("ice_pipeline", "source_links"),
+)
 # Pipeline-written tables that hold part of the result when the schema has them
 # (ice_pipeline.person_keys: the match keys, formerly expression indexes on persons).
 FLOOR_EXTRA_TABLES = (("ice_pipeline", "person_keys"),)
 # Rows written that count as "data" (the re-run target is zero of them);
 # ice_pipeline.watermarks/runs are bookkeeping and reported apart.
 BOOKKEEPING_TABLES = {"ice_pipeline.watermarks", "ice_pipeline.runs"}
-TARGETS = {"full_seconds": 60.0, "full_floor_multiple": 3.0, "full_rss_bytes": 2 * GIB, "rerun_seconds": 10.0,
-           "increment_seconds": 10.0, "baseline_ratio": 50.0}
+TARGETS = {
+    "full_seconds": 60.0,
+    "full_floor_multiple": 3.0,
+    "full_rss_bytes": 2 * GIB,
+    "rerun_seconds": 10.0,
+    "increment_seconds": 10.0,
+    "baseline_ratio": 50.0,
+}
 
 
 def log(message: str) -> None:
@@ -155,32 +173,50 @@ class Cluster:
             return {"available": False}
         oids = self.oids(databases)
         with closing(self.admin()) as conn, conn.cursor() as cur:
-            cur.execute("SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0), "
-                        "coalesce(sum(rows), 0) FROM pg_stat_statements WHERE dbid = ANY(%s)", (oids,))
+            cur.execute(
+                "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0), "
+                "coalesce(sum(rows), 0) FROM pg_stat_statements WHERE dbid = ANY(%s)",
+                (oids,),
+            )
             calls, exec_ms, rows = cur.fetchone()
-            cur.execute("SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
-                        "FROM pg_stat_statements WHERE dbid = ANY(%s) ORDER BY total_exec_time DESC LIMIT %s",
-                        (oids, top))
-            heaviest = [{"calls": int(c), "ms": round(float(t), 1), "rows": int(r), "query": q}
-                        for c, t, r, q in cur.fetchall()]
+            cur.execute(
+                "SELECT calls, total_exec_time, rows, left(regexp_replace(query, '\\s+', ' ', 'g'), 160) "
+                "FROM pg_stat_statements WHERE dbid = ANY(%s) ORDER BY total_exec_time DESC LIMIT %s",
+                (oids, top),
+            )
+            heaviest = [
+                {"calls": int(c), "ms": round(float(t), 1), "rows": int(r), "query": q}
+                for c, t, r, q in cur.fetchall()
+            ]
             cur.execute("SELECT dealloc FROM pg_stat_statements_info")
             evicted = int(cur.fetchone()[0])
-        return {"available": True, "calls": int(calls), "exec_seconds": round(float(exec_ms) / 1000, 2),
-                "rows": int(rows), "top": heaviest, "evicted_entries": evicted}
+        return {
+            "available": True,
+            "calls": int(calls),
+            "exec_seconds": round(float(exec_ms) / 1000, 2),
+            "rows": int(rows),
+            "top": heaviest,
+            "evicted_entries": evicted,
+        }
 
     def transactions(self, databases: list[str]) -> int:
         with closing(self.admin()) as conn, conn.cursor() as cur:
             cur.execute("SELECT pg_stat_clear_snapshot()")
-            cur.execute("SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database "
-                        "WHERE datname = ANY(%s)", (databases,))
+            cur.execute(
+                "SELECT coalesce(sum(xact_commit + xact_rollback), 0) FROM pg_stat_database "
+                "WHERE datname = ANY(%s)",
+                (databases,),
+            )
             return int(cur.fetchone()[0])
 
 
 def table_writes(url: str) -> dict[str, int]:
     """n_tup_ins + n_tup_upd + n_tup_del per table of public and ice_pipeline (cumulative counters)."""
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
-                    "FROM pg_stat_user_tables WHERE schemaname IN ('public', 'ice_pipeline')")
+        cur.execute(
+            "SELECT schemaname || '.' || relname, n_tup_ins + n_tup_upd + n_tup_del "
+            "FROM pg_stat_user_tables WHERE schemaname IN ('public', 'ice_pipeline')"
+        )
         found = {name: int(n) for name, n in cur.fetchall()}
     time.sleep(0.3)  # let this backend exit and flush its own counters before the next snapshot
     return found
@@ -210,8 +246,21 @@ def ice_pipeline_command() -> list[str]:
 
 
 def profiled_command(session_file: Path) -> list[str]:
-    return [sys.executable, "-m", "pyinstrument", "-i", "0.002", "-r", "pyisession", "-o", str(session_file),
-            "-m", "ice_pipeline.cli", "migrate", "--json"]
+    return [
+        sys.executable,
+        "-m",
+        "pyinstrument",
+        "-i",
+        "0.002",
+        "-r",
+        "pyisession",
+        "-o",
+        str(session_file),
+        "-m",
+        "ice_pipeline.cli",
+        "migrate",
+        "--json",
+    ]
 
 
 class TreeSampler(threading.Thread):
@@ -222,7 +271,7 @@ class TreeSampler(threading.Thread):
         self.pid, self.interval = pid, interval
         self.peak = 0
         self.samples = 0
-        self.hwm: dict[int, int] = {}   # pid -> VmHWM (peak RSS since exec, from /proc), largest seen
+        self.hwm: dict[int, int] = {}  # pid -> VmHWM (peak RSS since exec, from /proc), largest seen
         self.done = threading.Event()
 
     def run(self) -> None:
@@ -273,7 +322,9 @@ def step_seconds(env: dict[str, str], run_ids: list[str]) -> dict[str, float]:
             for run_id in run_ids:
                 for s in instance.get_run_step_stats(run_id):
                     if s.start_time and s.end_time:
-                        seconds[s.step_key] = round(seconds.get(s.step_key, 0.0) + s.end_time - s.start_time, 2)
+                        seconds[s.step_key] = round(
+                            seconds.get(s.step_key, 0.0) + s.end_time - s.start_time, 2
+                        )
         return seconds
     finally:
         for name, value in saved.items():
@@ -296,8 +347,15 @@ def wait_quiet(what: str) -> None:
         time.sleep(5)
 
 
-def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], production_url: str,
-                  work: Path, label: str, profile: bool) -> dict[str, Any]:
+def run_migration(
+    cluster: Cluster,
+    env: dict[str, str],
+    databases: list[str],
+    production_url: str,
+    work: Path,
+    label: str,
+    profile: bool,
+) -> dict[str, Any]:
     wait_quiet(label)
     cluster.checkpoint()
     load_before = os.getloadavg()[0]
@@ -310,7 +368,9 @@ def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], p
     log(f"{label}: {' '.join(command[-3:])}")
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         started = time.perf_counter()
-        proc = subprocess.Popen(command, env=env, cwd=SOURCE, stdin=subprocess.DEVNULL, stdout=out, stderr=err)
+        proc = subprocess.Popen(
+            command, env=env, cwd=SOURCE, stdin=subprocess.DEVNULL, stdout=out, stderr=err
+        )
         sampler = TreeSampler(proc.pid)
         sampler.start()
         # Not ru_maxrss from wait4: after exec it still carries the RSS of the
@@ -327,7 +387,9 @@ def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], p
             break
     if proc.returncode != 0 or not summary.get("success"):
         tail = err_path.read_text(encoding="utf-8", errors="replace")[-3000:]
-        log(f"{label}: exit {proc.returncode}, success={summary.get('success')}, error={summary.get('error')}\n{tail}")
+        log(
+            f"{label}: exit {proc.returncode}, success={summary.get('success')}, error={summary.get('error')}\n{tail}"
+        )
     xacts_after = settle(cluster, databases)
     statements = cluster.statements(databases)
     writes_after = table_writes(production_url)
@@ -338,25 +400,36 @@ def run_migration(cluster: Cluster, env: dict[str, str], databases: list[str], p
     staging_rows = summary.get("staging_rows", {})
     rows_in_run = sum(int(v) for v in staging_rows.values()) if isinstance(staging_rows, dict) else 0
     result = {
-        "label": label, "exit_code": proc.returncode, "success": bool(summary.get("success")),
-        "error": summary.get("error"), "wall_seconds": round(wall, 2), "runs": len(run_ids),
-        "job_seconds": summary.get("seconds"), "rows_in_run": rows_in_run,
-        "peak_rss_tree_bytes": sampler.peak, "rss_samples": sampler.samples,
+        "label": label,
+        "exit_code": proc.returncode,
+        "success": bool(summary.get("success")),
+        "error": summary.get("error"),
+        "wall_seconds": round(wall, 2),
+        "runs": len(run_ids),
+        "job_seconds": summary.get("seconds"),
+        "rows_in_run": rows_in_run,
+        "peak_rss_tree_bytes": sampler.peak,
+        "rss_samples": sampler.samples,
         "hwm_tree_bytes": sum(sampler.hwm.values()),
         "cpu_seconds": round(usage.ru_utime + usage.ru_stime, 2),
-        "statements": statements, "transactions": xacts_after - xacts_before,
+        "statements": statements,
+        "transactions": xacts_after - xacts_before,
         "rows_written": written,
         "rows_written_data": sum(n for t, n in written.items() if t not in BOOKKEEPING_TABLES),
         "rows_written_bookkeeping": sum(n for t, n in written.items() if t in BOOKKEEPING_TABLES),
-        "steps": steps, "asset_seconds": summary.get("asset_seconds", {}),
+        "steps": steps,
+        "asset_seconds": summary.get("asset_seconds", {}),
         "summary": {k: v for k, v in summary.items() if k not in ("failed_checks",)},
         "failed_checks": summary.get("failed_checks", []),
         "profile": str(session_file) if profile else None,
-        "loadavg_before": round(load_before, 2), "loadavg_after": round(os.getloadavg()[0], 2),
+        "loadavg_before": round(load_before, 2),
+        "loadavg_after": round(os.getloadavg()[0], 2),
     }
-    log(f"{label}: {result['wall_seconds']} s wall, {rows_in_run} staging rows, "
+    log(
+        f"{label}: {result['wall_seconds']} s wall, {rows_in_run} staging rows, "
         f"peak RSS {result['peak_rss_tree_bytes'] / MIB:.0f} MiB, statements {statements.get('calls')}, "
-        f"rows written {result['rows_written_data']}")
+        f"rows written {result['rows_written_data']}"
+    )
     return result
 
 
@@ -377,14 +450,21 @@ def copy_floor(production_url: str, cluster: Cluster) -> dict[str, Any]:
         with conn.cursor() as cur:
             for schema, table in floor_tables:
                 buf = io.BytesIO()
-                cur.copy_expert(sql.SQL("COPY {}.{} TO STDOUT").format(sql.Identifier(schema), sql.Identifier(table))
-                                .as_string(conn), buf)
+                cur.copy_expert(
+                    sql.SQL("COPY {}.{} TO STDOUT")
+                    .format(sql.Identifier(schema), sql.Identifier(table))
+                    .as_string(conn),
+                    buf,
+                )
                 buffers[f"{schema}.{table}"] = buf.getvalue()
             cur.execute("DROP SCHEMA IF EXISTS bench_floor CASCADE")
             cur.execute("CREATE SCHEMA bench_floor")
             for schema, table in floor_tables:
-                cur.execute(sql.SQL("CREATE TABLE bench_floor.{} (LIKE {}.{} INCLUDING ALL)").format(
-                    sql.Identifier(table), sql.Identifier(schema), sql.Identifier(table)))
+                cur.execute(
+                    sql.SQL("CREATE TABLE bench_floor.{} (LIKE {}.{} INCLUDING ALL)").format(
+                        sql.Identifier(table), sql.Identifier(schema), sql.Identifier(table)
+                    )
+                )
         conn.commit()
         cluster.checkpoint()
         total = 0.0
@@ -392,8 +472,10 @@ def copy_floor(production_url: str, cluster: Cluster) -> dict[str, Any]:
             data = buffers[f"{schema}.{table}"]
             started = time.perf_counter()
             with conn.cursor() as cur:
-                cur.copy_expert(sql.SQL("COPY bench_floor.{} FROM STDIN").format(sql.Identifier(table))
-                                .as_string(conn), io.BytesIO(data))
+                cur.copy_expert(
+                    sql.SQL("COPY bench_floor.{} FROM STDIN").format(sql.Identifier(table)).as_string(conn),
+                    io.BytesIO(data),
+                )
                 rows = cur.rowcount
             conn.commit()
             seconds = time.perf_counter() - started
@@ -407,8 +489,13 @@ def copy_floor(production_url: str, cluster: Cluster) -> dict[str, Any]:
         breakdown = _floor_breakdown(conn, buffers, floor_tables)
     log(f"floor: {total:.2f} s for {sum(t['rows'] for t in tables.values())} rows ({indexes} indexes)")
     core = sum(tables[f"{schema}.{table}"]["seconds"] for schema, table in FLOOR_TABLES)
-    return {"seconds": round(total, 3), "core_seconds": round(core, 3), "tables": tables, "indexes": indexes,
-            "breakdown": breakdown}
+    return {
+        "seconds": round(total, 3),
+        "core_seconds": round(core, 3),
+        "tables": tables,
+        "indexes": indexes,
+        "breakdown": breakdown,
+    }
 
 
 def _floor_breakdown(conn, buffers: dict[str, bytes], floor_tables: list[tuple[str, str]]) -> dict[str, Any]:
@@ -424,10 +511,16 @@ def _floor_breakdown(conn, buffers: dict[str, bytes], floor_tables: list[tuple[s
         cur.execute("CREATE SCHEMA bench_floor_bare")
         definitions: list[tuple[str, str, str]] = []
         for schema, table in floor_tables:
-            cur.execute(sql.SQL("CREATE TABLE bench_floor_bare.{} (LIKE {}.{} INCLUDING DEFAULTS)").format(
-                sql.Identifier(table), sql.Identifier(schema), sql.Identifier(table)))
-            cur.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
-                        "ORDER BY indexname", (schema, table))
+            cur.execute(
+                sql.SQL("CREATE TABLE bench_floor_bare.{} (LIKE {}.{} INCLUDING DEFAULTS)").format(
+                    sql.Identifier(table), sql.Identifier(schema), sql.Identifier(table)
+                )
+            )
+            cur.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s AND tablename = %s "
+                "ORDER BY indexname",
+                (schema, table),
+            )
             for name, definition in cur.fetchall():
                 bare = definition.replace(f" ON {schema}.{table} ", f" ON bench_floor_bare.{table} ")
                 bare = bare.replace(f"INDEX {name} ", f"INDEX bare_{name} ", 1)
@@ -436,8 +529,10 @@ def _floor_breakdown(conn, buffers: dict[str, bytes], floor_tables: list[tuple[s
     for schema, table in floor_tables:
         started = time.perf_counter()
         with conn.cursor() as cur:
-            cur.copy_expert(sql.SQL("COPY bench_floor_bare.{} FROM STDIN").format(sql.Identifier(table))
-                            .as_string(conn), io.BytesIO(buffers[f"{schema}.{table}"]))
+            cur.copy_expert(
+                sql.SQL("COPY bench_floor_bare.{} FROM STDIN").format(sql.Identifier(table)).as_string(conn),
+                io.BytesIO(buffers[f"{schema}.{table}"]),
+            )
         conn.commit()
         heap[f"{schema}.{table}"] = round(time.perf_counter() - started, 3)
     for table, name, definition in definitions:
@@ -473,8 +568,9 @@ WHERE id IN (SELECT id FROM staging_lead WHERE id <= %(high)s ORDER BY md5(id::t
 """
 
 
-def apply_increment(staging_url: str, persons: int, seed: int, files_root: Path,
-                    counts: dict[str, int]) -> dict[str, Any]:
+def apply_increment(
+    staging_url: str, persons: int, seed: int, files_root: Path, counts: dict[str, int]
+) -> dict[str, Any]:
     """1% new staging rows (a demo batch for persons/100 new people) + 1% of existing rows changed."""
     started = time.perf_counter()
     batch = demo.generate(max(1, persons // 100), seed=seed + 1, documents=False)
@@ -497,9 +593,15 @@ def apply_increment(staging_url: str, persons: int, seed: int, files_root: Path,
             cur.execute("ANALYZE staging_student; ANALYZE staging_lead")
         conn.commit()
     new_rows = loaded.counts["staging_student"] + loaded.counts["staging_lead"]
-    return {"new_rows": new_rows, "new_students": loaded.counts["staging_student"],
-            "new_leads": loaded.counts["staging_lead"], "changed_students": changed_s, "changed_leads": changed_l,
-            "changed_rows": changed_s + changed_l, "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "new_rows": new_rows,
+        "new_students": loaded.counts["staging_student"],
+        "new_leads": loaded.counts["staging_lead"],
+        "changed_students": changed_s,
+        "changed_leads": changed_l,
+        "changed_rows": changed_s + changed_l,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
 # --------------------------------------------------------------------------
@@ -507,14 +609,22 @@ def apply_increment(staging_url: str, persons: int, seed: int, files_root: Path,
 
 
 def _pass_dict(result: row_by_row.PassResult) -> dict[str, Any]:
-    return {"rows": result.rows, "student_rows": result.student_rows, "lead_rows": result.lead_rows,
-            "seconds": round(result.seconds, 2), "student_seconds": round(result.student_seconds, 2),
-            "lead_seconds": round(result.lead_seconds, 2), "persons_after": result.persons_after,
-            "stats": result.stats, "errors": result.errors}
+    return {
+        "rows": result.rows,
+        "student_rows": result.student_rows,
+        "lead_rows": result.lead_rows,
+        "seconds": round(result.seconds, 2),
+        "student_seconds": round(result.student_seconds, 2),
+        "lead_seconds": round(result.lead_seconds, 2),
+        "persons_after": result.persons_after,
+        "stats": result.stats,
+        "errors": result.errors,
+    }
 
 
-def run_baseline(cluster: Cluster, staging_db: str, database: str, totals: dict[str, int], sample_rows: int,
-                 budget: float) -> dict[str, Any]:
+def run_baseline(
+    cluster: Cluster, staging_db: str, database: str, totals: dict[str, int], sample_rows: int, budget: float
+) -> dict[str, Any]:
     """The plan's row-by-row algorithm: full if it fits `budget` seconds, else a sample + extrapolation."""
     n_s, n_l = totals["staging_student"], totals["staging_lead"]
     total = n_s + n_l
@@ -542,51 +652,81 @@ def run_baseline(cluster: Cluster, staging_db: str, database: str, totals: dict[
             finally:
                 migrator.close()
             statements = cluster.statements([staging_db, database], top=5)
-            log(f"baseline {label} pass {i + 1}: {result.rows} rows in {result.seconds:.1f} s, "
-                f"{statements.get('calls')} statements, {result.stats['rows_failed']} rows failed")
+            log(
+                f"baseline {label} pass {i + 1}: {result.rows} rows in {result.seconds:.1f} s, "
+                f"{statements.get('calls')} statements, {result.stats['rows_failed']} rows failed"
+            )
             results.append((result, statements))
         return results
 
-    sample_full, sample_rerun = one("sample" if fraction < 1 else "full", lim_s if fraction < 1 else None,
-                                    lim_l if fraction < 1 else None, 2)
+    sample_full, sample_rerun = one(
+        "sample" if fraction < 1 else "full",
+        lim_s if fraction < 1 else None,
+        lim_l if fraction < 1 else None,
+        2,
+    )
     ext = row_by_row.extrapolate(sample_full[0], n_s, n_l, scan_cost[0] if scan_cost else None)
     estimate = ext.scan_model_seconds if ext.scan_model_seconds is not None else ext.linear_seconds
-    out["extrapolation"] = {"linear_seconds": round(ext.linear_seconds, 1),
-                            "scan_model_seconds": None if ext.scan_model_seconds is None
-                            else round(ext.scan_model_seconds, 1),
-                            "scan_seconds_per_person": scan_cost[0] if scan_cost else None,
-                            "name_phone_lookups": sample_full[0].name_phone_lookups,
-                            "first_ms_per_row": round(ext.first_ms_per_row, 2),
-                            "last_ms_per_row": round(ext.last_ms_per_row, 2)}
+    out["extrapolation"] = {
+        "linear_seconds": round(ext.linear_seconds, 1),
+        "scan_model_seconds": None if ext.scan_model_seconds is None else round(ext.scan_model_seconds, 1),
+        "scan_seconds_per_person": scan_cost[0] if scan_cost else None,
+        "name_phone_lookups": sample_full[0].name_phone_lookups,
+        "first_ms_per_row": round(ext.first_ms_per_row, 2),
+        "last_ms_per_row": round(ext.last_ms_per_row, 2),
+    }
     out["sample_full"] = {**_pass_dict(sample_full[0]), "statements": sample_full[1]}
     out["sample_rerun"] = {**_pass_dict(sample_rerun[0]), "statements": sample_rerun[1]}
     rerun_linear = sample_rerun[0].seconds / max(sample_rerun[0].rows, 1) * total
 
     if fraction >= 1:
-        out["full"] = {"basis": "measured", "seconds": out["sample_full"]["seconds"], "rows": total,
-                       "statements": sample_full[1].get("calls")}
-        out["rerun"] = {"basis": "measured", "seconds": out["sample_rerun"]["seconds"], "rows": total,
-                        "statements": sample_rerun[1].get("calls")}
+        out["full"] = {
+            "basis": "measured",
+            "seconds": out["sample_full"]["seconds"],
+            "rows": total,
+            "statements": sample_full[1].get("calls"),
+        }
+        out["rerun"] = {
+            "basis": "measured",
+            "seconds": out["sample_rerun"]["seconds"],
+            "rows": total,
+            "statements": sample_rerun[1].get("calls"),
+        }
         return out
     per_row_statements = (sample_full[1].get("calls") or 0) / max(sample_full[0].rows, 1)
     per_row_statements_rerun = (sample_rerun[1].get("calls") or 0) / max(sample_rerun[0].rows, 1)
     if estimate <= budget:
         measured = one("full", None, None, 2 if rerun_linear <= budget else 1)
-        out["full"] = {"basis": "measured", "seconds": round(measured[0][0].seconds, 2), "rows": total,
-                       "statements": measured[0][1].get("calls"), "stats": measured[0][0].stats,
-                       "errors": measured[0][0].errors}
+        out["full"] = {
+            "basis": "measured",
+            "seconds": round(measured[0][0].seconds, 2),
+            "rows": total,
+            "statements": measured[0][1].get("calls"),
+            "stats": measured[0][0].stats,
+            "errors": measured[0][0].errors,
+        }
         if len(measured) > 1:
-            out["rerun"] = {"basis": "measured", "seconds": round(measured[1][0].seconds, 2), "rows": total,
-                            "statements": measured[1][1].get("calls")}
+            out["rerun"] = {
+                "basis": "measured",
+                "seconds": round(measured[1][0].seconds, 2),
+                "rows": total,
+                "statements": measured[1][1].get("calls"),
+            }
     else:
-        out["full"] = {"basis": f"extrapolated linearly from {lim_s + lim_l} rows (lower bound)",
-                       "seconds": round(ext.linear_seconds, 1), "rows": total,
-                       "statements": round(per_row_statements * total),
-                       "scan_model_seconds": out["extrapolation"]["scan_model_seconds"]}
+        out["full"] = {
+            "basis": f"extrapolated linearly from {lim_s + lim_l} rows (lower bound)",
+            "seconds": round(ext.linear_seconds, 1),
+            "rows": total,
+            "statements": round(per_row_statements * total),
+            "scan_model_seconds": out["extrapolation"]["scan_model_seconds"],
+        }
     if "rerun" not in out:
-        out["rerun"] = {"basis": f"extrapolated linearly from {sample_rerun[0].rows} rows (lower bound)",
-                        "seconds": round(rerun_linear, 1), "rows": total,
-                        "statements": round(per_row_statements_rerun * total)}
+        out["rerun"] = {
+            "basis": f"extrapolated linearly from {sample_rerun[0].rows} rows (lower bound)",
+            "seconds": round(rerun_linear, 1),
+            "rows": total,
+            "statements": round(per_row_statements_rerun * total),
+        }
     out["per_row_statements"] = round(per_row_statements, 2)
     out["per_row_statements_rerun"] = round(per_row_statements_rerun, 2)
     return out
@@ -599,8 +739,13 @@ def run_baseline(cluster: Cluster, staging_db: str, database: str, totals: dict[
 def staging_counts(url: str) -> dict[str, int]:
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         counts = {}
-        for table in ("staging_student", "staging_lead", "staging_document", "staging_reference_data",
-                      "staging_lead_failures"):
+        for table in (
+            "staging_student",
+            "staging_lead",
+            "staging_document",
+            "staging_reference_data",
+            "staging_lead_failures",
+        ):
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table)))
             counts[table] = int(cur.fetchone()[0])
         return counts
@@ -609,8 +754,15 @@ def staging_counts(url: str) -> dict[str, int]:
 def production_counts(url: str) -> dict[str, int]:
     with closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
         counts = {}
-        for name in ("persons", "students", "leads", "student_documents", "ice_pipeline.source_links",
-                     "ice_pipeline.review_queue", "ice_pipeline.rejected_rows"):
+        for name in (
+            "persons",
+            "students",
+            "leads",
+            "student_documents",
+            "ice_pipeline.source_links",
+            "ice_pipeline.review_queue",
+            "ice_pipeline.rejected_rows",
+        ):
             cur.execute(f"SELECT count(*) FROM {name}")
             counts[name] = int(cur.fetchone()[0])
         return counts
@@ -625,7 +777,7 @@ def run_size(cluster: Cluster, persons: int, args: argparse.Namespace, work: Pat
     files_root = size_dir / "staging_files"
     files_root.mkdir(exist_ok=True)
     dagster_home = size_dir / "dagster_home"
-    dagster_home.mkdir(exist_ok=True)   # empty: Dagster's defaults (sqlite under DAGSTER_HOME)
+    dagster_home.mkdir(exist_ok=True)  # empty: Dagster's defaults (sqlite under DAGSTER_HOME)
     result: dict[str, Any] = {"persons": persons, "seed": args.seed, "profiled": args.profile}
     try:
         staging_url = cluster.recreate(staging_db)
@@ -647,32 +799,51 @@ def run_size(cluster: Cluster, persons: int, args: argparse.Namespace, work: Pat
             conn.commit()
         del data
         counts = staging_counts(staging_url)
-        result["staging"] = {"counts": counts, "generate_seconds": round(generated, 2),
-                             "load_seconds": round(loaded, 2),
-                             "rows": counts["staging_student"] + counts["staging_lead"] + counts["staging_document"]}
+        result["staging"] = {
+            "counts": counts,
+            "generate_seconds": round(generated, 2),
+            "load_seconds": round(loaded, 2),
+            "rows": counts["staging_student"] + counts["staging_lead"] + counts["staging_document"],
+        }
         log(f"N={persons}: generated in {generated:.1f} s, loaded in {loaded:.1f} s: {counts}")
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
         env.update(cluster.services.env())
-        env.update({"STAGING_DATABASE_URL": staging_url, "DATABASE_URL": production_url,
-                    "DAGSTER_HOME": str(dagster_home), "STAGING_FILES_ROOT": str(files_root),
-                    "ICE_LOCAL_DIR": str(cluster.root), "PYTHONUNBUFFERED": "1"})
+        env.update(
+            {
+                "STAGING_DATABASE_URL": staging_url,
+                "DATABASE_URL": production_url,
+                "DAGSTER_HOME": str(dagster_home),
+                "STAGING_FILES_ROOT": str(files_root),
+                "ICE_LOCAL_DIR": str(cluster.root),
+                "PYTHONUNBUFFERED": "1",
+            }
+        )
 
         scenarios: dict[str, Any] = {}
-        scenarios["full"] = run_migration(cluster, env, databases, production_url, size_dir, "full", args.profile)
+        scenarios["full"] = run_migration(
+            cluster, env, databases, production_url, size_dir, "full", args.profile
+        )
         result["production_after_full"] = production_counts(production_url)
         result["floor"] = copy_floor(production_url, cluster)
-        scenarios["rerun"] = run_migration(cluster, env, databases, production_url, size_dir, "rerun", args.profile)
+        scenarios["rerun"] = run_migration(
+            cluster, env, databases, production_url, size_dir, "rerun", args.profile
+        )
         if not args.no_baseline:
-            result["baseline"] = run_baseline(cluster, staging_db, baseline_db,
-                                              {"staging_student": counts["staging_student"],
-                                               "staging_lead": counts["staging_lead"]},
-                                              args.baseline_rows, args.baseline_budget)
+            result["baseline"] = run_baseline(
+                cluster,
+                staging_db,
+                baseline_db,
+                {"staging_student": counts["staging_student"], "staging_lead": counts["staging_lead"]},
+                args.baseline_rows,
+                args.baseline_budget,
+            )
             cluster.drop(baseline_db)
         result["increment"] = apply_increment(staging_url, persons, args.seed, files_root, counts)
         log(f"increment: {result['increment']}")
-        scenarios["increment"] = run_migration(cluster, env, databases, production_url, size_dir, "increment",
-                                               args.profile)
+        scenarios["increment"] = run_migration(
+            cluster, env, databases, production_url, size_dir, "increment", args.profile
+        )
         result["production_after_increment"] = production_counts(production_url)
         result["scenarios"] = scenarios
     finally:
@@ -701,16 +872,32 @@ def machine() -> dict[str, Any]:
                 break
     commit = dirty = None
     with contextlib.suppress(Exception):
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True,
-                                text=True, check=True).stdout.strip()
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--", "ice_pipeline"], cwd=REPO,
-                                    capture_output=True, text=True, check=True).stdout.strip())
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = bool(
+            subprocess.run(
+                ["git", "status", "--porcelain", "--", "ice_pipeline"],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+        )
     if SOURCE_LABEL:
         source = SOURCE_LABEL
     else:
         source = f"working tree at {commit}" + (" with uncommitted changes in ice_pipeline/" if dirty else "")
-    return {"nproc": os.cpu_count(), "mem_total_bytes": mem_total, "cpu": cpu, "python": platform.python_version(),
-            "platform": platform.platform(), "commit": commit, "source": source, "loadavg": os.getloadavg()}
+    return {
+        "nproc": os.cpu_count(),
+        "mem_total_bytes": mem_total,
+        "cpu": cpu,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "commit": commit,
+        "source": source,
+        "loadavg": os.getloadavg(),
+    }
 
 
 def _s(x: float | None, digits: int = 1) -> str:
@@ -751,30 +938,72 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None, str]]:
     rss = max(full["peak_rss_tree_bytes"], full["hwm_tree_bytes"])
     at = "set for 1M" if result["persons"] != 1_000_000 else ""
     rows = [
-        ("full load ≤ 60 s", f"{full['wall_seconds']:.1f} s", full["wall_seconds"] <= TARGETS["full_seconds"], at),
-        ("full load ≤ 3× floor", f"{multiple:.1f}×" if multiple else "—",
-         multiple is not None and multiple <= TARGETS["full_floor_multiple"], at),
+        (
+            "full load ≤ 60 s",
+            f"{full['wall_seconds']:.1f} s",
+            full["wall_seconds"] <= TARGETS["full_seconds"],
+            at,
+        ),
+        (
+            "full load ≤ 3× floor",
+            f"{multiple:.1f}×" if multiple else "—",
+            multiple is not None and multiple <= TARGETS["full_floor_multiple"],
+            at,
+        ),
         ("full load peak RSS ≤ 2 GiB", f"{rss / MIB:,.0f} MiB", rss <= TARGETS["full_rss_bytes"], at),
-        ("re-run ≤ 10 s", f"{rerun['wall_seconds']:.1f} s", rerun["wall_seconds"] <= TARGETS["rerun_seconds"], at),
-        ("re-run writes zero rows", f"{rerun['rows_written_data']:,} rows", rerun["rows_written_data"] == 0, at),
-        ("+1% ≤ 10 s", f"{inc['wall_seconds']:.1f} s", inc["wall_seconds"] <= TARGETS["increment_seconds"], at),
+        (
+            "re-run ≤ 10 s",
+            f"{rerun['wall_seconds']:.1f} s",
+            rerun["wall_seconds"] <= TARGETS["rerun_seconds"],
+            at,
+        ),
+        (
+            "re-run writes zero rows",
+            f"{rerun['rows_written_data']:,} rows",
+            rerun["rows_written_data"] == 0,
+            at,
+        ),
+        (
+            "+1% ≤ 10 s",
+            f"{inc['wall_seconds']:.1f} s",
+            inc["wall_seconds"] <= TARGETS["increment_seconds"],
+            at,
+        ),
     ]
     if not full["success"]:
         # The full load stopped early: the next runs redo its unfinished part, so they are
         # not a re-run or an increment, and the floor covers only what it wrote.
         note = "full load failed: not a valid measurement"
-        rows = [(name, value, ok if i < 3 and name != "full load ≤ 3× floor" else None,
-                 note if i >= 3 or name == "full load ≤ 3× floor" else at)
-                for i, (name, value, ok, at) in enumerate(rows)]
+        rows = [
+            (
+                name,
+                value,
+                ok if i < 3 and name != "full load ≤ 3× floor" else None,
+                note if i >= 3 or name == "full load ≤ 3× floor" else at,
+            )
+            for i, (name, value, ok, at) in enumerate(rows)
+        ]
         rows[0] = (rows[0][0], rows[0][1] + " (until it failed)", False, rows[0][3])
     base = result.get("baseline")
     if base:
         ratio = base["full"]["seconds"] / full["wall_seconds"]
-        rows.append(("vs row-by-row baseline ≥ 50×", _x(ratio), ratio >= TARGETS["baseline_ratio"],
-                     "set for 100k" if result["persons"] != 100_000 else ""))
+        rows.append(
+            (
+                "vs row-by-row baseline ≥ 50×",
+                _x(ratio),
+                ratio >= TARGETS["baseline_ratio"],
+                "set for 100k" if result["persons"] != 100_000 else "",
+            )
+        )
     if any(s["exit_code"] != 0 for s in sc.values()):
-        rows.append(("every run exits 0", ", ".join(f"{k}: {v['exit_code']}" for k, v in sc.items()), False,
-                     "non-zero = run failed or an ERROR check failed"))
+        rows.append(
+            (
+                "every run exits 0",
+                ", ".join(f"{k}: {v['exit_code']}" for k, v in sc.items()),
+                False,
+                "non-zero = run failed or an ERROR check failed",
+            )
+        )
     return rows
 
 
@@ -805,8 +1034,11 @@ def render(result: dict[str, Any], info: dict[str, Any], command: str) -> str:
         "| RSS high-water MiB | SQL statements | transactions | rows written | client CPU s | DB exec s | exit |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
-    names = {"full": "full load (empty production)", "rerun": "re-run (no new staging rows)",
-             "increment": "+1% new, +1% changed"}
+    names = {
+        "full": "full load (empty production)",
+        "rerun": "re-run (no new staging rows)",
+        "increment": "+1% new, +1% changed",
+    }
     for key, label in names.items():
         s = sc[key]
         rows = s["rows_in_run"]
@@ -818,122 +1050,186 @@ def render(result: dict[str, Any], info: dict[str, Any], command: str) -> str:
             f"{_s(mult) + '×' if mult else '—'} | {_mib(s['peak_rss_tree_bytes'])} | "
             f"{_mib(s['hwm_tree_bytes'])} | {_n(stmts)} | {s['transactions']:,} | "
             f"{s['rows_written_data']:,} (+{s['rows_written_bookkeeping']} bookkeeping) | "
-            f"{s['cpu_seconds']:.1f} | {_s(s['statements'].get('exec_seconds'))} | {_status(s)} |")
+            f"{s['cpu_seconds']:.1f} | {_s(s['statements'].get('exec_seconds'))} | {_status(s)} |"
+        )
     if "increment" in result:
         inc = result["increment"]
-        lines += ["", f"+1% scenario input: {inc['new_rows']:,} new staging rows (demo batch of {n // 100:,} new "
-                  f"persons, seed {result['seed'] + 1}) and {inc['changed_rows']:,} changed rows "
-                  f"({inc['changed_students']:,} students, {inc['changed_leads']:,} leads; fields filled/changed, "
-                  f"updated_at bumped); prepared in {inc['seconds']:.1f} s (not timed)."]
+        lines += [
+            "",
+            f"+1% scenario input: {inc['new_rows']:,} new staging rows (demo batch of {n // 100:,} new "
+            f"persons, seed {result['seed'] + 1}) and {inc['changed_rows']:,} changed rows "
+            f"({inc['changed_students']:,} students, {inc['changed_leads']:,} leads; fields filled/changed, "
+            f"updated_at bumped); prepared in {inc['seconds']:.1f} s (not timed).",
+        ]
 
     # per step
     step_names = sorted({k for s in sc.values() for k in s["steps"]})
     asset_steps = [k for k in ASSET_STEPS if k in step_names]
     check_steps = [k for k in step_names if k not in ASSET_STEPS]
-    lines += ["", "Wall seconds per Dagster step (from the run's event log; checks summed; 'process' = interpreter "
-              "start, imports, definitions and exit = wall − job):", "",
-              "| scenario | " + " | ".join(asset_steps) + " | checks | process |",
-              "|---|" + "---:|" * (len(asset_steps) + 2)]
+    lines += [
+        "",
+        "Wall seconds per Dagster step (from the run's event log; checks summed; 'process' = interpreter "
+        "start, imports, definitions and exit = wall − job):",
+        "",
+        "| scenario | " + " | ".join(asset_steps) + " | checks | process |",
+        "|---|" + "---:|" * (len(asset_steps) + 2),
+    ]
     for key, label in names.items():
         s = sc[key]
         checks = sum(v for k, v in s["steps"].items() if k in check_steps)
         process = s["wall_seconds"] - (s["job_seconds"] or 0)
-        lines.append(f"| {label} | " + " | ".join(_s(s["steps"].get(k), 2) for k in asset_steps)
-                     + f" | {checks:.2f} | {process:.2f} |")
+        lines.append(
+            f"| {label} | "
+            + " | ".join(_s(s["steps"].get(k), 2) for k in asset_steps)
+            + f" | {checks:.2f} | {process:.2f} |"
+        )
 
     for key in ("full", "increment"):
         s = sc[key]
-        checks = sorted(((k, v) for k, v in s["steps"].items() if k in check_steps), key=lambda kv: -kv[1])[:4]
+        checks = sorted(((k, v) for k, v in s["steps"].items() if k in check_steps), key=lambda kv: -kv[1])[
+            :4
+        ]
         if checks:
-            lines.append(f"\nSlowest checks, {names[key]}: " + ", ".join(f"`{k}` {v:.2f} s" for k, v in checks) + ".")
+            lines.append(
+                f"\nSlowest checks, {names[key]}: " + ", ".join(f"`{k}` {v:.2f} s" for k, v in checks) + "."
+            )
     top = sc["full"]["statements"].get("top") or []
     if top:
-        lines += ["", "Heaviest statements of the full load (pg_stat_statements, server time):", "",
-                  "| server s | rows | statement (first 100 characters) |", "|---:|---:|---|"]
+        lines += [
+            "",
+            "Heaviest statements of the full load (pg_stat_statements, server time):",
+            "",
+            "| server s | rows | statement (first 100 characters) |",
+            "|---:|---:|---|",
+        ]
         for t in top[:6]:
             query = t["query"][:100].replace("|", "\\|")
             lines.append(f"| {t['ms'] / 1000:.2f} | {t['rows']:,} | `{query}` |")
 
     # floor
-    lines += ["", f"Floor: COPY of the final production rows into empty tables with the same indexes "
-              f"(`CREATE TABLE … (LIKE … INCLUDING ALL)`, {floor['indexes']} indexes, no foreign keys), "
-              "one transaction per table:", "",
-              "| table | rows | MB | COPY s |", "|---|---:|---:|---:|"]
+    lines += [
+        "",
+        f"Floor: COPY of the final production rows into empty tables with the same indexes "
+        f"(`CREATE TABLE … (LIKE … INCLUDING ALL)`, {floor['indexes']} indexes, no foreign keys), "
+        "one transaction per table:",
+        "",
+        "| table | rows | MB | COPY s |",
+        "|---|---:|---:|---:|",
+    ]
     for table, t in floor["tables"].items():
         lines.append(f"| {table} | {t['rows']:,} | {t['bytes'] / 1e6:,.1f} | {t['seconds']:.2f} |")
     full = sc["full"]
-    lines.append(f"| **total** | {sum(t['rows'] for t in floor['tables'].values()):,} | "
-                 f"{sum(t['bytes'] for t in floor['tables'].values()) / 1e6:,.1f} | **{floor['seconds']:.2f}** |")
+    lines.append(
+        f"| **total** | {sum(t['rows'] for t in floor['tables'].values()):,} | "
+        f"{sum(t['bytes'] for t in floor['tables'].values()) / 1e6:,.1f} | **{floor['seconds']:.2f}** |"
+    )
     if floor.get("breakdown"):
         bd = floor["breakdown"]
         heavy = sorted(bd["index_builds"].items(), key=lambda kv: -kv[1])[:6]
-        lines += ["", f"Floor breakdown: COPY into the same tables without any index {sum(bd['copy_without_indexes'].values()):.2f} s; "
-                  f"building the {len(bd['index_builds'])} indexes afterwards, one by one, "
-                  f"{sum(bd['index_builds'].values()):.2f} s — heaviest: "
-                  + ", ".join(f"{name.split(' ')[1]} {sec:.2f} s" for name, sec in heavy) + "."]
-    lines += ["", f"Full load = **{full['wall_seconds'] / floor['seconds']:.1f}× the floor** "
-              f"(job only, without process start-up: {(full['job_seconds'] or 0) / floor['seconds']:.1f}×)."]
+        lines += [
+            "",
+            f"Floor breakdown: COPY into the same tables without any index {sum(bd['copy_without_indexes'].values()):.2f} s; "
+            f"building the {len(bd['index_builds'])} indexes afterwards, one by one, "
+            f"{sum(bd['index_builds'].values()):.2f} s — heaviest: "
+            + ", ".join(f"{name.split(' ')[1]} {sec:.2f} s" for name, sec in heavy)
+            + ".",
+        ]
+    lines += [
+        "",
+        f"Full load = **{full['wall_seconds'] / floor['seconds']:.1f}× the floor** "
+        f"(job only, without process start-up: {(full['job_seconds'] or 0) / floor['seconds']:.1f}×).",
+    ]
     if full["exit_code"] != 0 and not full["success"]:
-        lines[-1] += (" **The full load failed**: the floor and the multiple cover only the rows it wrote "
-                      "before it stopped.")
+        lines[-1] += (
+            " **The full load failed**: the floor and the multiple cover only the rows it wrote "
+            "before it stopped."
+        )
     if floor.get("core_seconds") and floor["core_seconds"] != floor["seconds"]:
-        lines[-1] += (f" The floor includes ice_pipeline.person_keys (the match keys the migration writes); over "
-                      f"persons, students, leads and source_links alone it is {floor['core_seconds']:.2f} s "
-                      f"({full['wall_seconds'] / floor['core_seconds']:.1f}×).")
+        lines[-1] += (
+            f" The floor includes ice_pipeline.person_keys (the match keys the migration writes); over "
+            f"persons, students, leads and source_links alone it is {floor['core_seconds']:.2f} s "
+            f"({full['wall_seconds'] / floor['core_seconds']:.1f}×)."
+        )
 
     # baseline
     base = result.get("baseline")
     if base:
         ext = base["extrapolation"]
-        lines += ["", "Row-by-row baseline (`benchmarks/row_by_row.py`: the plan's §3.1 algorithm, commit per row, "
-                  "same staging data, same production schema, its own empty production database, in the "
-                  "benchmark process):", "",
-                  "| scenario | rows | seconds | rows/s | SQL statements | basis | baseline ÷ pipeline |",
-                  "|---|---:|---:|---:|---:|---|---:|"]
+        lines += [
+            "",
+            "Row-by-row baseline (`benchmarks/row_by_row.py`: the plan's §3.1 algorithm, commit per row, "
+            "same staging data, same production schema, its own empty production database, in the "
+            "benchmark process):",
+            "",
+            "| scenario | rows | seconds | rows/s | SQL statements | basis | baseline ÷ pipeline |",
+            "|---|---:|---:|---:|---:|---|---:|",
+        ]
         for key, label in (("full", "full load"), ("rerun", "re-run")):
             b = base[key]
             ratio = b["seconds"] / sc[key]["wall_seconds"]
-            lines.append(f"| {label} | {b['rows']:,} | {b['seconds']:,.1f} | {_n(b['rows'] / b['seconds'])} | "
-                         f"{_n(b.get('statements'))} | {b['basis']} | **{_x(ratio)}** |")
+            lines.append(
+                f"| {label} | {b['rows']:,} | {b['seconds']:,.1f} | {_n(b['rows'] / b['seconds'])} | "
+                f"{_n(b.get('statements'))} | {b['basis']} | **{_x(ratio)}** |"
+            )
         model = base["full"].get("scan_model_seconds")
         if base["full"]["basis"] != "measured" and model:
-            lines.append(f"| full load, scan model | {base['full']['rows']:,} | ≈ {model:,.0f} | "
-                         f"{_n(base['full']['rows'] / model)} | | estimate: linear + the name+phone sequential scans "
-                         f"at the full table size (cost per scanned row timed on the sample) | "
-                         f"≈ {_x(model / full['wall_seconds'])} |")
-        est = base["rerun"]["seconds"] / base["rerun"]["rows"] * (base["rerun"]["rows"] + result["increment"]["new_rows"])
-        lines.append(f"| +1% | {base['rerun']['rows'] + result['increment']['new_rows']:,} | ≈ {est:,.1f} | | | "
-                     f"estimate: the plan's code has no increment, it re-reads every row (re-run rate × rows) | "
-                     f"{_x(est / sc['increment']['wall_seconds'])} |")
+            lines.append(
+                f"| full load, scan model | {base['full']['rows']:,} | ≈ {model:,.0f} | "
+                f"{_n(base['full']['rows'] / model)} | | estimate: linear + the name+phone sequential scans "
+                f"at the full table size (cost per scanned row timed on the sample) | "
+                f"≈ {_x(model / full['wall_seconds'])} |"
+            )
+        est = (
+            base["rerun"]["seconds"]
+            / base["rerun"]["rows"]
+            * (base["rerun"]["rows"] + result["increment"]["new_rows"])
+        )
+        lines.append(
+            f"| +1% | {base['rerun']['rows'] + result['increment']['new_rows']:,} | ≈ {est:,.1f} | | | "
+            f"estimate: the plan's code has no increment, it re-reads every row (re-run rate × rows) | "
+            f"{_x(est / sc['increment']['wall_seconds'])} |"
+        )
         sf = base["sample_full"]
-        lines += ["", f"Baseline sample pass: {sf['rows']:,} rows ({sf['student_rows']:,} students then "
-                  f"{sf['lead_rows']:,} leads) in {sf['seconds']:.1f} s, "
-                  f"{sf['statements'].get('calls', 0):,} statements "
-                  f"({sf['statements'].get('calls', 0) / max(sf['rows'], 1):.1f} per row), "
-                  f"{sf['stats']['rows_failed']:,} rows failed as the plan's code fails them "
-                  f"({', '.join(f'{k}: {v}' for k, v in sf['errors'].items()) or 'none'}); "
-                  f"linear extrapolation {ext['linear_seconds']:,.1f} s. A lower bound: the sample starts from an "
-                  "empty `persons` table, and the plan's name+phone lookup has no usable index (a sequential scan "
-                  "of `persons` per new person), so rows cost more as the table grows; on this machine the linear "
-                  "figure from 5,000 rows was 4.8× too low at 100k persons (166 s predicted, 796 s measured)."]
+        lines += [
+            "",
+            f"Baseline sample pass: {sf['rows']:,} rows ({sf['student_rows']:,} students then "
+            f"{sf['lead_rows']:,} leads) in {sf['seconds']:.1f} s, "
+            f"{sf['statements'].get('calls', 0):,} statements "
+            f"({sf['statements'].get('calls', 0) / max(sf['rows'], 1):.1f} per row), "
+            f"{sf['stats']['rows_failed']:,} rows failed as the plan's code fails them "
+            f"({', '.join(f'{k}: {v}' for k, v in sf['errors'].items()) or 'none'}); "
+            f"linear extrapolation {ext['linear_seconds']:,.1f} s. A lower bound: the sample starts from an "
+            "empty `persons` table, and the plan's name+phone lookup has no usable index (a sequential scan "
+            "of `persons` per new person), so rows cost more as the table grows; on this machine the linear "
+            "figure from 5,000 rows was 4.8× too low at 100k persons (166 s predicted, 796 s measured).",
+        ]
         if base["full"]["basis"] == "measured" and base["sample_full"]["rows"] < base["full"]["rows"]:
-            lines.append(f"Check of the extrapolation: {ext['linear_seconds']:,.1f} s predicted from the sample, "
-                         f"{base['full']['seconds']:,.1f} s measured.")
+            lines.append(
+                f"Check of the extrapolation: {ext['linear_seconds']:,.1f} s predicted from the sample, "
+                f"{base['full']['seconds']:,.1f} s measured."
+            )
 
-    lines += ["", "Load average (1 min) before → after each run, other processes included (2-core machine shared "
-              "with other work): " + ", ".join(f"{k} {v['loadavg_before']:.1f} → {v['loadavg_after']:.1f}"
-                                              for k, v in sc.items()) + "."]
+    lines += [
+        "",
+        "Load average (1 min) before → after each run, other processes included (2-core machine shared "
+        "with other work): "
+        + ", ".join(f"{k} {v['loadavg_before']:.1f} → {v['loadavg_after']:.1f}" for k, v in sc.items())
+        + ".",
+    ]
     # statements
-    lines += ["", "SQL statements = top-level statements executed in the staging and production databases "
-              "(pg_stat_statements `calls`, reset before each run; includes BEGIN/COMMIT, SET, COPY and the "
-              "asset checks' queries). Transactions = pg_stat_database xact_commit + xact_rollback delta. "
-              "Rows written = n_tup_ins + n_tup_upd + n_tup_del of the tables in `public` and `ice_pipeline` "
-              "(temporary tables excluded; watermarks/runs counted as bookkeeping). Peak RSS tree = largest sum "
-              "of RSS over the migration process and its children, sampled every 0.2 s; RSS high-water = the "
-              "kernel's VmHWM (peak RSS since exec, no sampling gap) summed over those processes. PostgreSQL's own memory "
-              "is not included. Client CPU s = user + system CPU of the migration process (wait4); DB exec s = "
-              "sum of pg_stat_statements total_exec_time (server time of those statements). On a shared "
-              "machine, wall − (client CPU + DB exec) is mostly waiting for a CPU."]
+    lines += [
+        "",
+        "SQL statements = top-level statements executed in the staging and production databases "
+        "(pg_stat_statements `calls`, reset before each run; includes BEGIN/COMMIT, SET, COPY and the "
+        "asset checks' queries). Transactions = pg_stat_database xact_commit + xact_rollback delta. "
+        "Rows written = n_tup_ins + n_tup_upd + n_tup_del of the tables in `public` and `ice_pipeline` "
+        "(temporary tables excluded; watermarks/runs counted as bookkeeping). Peak RSS tree = largest sum "
+        "of RSS over the migration process and its children, sampled every 0.2 s; RSS high-water = the "
+        "kernel's VmHWM (peak RSS since exec, no sampling gap) summed over those processes. PostgreSQL's own memory "
+        "is not included. Client CPU s = user + system CPU of the migration process (wait4); DB exec s = "
+        "sum of pg_stat_statements total_exec_time (server time of those statements). On a shared "
+        "machine, wall − (client CPU + DB exec) is mostly waiting for a CPU.",
+    ]
 
     # targets
     lines += ["", "| target | measured | status | note |", "|---|---:|---|---|"]
@@ -941,8 +1237,11 @@ def render(result: dict[str, Any], info: dict[str, Any], command: str) -> str:
         lines.append(f"| {name} | {value} | {_ok(ok)} | {note} |")
     failed = [c for s in sc.values() for c in s["failed_checks"]]
     if failed:
-        lines += ["", "Failed asset checks: " + ", ".join(f"{c['asset']}/{c['check']} ({c['severity']})"
-                                                        for c in failed)]
+        lines += [
+            "",
+            "Failed asset checks: "
+            + ", ".join(f"{c['asset']}/{c['check']} ({c['severity']})" for c in failed),
+        ]
     return "\n".join(lines) + "\n"
 
 
@@ -970,53 +1269,102 @@ def rerun_with_source(args: argparse.Namespace, argv: list[str]) -> int:
     export = Path(tempfile.mkdtemp(prefix="ice-bench-src-", dir="/var/tmp"))
     try:
         if args.rev:
-            commit = subprocess.run(["git", "rev-parse", "--short", args.rev], cwd=REPO, capture_output=True,
-                                    text=True, check=True).stdout.strip()
-            archive = subprocess.run(["git", "archive", commit, "ice_pipeline"], cwd=REPO, capture_output=True,
-                                     check=True).stdout
+            commit = subprocess.run(
+                ["git", "rev-parse", "--short", args.rev],
+                cwd=REPO,
+                capture_output=True,
+                text=True,
+                check=True,
+            ).stdout.strip()
+            archive = subprocess.run(
+                ["git", "archive", commit, "ice_pipeline"], cwd=REPO, capture_output=True, check=True
+            ).stdout
             subprocess.run(["tar", "-x", "-C", str(export)], input=archive, check=True)
             label = f"git {commit}"
         else:
-            shutil.copytree(REPO / "ice_pipeline", export / "ice_pipeline",
-                            ignore=shutil.ignore_patterns("__pycache__"))
+            shutil.copytree(
+                REPO / "ice_pipeline", export / "ice_pipeline", ignore=shutil.ignore_patterns("__pycache__")
+            )
             label = "working tree copy"
         for patch in args.patch:
-            subprocess.run(["patch", "-p1", "-s", "-d", str(export), "-i", str(Path(patch).resolve())], check=True)
+            subprocess.run(
+                ["patch", "-p1", "-s", "-d", str(export), "-i", str(Path(patch).resolve())], check=True
+            )
             label += f" + {Path(patch).name}"
-        env = {**os.environ, "ICE_BENCH_SOURCE": str(export), "ICE_BENCH_SOURCE_LABEL": label,
-               "ICE_BENCH_COMMAND": "python -m benchmarks.migration " + " ".join(argv),
-               "PYTHONPATH": os.pathsep.join([str(export), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        env = {
+            **os.environ,
+            "ICE_BENCH_SOURCE": str(export),
+            "ICE_BENCH_SOURCE_LABEL": label,
+            "ICE_BENCH_COMMAND": "python -m benchmarks.migration " + " ".join(argv),
+            "PYTHONPATH": os.pathsep.join([str(export), str(REPO), os.environ.get("PYTHONPATH", "")]).rstrip(
+                os.pathsep
+            ),
+        }
         log(f"measuring {label} (exported to {export})")
-        return subprocess.run([sys.executable, "-m", "benchmarks.migration", *_strip_source_options(argv)],
-                              cwd=export, env=env).returncode
+        return subprocess.run(
+            [sys.executable, "-m", "benchmarks.migration", *_strip_source_options(argv)], cwd=export, env=env
+        ).returncode
     finally:
         shutil.rmtree(export, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.migration", description=__doc__.split("\n")[0])
-    parser.add_argument("--persons", type=int, action="append",
-                        help="demo persons (repeatable; default 10000); ~1.7 staging rows per person")
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.migration", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--persons",
+        type=int,
+        action="append",
+        help="demo persons (repeatable; default 10000); ~1.7 staging rows per person",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--baseline-rows", type=int, default=5000,
-                        help="staging rows of the timed baseline sample (default 5000)")
-    parser.add_argument("--baseline-budget", type=float, default=300.0,
-                        help="run the baseline in full when its estimate is at most this many seconds (default 300)")
+    parser.add_argument(
+        "--baseline-rows",
+        type=int,
+        default=5000,
+        help="staging rows of the timed baseline sample (default 5000)",
+    )
+    parser.add_argument(
+        "--baseline-budget",
+        type=float,
+        default=300.0,
+        help="run the baseline in full when its estimate is at most this many seconds (default 300)",
+    )
     parser.add_argument("--no-baseline", action="store_true", help="skip the row-by-row baseline")
-    parser.add_argument("--profile", action="store_true",
-                        help="run the migrations under pyinstrument (sessions kept under benchmarks/results/)")
-    parser.add_argument("--keep", action="store_true", help="keep the work directory and databases (debugging)")
-    parser.add_argument("--rev", help="measure ice_pipeline/ of this git revision (exported with git archive, "
-                        "read-only) instead of the working tree")
-    parser.add_argument("--patch", action="append", default=[],
-                        help="apply this patch (patch -p1) to the exported copy before measuring (repeatable; "
-                        "the working tree is never touched)")
-    parser.add_argument("--durable", action="store_true",
-                        help="turn fsync, synchronous_commit and full_page_writes back on in the private cluster "
-                        "(as on a production server; the embedded default has them off)")
-    parser.add_argument("--quiet-wait", type=float, default=0.0,
-                        help="before each timed part, wait up to this many seconds for the 1-minute load average "
-                        "to drop below --quiet-load (shared machines; default 0 = do not wait)")
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run the migrations under pyinstrument (sessions kept under benchmarks/results/)",
+    )
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the work directory and databases (debugging)"
+    )
+    parser.add_argument(
+        "--rev",
+        help="measure ice_pipeline/ of this git revision (exported with git archive, "
+        "read-only) instead of the working tree",
+    )
+    parser.add_argument(
+        "--patch",
+        action="append",
+        default=[],
+        help="apply this patch (patch -p1) to the exported copy before measuring (repeatable; "
+        "the working tree is never touched)",
+    )
+    parser.add_argument(
+        "--durable",
+        action="store_true",
+        help="turn fsync, synchronous_commit and full_page_writes back on in the private cluster "
+        "(as on a production server; the embedded default has them off)",
+    )
+    parser.add_argument(
+        "--quiet-wait",
+        type=float,
+        default=0.0,
+        help="before each timed part, wait up to this many seconds for the 1-minute load average "
+        "to drop below --quiet-load (shared machines; default 0 = do not wait)",
+    )
     parser.add_argument("--quiet-load", type=float, default=max(1.0, (os.cpu_count() or 2) / 2))
     args = parser.parse_args(argv)
     QUIET_WAIT.update(seconds=args.quiet_wait, load=args.quiet_load)
@@ -1024,7 +1372,8 @@ def main(argv: list[str] | None = None) -> int:
         return rerun_with_source(args, sys.argv[1:] if argv is None else list(argv))
     sizes = args.persons or [10_000]
     command = os.environ.get("ICE_BENCH_COMMAND") or (
-        "python -m benchmarks.migration " + " ".join(sys.argv[1:] if argv is None else argv))
+        "python -m benchmarks.migration " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     root = Path(tempfile.mkdtemp(prefix="ice-bench-", dir="/var/tmp"))
@@ -1035,8 +1384,10 @@ def main(argv: list[str] | None = None) -> int:
         with closing(cluster.admin()) as conn, conn.cursor() as cur:
             cur.execute("SHOW server_version")
             server = f"PostgreSQL {cur.fetchone()[0]}"
-            cur.execute("SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings "
-                        "WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')")
+            cur.execute(
+                "SELECT string_agg(name || '=' || setting, ', ' ORDER BY name) FROM pg_settings "
+                "WHERE name IN ('fsync', 'synchronous_commit', 'full_page_writes')"
+            )
             server += f" ({cur.fetchone()[0]})"
         for persons in sizes:
             info = {**machine(), "postgres": server, "date": dt.datetime.now().strftime("%Y-%m-%d %H:%M")}

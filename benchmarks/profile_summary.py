@@ -40,14 +40,24 @@ def summarise(path: str, top: int = 25, own: str = "ice_pipeline") -> str:
     inclusive: dict = defaultdict(float)
     self_time: dict = defaultdict(float)
     _walk(root, frozenset(), inclusive, self_time)
-    lines = [f"profile {path}: {total:.1f} s sampled, {session.sample_count} samples", "",
-             f"Pipeline functions ({own}/*), inclusive time:", "",
-             "| function | file:line | seconds | share |", "|---|---|---:|---:|"]
+    lines = [
+        f"profile {path}: {total:.1f} s sampled, {session.sample_count} samples",
+        "",
+        f"Pipeline functions ({own}/*), inclusive time:",
+        "",
+        "| function | file:line | seconds | share |",
+        "|---|---|---:|---:|",
+    ]
     mine = [(k, v) for k, v in inclusive.items() if own in (k[1] or "")]
     for (function, file, line), seconds in sorted(mine, key=lambda kv: -kv[1])[:top]:
         lines.append(f"| `{function}` | {file}:{line} | {seconds:.2f} | {seconds / total:.0%} |")
-    lines += ["", "Most self time (any code):", "", "| function | file:line | seconds | share |",
-              "|---|---|---:|---:|"]
+    lines += [
+        "",
+        "Most self time (any code):",
+        "",
+        "| function | file:line | seconds | share |",
+        "|---|---|---:|---:|",
+    ]
     for (function, file, line), seconds in sorted(self_time.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"| `{function}` | {file}:{line} | {seconds:.2f} | {seconds / total:.0%} |")
     return "\n".join(lines) + "\n"

@@ -66,7 +66,7 @@ class PassResult:
     stats: dict[str, int]
     errors: dict[str, int]
     windows: list[Window] = field(default_factory=list)
-    name_phone_lookups: int = 0   # priority-4 lookups: each one scans `persons` (no usable index)
+    name_phone_lookups: int = 0  # priority-4 lookups: each one scans `persons` (no usable index)
 
     @property
     def rows(self) -> int:
@@ -93,8 +93,13 @@ class StagingToProduction:
         self.name_phone_lookups = 0
         self.errors: dict[str, int] = {}
         self.stats = {
-            "persons_created": 0, "persons_updated": 0, "students_created": 0, "students_updated": 0,
-            "leads_created": 0, "leads_updated": 0, "rows_failed": 0,
+            "persons_created": 0,
+            "persons_updated": 0,
+            "students_created": 0,
+            "students_updated": 0,
+            "leads_created": 0,
+            "leads_updated": 0,
+            "rows_failed": 0,
         }
 
     def close(self) -> None:
@@ -120,8 +125,10 @@ class StagingToProduction:
                     return (result["id"], False)
             # Priority 3: Name + Birth Date
             if staging_student.get("birth_date"):
-                cur.execute("SELECT id FROM persons WHERE full_name = %s AND birth_date = %s",
-                            (staging_student["full_name"], staging_student["birth_date"]))
+                cur.execute(
+                    "SELECT id FROM persons WHERE full_name = %s AND birth_date = %s",
+                    (staging_student["full_name"], staging_student["birth_date"]),
+                )
                 result = cur.fetchone()
                 if result:
                     self._update_person(result["id"], staging_student)
@@ -129,8 +136,10 @@ class StagingToProduction:
             # Priority 4: Name + Phone
             if staging_student.get("phone"):
                 self.name_phone_lookups += 1
-                cur.execute("SELECT id FROM persons WHERE full_name = %s AND phone = %s",
-                            (staging_student["full_name"], staging_student["phone"]))
+                cur.execute(
+                    "SELECT id FROM persons WHERE full_name = %s AND phone = %s",
+                    (staging_student["full_name"], staging_student["phone"]),
+                )
                 result = cur.fetchone()
                 if result:
                     self._update_person(result["id"], staging_student)
@@ -141,19 +150,30 @@ class StagingToProduction:
 
     def _create_person(self, data: dict) -> str:
         with self.prod_conn.cursor() as cur:
-            cur.execute("""
+            cur.execute(
+                """
                 INSERT INTO persons (
                     id, full_name, email, phone, address, cedula, birth_date,
                     city, country, data_source, original_name, csv_enriched, updated_at
                 )
                 VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, NOW())
                 RETURNING id
-            """, (
-                str(uuid.uuid4()),
-                data["full_name"], data.get("email"), data.get("phone"), data.get("address"),
-                data.get("cedula"), data.get("birth_date"), data.get("city"), data.get("country"),
-                "CSV", data.get("original_name"), True,
-            ))
+            """,
+                (
+                    str(uuid.uuid4()),
+                    data["full_name"],
+                    data.get("email"),
+                    data.get("phone"),
+                    data.get("address"),
+                    data.get("cedula"),
+                    data.get("birth_date"),
+                    data.get("city"),
+                    data.get("country"),
+                    "CSV",
+                    data.get("original_name"),
+                    True,
+                ),
+            )
             person_id = cur.fetchone()["id"]
             self.prod_conn.commit()
             self.stats["persons_created"] += 1
@@ -195,8 +215,9 @@ class StagingToProduction:
 
     def _rows(self, query: str, limit: int | None) -> list[dict]:
         with self.staging_conn.cursor() as staging_cur:
-            staging_cur.execute(query + (" LIMIT %s" if limit is not None else ""),
-                                (limit,) if limit is not None else None)
+            staging_cur.execute(
+                query + (" LIMIT %s" if limit is not None else ""), (limit,) if limit is not None else None
+            )
             rows = staging_cur.fetchall()
         self.staging_conn.commit()
         return rows
@@ -209,7 +230,9 @@ class StagingToProduction:
 
     def _close_window(self, table: str, done: int, mark: list) -> None:
         if done > mark[2]:
-            self.windows.append(Window(table, done - mark[2], time.perf_counter() - mark[0], mark[1], self.persons))
+            self.windows.append(
+                Window(table, done - mark[2], time.perf_counter() - mark[0], mark[1], self.persons)
+            )
 
     def migrate_students(self, limit: int | None = None) -> int:
         students = self._rows("SELECT * FROM staging_student ORDER BY created_at, id", limit)
@@ -222,22 +245,33 @@ class StagingToProduction:
                     prod_cur.execute("SELECT id FROM students WHERE person_id = %s", (person_id,))
                     existing_student = prod_cur.fetchone()
                     if existing_student:
-                        prod_cur.execute("""
+                        prod_cur.execute(
+                            """
                             UPDATE students
                             SET program = COALESCE(program, %s),
                                 data_source = %s,
                                 csv_enriched = TRUE,
                                 updated_at = NOW()
                             WHERE id = %s
-                        """, (student.get("program"), student.get("source", "CSV"), existing_student["id"]))
+                        """,
+                            (student.get("program"), student.get("source", "CSV"), existing_student["id"]),
+                        )
                         self.stats["students_updated"] += 1
                     else:
-                        prod_cur.execute("""
+                        prod_cur.execute(
+                            """
                             INSERT INTO students (
                                 id, person_id, program, data_source, csv_enriched, status, updated_at
                             )
                             VALUES (%s, %s, %s, %s, TRUE, 'ACTIVE', NOW())
-                        """, (str(uuid.uuid4()), person_id, student.get("program"), student.get("source", "CSV")))
+                        """,
+                            (
+                                str(uuid.uuid4()),
+                                person_id,
+                                student.get("program"),
+                                student.get("source", "CSV"),
+                            ),
+                        )
                         self.stats["students_created"] += 1
                     self.prod_conn.commit()
             except Exception as e:  # the plan: log, roll back, next row
@@ -254,38 +288,59 @@ class StagingToProduction:
         for lead in leads:
             try:
                 person_data = {
-                    "full_name": lead["full_name"], "email": lead.get("email"), "phone": lead.get("phone"),
-                    "address": lead.get("address"), "cedula": lead.get("cedula"),
-                    "birth_date": lead.get("birth_date"), "city": lead.get("city"), "country": lead.get("country"),
+                    "full_name": lead["full_name"],
+                    "email": lead.get("email"),
+                    "phone": lead.get("phone"),
+                    "address": lead.get("address"),
+                    "cedula": lead.get("cedula"),
+                    "birth_date": lead.get("birth_date"),
+                    "city": lead.get("city"),
+                    "country": lead.get("country"),
                 }
                 person_id, created = self.find_or_create_person(person_data)
                 with self.prod_conn.cursor() as prod_cur:
-                    prod_cur.execute("""
+                    prod_cur.execute(
+                        """
                         SELECT id FROM leads
                         WHERE person_id = %s
                         AND program_type = %s
                         AND source_file = %s
-                    """, (person_id, lead.get("interest_program"), lead.get("source_file")))
+                    """,
+                        (person_id, lead.get("interest_program"), lead.get("source_file")),
+                    )
                     existing_lead = prod_cur.fetchone()
                     if existing_lead:
-                        prod_cur.execute("""
+                        prod_cur.execute(
+                            """
                             UPDATE leads
                             SET lead_status = COALESCE(%s, lead_status),
                                 notes = COALESCE(%s, notes),
                                 updated_at = NOW()
                             WHERE id = %s
-                        """, (lead.get("status"), lead.get("notes"), existing_lead["id"]))
+                        """,
+                            (lead.get("status"), lead.get("notes"), existing_lead["id"]),
+                        )
                         self.stats["leads_updated"] += 1
                     else:
-                        prod_cur.execute("""
+                        prod_cur.execute(
+                            """
                             INSERT INTO leads (
                                 id, person_id, program_type, lead_status, lead_date,
                                 source_file, source_sheet, notes, updated_at
                             )
                             VALUES (%s, %s, %s, %s, %s, %s, %s, %s, NOW())
-                        """, (str(uuid.uuid4()), person_id, lead.get("interest_program"), lead.get("status", "NEW"),
-                              lead.get("created_at"), lead.get("source_file"), lead.get("source_sheet"),
-                              lead.get("notes")))
+                        """,
+                            (
+                                str(uuid.uuid4()),
+                                person_id,
+                                lead.get("interest_program"),
+                                lead.get("status", "NEW"),
+                                lead.get("created_at"),
+                                lead.get("source_file"),
+                                lead.get("source_sheet"),
+                                lead.get("notes"),
+                            ),
+                        )
                         self.stats["leads_created"] += 1
                     self.prod_conn.commit()
             except Exception as e:  # the plan: log, roll back, next row
@@ -309,10 +364,17 @@ class StagingToProduction:
         n_leads = self.migrate_leads(lead_limit)
         t2 = time.perf_counter()
         return PassResult(
-            student_rows=n_students, lead_rows=n_leads, student_seconds=t1 - t0, lead_seconds=t2 - t1,
-            persons_before=persons_before, persons_after_students=persons_mid, persons_after=self.persons,
+            student_rows=n_students,
+            lead_rows=n_leads,
+            student_seconds=t1 - t0,
+            lead_seconds=t2 - t1,
+            persons_before=persons_before,
+            persons_after_students=persons_mid,
+            persons_after=self.persons,
             stats={k: v - stats_before.get(k, 0) for k, v in self.stats.items()},
-            errors={k: v - errors_before.get(k, 0) for k, v in self.errors.items() if v - errors_before.get(k, 0)},
+            errors={
+                k: v - errors_before.get(k, 0) for k, v in self.errors.items() if v - errors_before.get(k, 0)
+            },
             windows=self.windows[windows_before:],
             name_phone_lookups=self.name_phone_lookups - scans_before,
         )
@@ -324,8 +386,10 @@ class StagingToProduction:
             persons = max(int(cur.fetchone()["n"]), 1)
             started = time.perf_counter()
             for i in range(repeat):
-                cur.execute("SELECT id FROM persons WHERE full_name = %s AND phone = %s",
-                            (f"no such person {i}", f"+0 {i}"))
+                cur.execute(
+                    "SELECT id FROM persons WHERE full_name = %s AND phone = %s",
+                    (f"no such person {i}", f"+0 {i}"),
+                )
                 cur.fetchall()
             seconds = (time.perf_counter() - started) / repeat
         self.prod_conn.rollback()
@@ -338,14 +402,15 @@ class StagingToProduction:
 
 @dataclass
 class Extrapolation:
-    linear_seconds: float          # the sample's seconds per row (per table) x all rows: a lower bound
-    first_ms_per_row: float        # seconds per row in the sample's first and last windows: the drift
-    last_ms_per_row: float         # shows the per-row cost growing with the size of `persons`
-    scan_model_seconds: float | None = None   # linear + the name+phone scans at the full table sizes
+    linear_seconds: float  # the sample's seconds per row (per table) x all rows: a lower bound
+    first_ms_per_row: float  # seconds per row in the sample's first and last windows: the drift
+    last_ms_per_row: float  # shows the per-row cost growing with the size of `persons`
+    scan_model_seconds: float | None = None  # linear + the name+phone scans at the full table sizes
 
 
-def extrapolate(sample: PassResult, total_students: int, total_leads: int,
-                scan_seconds_per_person: float | None = None) -> Extrapolation:
+def extrapolate(
+    sample: PassResult, total_students: int, total_leads: int, scan_seconds_per_person: float | None = None
+) -> Extrapolation:
     """Linear full-run estimate from a pass over the first rows of each table.
 
     A lower bound: the plan's name+phone lookup has no usable index and scans
@@ -356,8 +421,9 @@ def extrapolate(sample: PassResult, total_students: int, total_leads: int,
         linear += sample.student_seconds / sample.student_rows * total_students
     if sample.lead_rows:
         linear += sample.lead_seconds / sample.lead_rows * total_leads
-    leads = [w for w in sample.windows if w.table == "staging_lead" and w.rows] or \
-        [w for w in sample.windows if w.rows]
+    leads = [w for w in sample.windows if w.table == "staging_lead" and w.rows] or [
+        w for w in sample.windows if w.rows
+    ]
     k = max(1, len(leads) // 5)
 
     def ms(ws: list[Window]) -> float:
@@ -374,14 +440,20 @@ def extrapolate(sample: PassResult, total_students: int, total_leads: int,
         mean_full = (sample.persons_before + final) / 2
         mean_sample = (sample.persons_before + sample.persons_after) / 2
         model = linear + scan_seconds_per_person * lookups * max(mean_full - mean_sample, 0.0)
-    return Extrapolation(linear_seconds=linear, first_ms_per_row=ms(leads[:k]), last_ms_per_row=ms(leads[-k:]),
-                         scan_model_seconds=model)
+    return Extrapolation(
+        linear_seconds=linear,
+        first_ms_per_row=ms(leads[:k]),
+        last_ms_per_row=ms(leads[-k:]),
+        scan_model_seconds=model,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run the plan's row-by-row algorithm (baseline) once.")
     parser.add_argument("--staging-url", required=True)
-    parser.add_argument("--production-url", required=True, help="an empty production database (db init applied)")
+    parser.add_argument(
+        "--production-url", required=True, help="an empty production database (db init applied)"
+    )
     parser.add_argument("--students", type=int, default=None, help="only the first N staging students")
     parser.add_argument("--leads", type=int, default=None, help="only the first N staging leads")
     args = parser.parse_args(argv)
@@ -390,9 +462,11 @@ def main(argv: list[str] | None = None) -> None:
         result = migrator.run_pass(args.students, args.leads)
     finally:
         migrator.close()
-    print(f"{result.rows} rows in {result.seconds:.1f} s ({result.rows / max(result.seconds, 1e-9):.0f} rows/s); "
-          f"students {result.student_seconds:.1f} s, leads {result.lead_seconds:.1f} s; "
-          f"persons {result.persons_after}; stats {result.stats}; errors {result.errors}")
+    print(
+        f"{result.rows} rows in {result.seconds:.1f} s ({result.rows / max(result.seconds, 1e-9):.0f} rows/s); "
+        f"students {result.student_seconds:.1f} s, leads {result.lead_seconds:.1f} s; "
+        f"persons {result.persons_after}; stats {result.stats}; errors {result.errors}"
+    )
 
 
 if __name__ == "__main__":

@@ -22,22 +22,29 @@ from ice_pipeline.schema import SchemaError
 from ice_pipeline.settings import DEFAULT_BATCH_ROWS, SettingsError
 from ice_pipeline.summary import SUMMARY_KEYS, RunSummary, combine_summaries
 
-app = typer.Typer(help="Move V3 staging data into the ICE bot's production database and MinIO.",
-                  no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
-local_app = typer.Typer(help="Embedded PostgreSQL + S3 server under .ice/ for development, demo and tests.",
-                        no_args_is_help=True)
-db_app = typer.Typer(help="Schemas: staging, production baseline + migration, ice_pipeline.", no_args_is_help=True)
+app = typer.Typer(
+    help="Move V3 staging data into the ICE bot's production database and MinIO.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+local_app = typer.Typer(
+    help="Embedded PostgreSQL + S3 server under .ice/ for development, demo and tests.", no_args_is_help=True
+)
+db_app = typer.Typer(
+    help="Schemas: staging, production baseline + migration, ice_pipeline.", no_args_is_help=True
+)
 app.add_typer(local_app, name="local")
 app.add_typer(db_app, name="db")
-review_app = typer.Typer(help="The review queue: list, show, resolve, export/import in bulk, apply.", no_args_is_help=True)
+review_app = typer.Typer(
+    help="The review queue: list, show, resolve, export/import in bulk, apply.", no_args_is_help=True
+)
 app.add_typer(review_app, name="review")
 # Piped output (make, CI logs) gets a fixed width so tables are not cut to 80 columns.
 err = Console(stderr=True, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 out = Console(soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 EXPECTED_ERRORS = (SettingsError, DatabaseUnavailable, SchemaError, LocalServiceError)
-
-
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -57,6 +64,7 @@ def check_databases(staging_conn, production_conn) -> None:
 
 # --- main: which services every command uses -------------------------------
 
+
 @app.callback()
 def choose_services(ctx: typer.Context) -> None:
     """Every command but `local` uses one world: the embedded services or the configured ones, never a mix."""
@@ -68,6 +76,7 @@ def choose_services(ctx: typer.Context) -> None:
 
 # --- local ----------------------------------------------------------------
 
+
 @local_app.command("up")
 def local_up() -> None:
     """Start the embedded PostgreSQL cluster and S3 server (safe to call twice)."""
@@ -75,8 +84,10 @@ def local_up() -> None:
     from ice_pipeline.instance import REPO_DAGSTER_YAML
 
     services = local.up(dagster_yaml=REPO_DAGSTER_YAML if REPO_DAGSTER_YAML.exists() else None)
-    out.print(f"PostgreSQL on 127.0.0.1:{services.pg_port}, S3 on 127.0.0.1:{services.s3_port} ({services.root}); "
-              f"objects kept in {local.objects_dir(services.root)}")
+    out.print(
+        f"PostgreSQL on 127.0.0.1:{services.pg_port}, S3 on 127.0.0.1:{services.s3_port} ({services.root}); "
+        f"objects kept in {local.objects_dir(services.root)}"
+    )
 
 
 @local_app.command("down")
@@ -97,9 +108,11 @@ def local_status() -> None:
     if services is None:
         out.print("not initialised: run `ice-pipeline local up`")
         raise typer.Exit(1)
-    out.print(f"PostgreSQL 127.0.0.1:{services.pg_port}: {'running' if services.pg_running else 'stopped'}; "
-              f"S3 127.0.0.1:{services.s3_port}: {'running' if services.s3_running else 'stopped'}; "
-              f"objects in {local.objects_dir(services.root)}")
+    out.print(
+        f"PostgreSQL 127.0.0.1:{services.pg_port}: {'running' if services.pg_running else 'stopped'}; "
+        f"S3 127.0.0.1:{services.s3_port}: {'running' if services.s3_running else 'stopped'}; "
+        f"objects in {local.objects_dir(services.root)}"
+    )
     if not (services.pg_running and services.s3_running):
         raise typer.Exit(1)
 
@@ -117,6 +130,7 @@ def local_env() -> None:
 
 # --- db -------------------------------------------------------------------
 
+
 def _production():
     return connect(settings.require("DATABASE_URL"), "DATABASE_URL")
 
@@ -132,12 +146,16 @@ def refuse_unless_embedded(conn, variable: str, command: str, allow_remote: bool
     """`demo-data` and `db init` write demo rows / a Prisma baseline: only the embedded cluster, unless told."""
     if allow_remote or settings.is_embedded_database(conn):
         return
-    fail(f"{variable}={settings.describe_url(os.environ.get(variable, ''))} is not a database of the embedded "
-         f"services: `{command}` refuses it; pass --allow-remote to {command} there anyway.")
+    fail(
+        f"{variable}={settings.describe_url(os.environ.get(variable, ''))} is not a database of the embedded "
+        f"services: `{command}` refuses it; pass --allow-remote to {command} there anyway."
+    )
 
 
 @db_app.command("init")
-def db_init(allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False) -> None:
+def db_init(
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False,
+) -> None:
     """Development/test: staging tables, production baseline + migration, ice_pipeline schema (idempotent)."""
     from ice_pipeline.schema import init_production, init_staging
 
@@ -162,11 +180,14 @@ def db_migrate() -> None:
 
 # --- demo data ------------------------------------------------------------
 
+
 @app.command("demo-data")
-def demo_data(persons: Annotated[int, typer.Option(help="How many distinct people to generate.")] = 1000,
-              seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 0,
-              documents: Annotated[bool, typer.Option(help="Also stage document files.")] = True,
-              allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False) -> None:
+def demo_data(
+    persons: Annotated[int, typer.Option(help="How many distinct people to generate.")] = 1000,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 0,
+    documents: Annotated[bool, typer.Option(help="Also stage document files.")] = True,
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help=ALLOW_REMOTE_HELP)] = False,
+) -> None:
     """Load realistic, messy staging rows (students, leads, documents, reference data, lead failures)."""
     from ice_pipeline.dev import demo_data as demo
 
@@ -177,11 +198,14 @@ def demo_data(persons: Annotated[int, typer.Option(help="How many distinct peopl
         data = demo.generate(persons, seed=seed, documents=documents)
         result = demo.load(conn, data, root)
     counts = ", ".join(f"{table} {n}" for table, n in result.counts.items())
-    out.print(f"demo data loaded in {time.monotonic() - started:.1f} s: {counts}; "
-              f"{result.files_written} files ({result.bytes_written / 1e6:.1f} MB) under STAGING_FILES_ROOT")
+    out.print(
+        f"demo data loaded in {time.monotonic() - started:.1f} s: {counts}; "
+        f"{result.files_written} files ({result.bytes_written / 1e6:.1f} MB) under STAGING_FILES_ROOT"
+    )
 
 
 # --- migrate --------------------------------------------------------------
+
 
 def _instance():
     from ice_pipeline.instance import dagster_instance
@@ -200,12 +224,18 @@ def remove_stale_pickles() -> None:
     names = [key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()]
     removed = remove(Path(home), names)
     if removed:
-        err.print(f"removed {removed} batch pickle(s) an older version left in {Path(home) / 'storage'}",
-                  highlight=False)
+        err.print(
+            f"removed {removed} batch pickle(s) an older version left in {Path(home) / 'storage'}",
+            highlight=False,
+        )
 
 
-def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh: bool = False,
-                  progress: Callable[[RunSummary], None] | None = None) -> dict:
+def run_migration(
+    dry_run: bool = False,
+    limit: int | None = None,
+    full_refresh: bool = False,
+    progress: Callable[[RunSummary], None] | None = None,
+) -> dict:
     """Migrate the staging backlog; return the summary of DESIGN §6 (`migrate --json`), summed over the runs.
 
     `limit=None` takes the whole backlog in runs of DEFAULT_BATCH_ROWS staging
@@ -215,8 +245,9 @@ def run_migration(dry_run: bool = False, limit: int | None = None, full_refresh:
     `limit=N` (0 = everything at once) or `full_refresh`, exactly one run.
     """
     if limit is not None or full_refresh or dry_run:
-        return run_migration_once(dry_run=dry_run, limit=DEFAULT_BATCH_ROWS if limit is None else limit,
-                                  full_refresh=full_refresh).as_dict()
+        return run_migration_once(
+            dry_run=dry_run, limit=DEFAULT_BATCH_ROWS if limit is None else limit, full_refresh=full_refresh
+        ).as_dict()
     runs = []
     while True:
         runs.append(run_migration_once(limit=DEFAULT_BATCH_ROWS))
@@ -235,13 +266,19 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
 
     job = defs.resolve_job_def(MIGRATION_JOB)
     run_config = {
-        "resources": {"options": {"config": {"dry_run": dry_run, "limit": limit, "full_refresh": full_refresh}}},
+        "resources": {
+            "options": {"config": {"dry_run": dry_run, "limit": limit, "full_refresh": full_refresh}}
+        },
         "loggers": {"console": {"config": {"log_level": "WARNING"}}},
     }
     started = time.monotonic()
     with _instance() as instance:
-        result = job.execute_in_process(run_config=run_config, instance=instance, raise_on_error=False,
-                                        tags={"ice_pipeline/trigger": "cli", "ice_pipeline/dry_run": str(dry_run)})
+        result = job.execute_in_process(
+            run_config=run_config,
+            instance=instance,
+            raise_on_error=False,
+            tags={"ice_pipeline/trigger": "cli", "ice_pipeline/dry_run": str(dry_run)},
+        )
         assets: dict[str, dict] = {}
         checks: list[dict] = []
         failure = None
@@ -249,39 +286,66 @@ def run_migration_once(dry_run: bool = False, limit: int = 0, full_refresh: bool
             if event.event_type == DagsterEventType.ASSET_MATERIALIZATION:
                 materialization = event.step_materialization_data.materialization
                 assets[materialization.asset_key.to_user_string()] = {
-                    k: v.value for k, v in materialization.metadata.items()}
+                    k: v.value for k, v in materialization.metadata.items()
+                }
             elif event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
                 evaluation = event.event_specific_data
-                checks.append({"asset": evaluation.asset_key.to_user_string(), "check": evaluation.check_name,
-                               "passed": evaluation.passed, "severity": evaluation.severity.value})
+                checks.append(
+                    {
+                        "asset": evaluation.asset_key.to_user_string(),
+                        "check": evaluation.check_name,
+                        "passed": evaluation.passed,
+                        "severity": evaluation.severity.value,
+                    }
+                )
             elif event.event_type == DagsterEventType.STEP_FAILURE and failure is None:
                 error = event.step_failure_data.error
                 while error is not None and error.cause is not None:
                     error = error.cause  # the root cause says what went wrong, not "error in op X"
                 lines = (error.message or "").strip().splitlines() if error else []
                 failure = lines[0] if lines else event.message  # the first line names the problem
-    return RunSummary.from_assets(assets, checks, success=result.success, dry_run=dry_run, run_id=result.run_id,
-                                  seconds=round(time.monotonic() - started, 2), error=failure)
+    return RunSummary.from_assets(
+        assets,
+        checks,
+        success=result.success,
+        dry_run=dry_run,
+        run_id=result.run_id,
+        seconds=round(time.monotonic() - started, 2),
+        error=failure,
+    )
 
 
 def _print_batch(summary: RunSummary) -> None:
     if summary.more_pending and summary.success:
         rows = summary.staging_rows
-        err.print(f"run {summary.run_id}: {rows['students'] + rows['leads']:,} staging rows in "
-                  f"{summary.seconds} s; more rows wait, next batch", highlight=False)
+        err.print(
+            f"run {summary.run_id}: {rows['students'] + rows['leads']:,} staging rows in "
+            f"{summary.seconds} s; more rows wait, next batch",
+            highlight=False,
+        )
 
 
 @app.command("migrate")
-def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exact counts, write nothing.")] = False,
-            limit: Annotated[int | None, typer.Option(
-                help="One run of at most N new/changed student+lead rows (arrival order) and N documents; "
-                     "0 = everything in one run. Default: the whole backlog, in runs of "
-                     f"{DEFAULT_BATCH_ROWS:,} rows.")] = None,
-            full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
-            as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
-            backup: Annotated[Path | None, typer.Option(help="First pg_dump -Fc the production tables into this "
-                                                        "directory; prints the command that restores it.")] = None,
-            ) -> None:
+def migrate(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exact counts, write nothing.")] = False,
+    limit: Annotated[
+        int | None,
+        typer.Option(
+            help="One run of at most N new/changed student+lead rows (arrival order) and N documents; "
+            "0 = everything in one run. Default: the whole backlog, in runs of "
+            f"{DEFAULT_BATCH_ROWS:,} rows."
+        ),
+    ] = None,
+    full_refresh: Annotated[bool, typer.Option("--full-refresh", help="Ignore the watermarks.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    backup: Annotated[
+        Path | None,
+        typer.Option(
+            help="First pg_dump -Fc the production tables into this "
+            "directory; prints the command that restores it."
+        ),
+    ] = None,
+) -> None:
     """Run the migrate_to_production job in process (the same job the UI and the schedule run)."""
     # Unreachable databases or missing schemas: one sentence, before Dagster starts.
     with closing(_staging()) as staging_conn, closing(_production()) as production_conn:
@@ -289,11 +353,16 @@ def migrate(dry_run: Annotated[bool, typer.Option("--dry-run", help="Compute exa
     remove_stale_pickles()
     if backup is not None:  # undo block below
         dump, restore = backup_production(backup)
-        err.print(f"backup: {dump}\nrestore it (erases everything written since, the bot's writes too; "
-                  f"`ice-pipeline undo RUN_ID` reverts one run only): {restore}", highlight=False, markup=False,
-                  soft_wrap=True)
-    summary = run_migration(dry_run=dry_run, limit=limit, full_refresh=full_refresh,
-                            progress=None if as_json else _print_batch)
+        err.print(
+            f"backup: {dump}\nrestore it (erases everything written since, the bot's writes too; "
+            f"`ice-pipeline undo RUN_ID` reverts one run only): {restore}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
+        )
+    summary = run_migration(
+        dry_run=dry_run, limit=limit, full_refresh=full_refresh, progress=None if as_json else _print_batch
+    )
     if as_json:
         sys.stdout.write(json.dumps(summary, default=str) + "\n")
     else:
@@ -334,8 +403,21 @@ def report(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
 # --- review (owner: h8-review; logic in ice_pipeline/review/) --------------
 
 REVIEW_KINDS_HELP = "identity_conflict | field_conflict | possible_duplicate | possible_false_merge"
-REVIEW_LIST_COLUMNS = ("id", "kind", "status", "staging_table", "staging_id", "person_id", "candidate_person_id",
-                       "field", "existing_value", "incoming_value", "score", "reason", "decision_kind")
+REVIEW_LIST_COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "staging_table",
+    "staging_id",
+    "person_id",
+    "candidate_person_id",
+    "field",
+    "existing_value",
+    "incoming_value",
+    "score",
+    "reason",
+    "decision_kind",
+)
 
 
 def _cell(value) -> str:
@@ -361,10 +443,14 @@ def escape_markup(text: str) -> str:
 
 
 @review_app.command("list")
-def review_list(kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None,
-                status: Annotated[str, typer.Option(help="open | resolved | applied | dismissed | superseded | all")] = "open",
-                limit: Annotated[int, typer.Option(help="At most this many items.")] = 50,
-                as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False) -> None:
+def review_list(
+    kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None,
+    status: Annotated[
+        str, typer.Option(help="open | resolved | applied | dismissed | superseded | all")
+    ] = "open",
+    limit: Annotated[int, typer.Option(help="At most this many items.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines.")] = False,
+) -> None:
     """List review items (they show the values in question: for operators only)."""
     from ice_pipeline.review import list_items
 
@@ -383,8 +469,10 @@ def review_list(kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)
 
 
 @review_app.command("show")
-def review_show(item_id: Annotated[int, typer.Argument(help="The review item id.")],
-                as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def review_show(
+    item_id: Annotated[int, typer.Argument(help="The review item id.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """One item: its values, its evidence, the persons it is about with their current fields."""
     from ice_pipeline.review import show_item
 
@@ -413,39 +501,67 @@ def review_show(item_id: Annotated[int, typer.Argument(help="The review item id.
 
 
 @review_app.command("resolve")
-def review_resolve(item_id: Annotated[int, typer.Argument(help="The review item id.")],
-                   decision: Annotated[str | None, typer.Argument(
-                       help="merge_into | new_person | dismiss (identity_conflict); keep_existing | take_incoming "
-                            "(field_conflict); same_person | not_same (possible_duplicate); split | keep_together "
-                            "(possible_false_merge).")] = None,
-                   person: Annotated[str | None, typer.Option(
-                       help="merge_into: the person to link the row to; same_person: the person that stays "
-                            "(default: the older one).")] = None,
-                   merge_into: Annotated[str | None, typer.Option(help="Same as: merge_into --person ID.")] = None,
-                   new_person: Annotated[bool, typer.Option("--new-person", help="Same as: new_person.")] = False,
-                   dismiss: Annotated[bool, typer.Option("--dismiss", help="Same as: dismiss.")] = False) -> None:
+def review_resolve(
+    item_id: Annotated[int, typer.Argument(help="The review item id.")],
+    decision: Annotated[
+        str | None,
+        typer.Argument(
+            help="merge_into | new_person | dismiss (identity_conflict); keep_existing | take_incoming "
+            "(field_conflict); same_person | not_same (possible_duplicate); split | keep_together "
+            "(possible_false_merge)."
+        ),
+    ] = None,
+    person: Annotated[
+        str | None,
+        typer.Option(
+            help="merge_into: the person to link the row to; same_person: the person that stays "
+            "(default: the older one)."
+        ),
+    ] = None,
+    merge_into: Annotated[str | None, typer.Option(help="Same as: merge_into --person ID.")] = None,
+    new_person: Annotated[bool, typer.Option("--new-person", help="Same as: new_person.")] = False,
+    dismiss: Annotated[bool, typer.Option("--dismiss", help="Same as: dismiss.")] = False,
+) -> None:
     """Answer an open review item; the next migration run (or `review apply`) applies it."""
     from ice_pipeline.review import resolve_item
 
     with closing(_production()) as conn:
-        out.print(_cell(_review_call(resolve_item, conn, item_id, decision, person=person, merge_into=merge_into,
-                                     new_person=new_person, dismiss=dismiss)))
+        out.print(
+            _cell(
+                _review_call(
+                    resolve_item,
+                    conn,
+                    item_id,
+                    decision,
+                    person=person,
+                    merge_into=merge_into,
+                    new_person=new_person,
+                    dismiss=dismiss,
+                )
+            )
+        )
 
 
 @review_app.command("export")
-def review_export(csv_path: Annotated[Path, typer.Option("--csv", help="The CSV file to write.")],
-                  kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None) -> None:
+def review_export(
+    csv_path: Annotated[Path, typer.Option("--csv", help="The CSV file to write.")],
+    kind: Annotated[str | None, typer.Option(help=REVIEW_KINDS_HELP)] = None,
+) -> None:
     """Write the open items to a CSV with empty `decision` and `decision_person_id` columns to fill."""
     from ice_pipeline.review.sheet import export_items
 
     with closing(_production()) as conn:
         count = _review_call(export_items, conn, csv_path, kind)
-    out.print(f"{count} open items written to {_cell(csv_path)}: fill `decision` (and `decision_person_id` for "
-              "merge_into / same_person), then `ice-pipeline review import` it")
+    out.print(
+        f"{count} open items written to {_cell(csv_path)}: fill `decision` (and `decision_person_id` for "
+        "merge_into / same_person), then `ice-pipeline review import` it"
+    )
 
 
 @review_app.command("import")
-def review_import(csv_path: Annotated[Path, typer.Argument(help="A CSV from `review export` with decisions filled.")]) -> None:
+def review_import(
+    csv_path: Annotated[Path, typer.Argument(help="A CSV from `review export` with decisions filled.")],
+) -> None:
     """Record the decisions of a CSV: every line is checked first; one bad line records nothing."""
     from ice_pipeline.review import ReviewError
     from ice_pipeline.review.sheet import ImportErrors, import_decisions
@@ -459,12 +575,16 @@ def review_import(csv_path: Annotated[Path, typer.Argument(help="A CSV from `rev
             fail(f"{len(errors.errors)} line(s) cannot be recorded: nothing was recorded.")
         except ReviewError as error:
             fail(escape_markup(str(error)))
-    out.print(f"{report.recorded} decisions recorded ({report.skipped} lines without a decision); the next migration "
-              "run (or `ice-pipeline review apply`) applies them")
+    out.print(
+        f"{report.recorded} decisions recorded ({report.skipped} lines without a decision); the next migration "
+        "run (or `ice-pipeline review apply`) applies them"
+    )
 
 
 @review_app.command("apply")
-def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def review_apply(
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Apply the recorded decisions now (the migration run does the same first thing)."""
     from ice_pipeline.review.apply import MigrationRunning, apply_now
 
@@ -473,12 +593,18 @@ def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one
             run_id, result = apply_now(conn)
         except MigrationRunning as error:
             fail(str(error))
-    figures = {"run_id": run_id, **result.as_metadata(), "refused": {str(k): v for k, v in result.refused.items()}}
+    figures = {
+        "run_id": run_id,
+        **result.as_metadata(),
+        "refused": {str(k): v for k, v in result.refused.items()},
+    }
     if as_json:
         sys.stdout.write(json.dumps(figures) + "\n")
     else:
-        out.print(f"{result.total} decisions applied ({', '.join(f'{k} {n}' for k, n in sorted(result.applied.items())) or 'none'})"
-                  f", {len(result.refused)} refused")
+        out.print(
+            f"{result.total} decisions applied ({', '.join(f'{k} {n}' for k, n in sorted(result.applied.items())) or 'none'})"
+            f", {len(result.refused)} refused"
+        )
         for item_id, reason in result.refused.items():
             err.print(f"item {item_id}: not applied, back in the queue: {_cell(reason)}", highlight=False)
     if result.refused:
@@ -490,8 +616,15 @@ def review_apply(as_json: Annotated[bool, typer.Option("--json", help="Print one
 
 # --- undo and backups (ice_pipeline/undo.py; issue 15) ---------------------------------
 
-BACKUP_TABLES = ("public.persons", "public.students", "public.leads", "public.student_documents", "public.services",
-                 "public.events", "ice_pipeline.*")
+BACKUP_TABLES = (
+    "public.persons",
+    "public.students",
+    "public.leads",
+    "public.student_documents",
+    "public.services",
+    "public.events",
+    "ice_pipeline.*",
+)
 
 
 def backup_production(directory: Path) -> tuple[Path, str]:
@@ -518,7 +651,9 @@ def backup_production(directory: Path) -> tuple[Path, str]:
     if done.returncode != 0:
         first = (done.stderr.strip().splitlines() or ["no message"])[0]
         raise SettingsError(f"pg_dump failed ({first}); nothing was migrated.")
-    restore = f'pg_restore --clean --if-exists --single-transaction --no-owner --dbname "$DATABASE_URL" {path}'
+    restore = (
+        f'pg_restore --clean --if-exists --single-transaction --no-owner --dbname "$DATABASE_URL" {path}'
+    )
     return path, restore
 
 
@@ -531,16 +666,25 @@ def _print_undo(result, as_json: bool) -> None:
     for column in ("table", "delete created", "restore changed", "re-insert deleted"):
         table.add_column(column, justify="left" if column == "table" else "right")
     for row in result.tables:
-        table.add_row(row["table_name"], str(row["delete_created"]), str(row["restore_changed"]),
-                      str(row["reinsert_deleted"]))
+        table.add_row(
+            row["table_name"],
+            str(row["delete_created"]),
+            str(row["restore_changed"]),
+            str(row["reinsert_deleted"]),
+        )
     out.print(table)
     for mark in result.watermarks:
-        target = f"{mark['to_updated_at']} #{mark['to_id']}" if mark["to_updated_at"] else "none (from the start)"
+        target = (
+            f"{mark['to_updated_at']} #{mark['to_id']}" if mark["to_updated_at"] else "none (from the start)"
+        )
         out.print(f"watermark {mark['staging_table']}: {verb} move back to {target}", highlight=False)
     out.print(f"objects: {verb} remove {len(result.objects)}", highlight=False)
     if result.refused:
-        err.print(f"[bold red]refused:[/] {len(result.blockers)} rows depend on run {result.run_id}; "
-                  "nothing was changed:", highlight=False)
+        err.print(
+            f"[bold red]refused:[/] {len(result.blockers)} rows depend on run {result.run_id}; "
+            "nothing was changed:",
+            highlight=False,
+        )
         from ice_pipeline.undo import MAX_BLOCKERS_SHOWN
 
         for blocker in result.blockers[:MAX_BLOCKERS_SHOWN]:
@@ -548,17 +692,25 @@ def _print_undo(result, as_json: bool) -> None:
         if len(result.blockers) > MAX_BLOCKERS_SHOWN:
             err.print(f"  ... and {len(result.blockers) - MAX_BLOCKERS_SHOWN} more (--json lists all)")
     elif result.undone:
-        out.print(f"run {result.run_id} undone in {result.seconds} s; the next run redoes its staging rows",
-                  highlight=False)
+        out.print(
+            f"run {result.run_id} undone in {result.seconds} s; the next run redoes its staging rows",
+            highlight=False,
+        )
         if result.objects_failed:
-            err.print(f"[bold red]warning:[/] {result.objects_failed} objects could not be removed from the store "
-                      "(the database is undone; the stray-objects check lists them).")
+            err.print(
+                f"[bold red]warning:[/] {result.objects_failed} objects could not be removed from the store "
+                "(the database is undone; the stray-objects check lists them)."
+            )
 
 
 @app.command("undo")
-def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeline.runs, or the Dagster UI).")],
-         dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would be done, change nothing.")] = False,
-         as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def undo(
+    run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeline.runs, or the Dagster UI).")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Say what would be done, change nothing.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Revert one run: delete what it created (and its objects), restore what it changed, move watermarks back.
 
     Refused, listing what blocks, when something since depends on the run (a later run, a bot edit).
@@ -569,11 +721,14 @@ def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeli
 
     def remove(bucket: str, keys: list[str]) -> int:
         # The same variables as the code location's document_store resource (definitions.py).
-        client = DocumentStore(endpoint=settings.require("MINIO_ENDPOINT"),
-                               access_key=settings.require("MINIO_ACCESS_KEY"),
-                               secret_key=settings.require("MINIO_SECRET_KEY"), bucket=bucket,
-                               secure=os.environ.get("MINIO_SECURE") or "false",
-                               files_root=settings.require("STAGING_FILES_ROOT")).client()
+        client = DocumentStore(
+            endpoint=settings.require("MINIO_ENDPOINT"),
+            access_key=settings.require("MINIO_ACCESS_KEY"),
+            secret_key=settings.require("MINIO_SECRET_KEY"),
+            bucket=bucket,
+            secure=os.environ.get("MINIO_SECURE") or "false",
+            files_root=settings.require("STAGING_FILES_ROOT"),
+        ).client()
         return store_remover(client)(bucket, keys)
 
     with closing(_production()) as conn:
@@ -587,25 +742,36 @@ def undo(run_id: Annotated[str, typer.Argument(help="The run to undo (ice_pipeli
     if result.objects_failed:
         raise typer.Exit(1)
 
+
 # --- end undo and backups ------------------------------------------------------------
 
 # --- candidates (issue 13) --------------------------------------------------
 
+
 @app.command("candidates")
-def candidates(full: Annotated[bool, typer.Option("--full", help="Scan every production person (with blocking, "
-                                                    "never all pairs).")] = False,
-               dry_run: Annotated[bool, typer.Option("--dry-run", help="Find and count, queue nothing.")] = False,
-               max_block: Annotated[int, typer.Option(help="Skip blocking keys shared by more persons than this "
-                                                      "(placeholders, very common names).")] = 400,
-               as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def candidates(
+    full: Annotated[
+        bool, typer.Option("--full", help="Scan every production person (with blocking, never all pairs).")
+    ] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Find and count, queue nothing.")] = False,
+    max_block: Annotated[
+        int,
+        typer.Option(
+            help="Skip blocking keys shared by more persons than this (placeholders, very common names)."
+        ),
+    ] = 400,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Queue possible duplicates among production persons for review (never merged). Counts only."""
     import datetime as dt
 
     from ice_pipeline.assets.candidates import full_scan
 
     if not full:
-        fail("give --full to scan all persons; every migration run already compares the persons it created or "
-             "touched (asset person_candidates).")
+        fail(
+            "give --full to scan all persons; every migration run already compares the persons it created or "
+            "touched (asset person_candidates)."
+        )
     run_id = "candidates-" + dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
     with closing(_production()) as conn:
         from ice_pipeline.schema import check_production_schema
@@ -625,17 +791,24 @@ def candidates(full: Annotated[bool, typer.Option("--full", help="Scan every pro
     out.print(table)
     if figures["blocks_skipped"]:
         skipped = ", ".join(f"{k} {v}" for k, v in figures["blocks_skipped_by_key"].items() if v)
-        err.print(f"blocks larger than {max_block} persons skipped (not compared): {skipped}", highlight=False)
+        err.print(
+            f"blocks larger than {max_block} persons skipped (not compared): {skipped}", highlight=False
+        )
+
 
 # --- end candidates ---------------------------------------------------------
 
 
 # --- explain (issue 13) -----------------------------------------------------
 
+
 @app.command("explain")
-def explain_command(target: Annotated[str, typer.Argument(help="<staging_table>:<id> (e.g. staging_lead:123) or "
-                                                           "person:<uuid>.")],
-                    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False) -> None:
+def explain_command(
+    target: Annotated[
+        str, typer.Argument(help="<staging_table>:<id> (e.g. staging_lead:123) or person:<uuid>.")
+    ],
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
     """Which person a row went to and why (vetoes, rejection, review); what a person is made of."""
     from ice_pipeline.explain import ExplainError, explain, found, print_explanation
 
@@ -650,6 +823,7 @@ def explain_command(target: Annotated[str, typer.Argument(help="<staging_table>:
         print_explanation(out, result)
     if not found(result):
         raise typer.Exit(1)
+
 
 # --- end explain ------------------------------------------------------------
 

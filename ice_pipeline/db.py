@@ -26,8 +26,12 @@ def _as_text_dtype(kind: pa.DataType) -> pd.StringDtype | None:
     return pd.StringDtype() if pa.types.is_string(kind) or pa.types.is_large_string(kind) else None
 
 
-def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None,
-               types: dict[str, pa.DataType] | None = None) -> pd.DataFrame:
+def read_frame(
+    cur: Cursor,
+    query: str,
+    params: Sequence | dict | None = None,
+    types: dict[str, pa.DataType] | None = None,
+) -> pd.DataFrame:
     """Run a SELECT and return all rows as text columns (or `types`), through COPY (fast at millions of rows).
 
     CSV as PostgreSQL writes it: NULL is an unquoted empty field, an empty
@@ -45,8 +49,12 @@ def read_frame(cur: Cursor, query: str, params: Sequence | dict | None = None,
         buffer,
         read_options=pa_csv.ReadOptions(column_names=names, skip_rows=1),
         parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(column_types={**dict.fromkeys(names, pa.large_string()), **(types or {})}, null_values=[""],
-                                              strings_can_be_null=True, quoted_strings_can_be_null=False),
+        convert_options=pa_csv.ConvertOptions(
+            column_types={**dict.fromkeys(names, pa.large_string()), **(types or {})},
+            null_values=[""],
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=False,
+        ),
     )
     return table.to_pandas(types_mapper=_as_text_dtype)
 
@@ -71,17 +79,25 @@ def copy_into_temp(cur: Cursor, table: str, columns: dict[str, str], frame: pd.D
     sink = pa.BufferOutputStream()
     arrow = pa.Table.from_pandas(values, preserve_index=False)
     # Arrow's CSV writer misreads some large_string arrays pandas produces (pyarrow 26): write plain strings.
-    arrow = arrow.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f
-                                  for f in arrow.schema]))
-    pa_csv.write_csv(arrow, sink,
-                     write_options=pa_csv.WriteOptions(include_header=False))
+    arrow = arrow.cast(
+        pa.schema(
+            [pa.field(f.name, pa.string()) if pa.types.is_large_string(f.type) else f for f in arrow.schema]
+        )
+    )
+    pa_csv.write_csv(arrow, sink, write_options=pa_csv.WriteOptions(include_header=False))
     buffer = io.BytesIO(sink.getvalue().to_pybytes())
     cur.copy_expert(sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv)").format(sql.Identifier(table)), buffer)
     return len(frame)
 
 
-LINK_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "entity": "text", "entity_id": "uuid",
-                "matched_by": "text", "warnings": "text"}
+LINK_COLUMNS = {
+    "staging_table": "text",
+    "staging_id": "bigint",
+    "entity": "text",
+    "entity_id": "uuid",
+    "matched_by": "text",
+    "warnings": "text",
+}
 INSERT_LINKS = """
 INSERT INTO ice_pipeline.source_links (staging_table, staging_id, entity, entity_id, matched_by, run_id, warnings)
 SELECT staging_table, staging_id, entity, entity_id, matched_by, %(run_id)s,
@@ -119,8 +135,13 @@ def write_links(cur: Cursor, links: pd.DataFrame, run_id: str) -> int:
     return inserted
 
 
-REJECTION_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "reason": "text", "details": "jsonb",
-                     "retryable": "boolean"}
+REJECTION_COLUMNS = {
+    "staging_table": "text",
+    "staging_id": "bigint",
+    "reason": "text",
+    "details": "jsonb",
+    "retryable": "boolean",
+}
 UPSERT_REJECTIONS = """
 INSERT INTO ice_pipeline.rejected_rows (staging_table, staging_id, reason, details, retryable, run_id)
 SELECT staging_table, staging_id, reason, coalesce(details, '{}'), coalesce(retryable, false), %(run_id)s
@@ -144,9 +165,19 @@ def write_rejections(cur: Cursor, rejections: pd.DataFrame, run_id: str) -> int:
     return written
 
 
-REVIEW_COLUMNS = {"kind": "text", "staging_table": "text", "staging_id": "bigint", "person_id": "uuid",
-                  "candidate_person_id": "uuid", "field": "text", "existing_value": "text",
-                  "incoming_value": "text", "score": "real", "reason": "text", "details": "jsonb"}
+REVIEW_COLUMNS = {
+    "kind": "text",
+    "staging_table": "text",
+    "staging_id": "bigint",
+    "person_id": "uuid",
+    "candidate_person_id": "uuid",
+    "field": "text",
+    "existing_value": "text",
+    "incoming_value": "text",
+    "score": "real",
+    "reason": "text",
+    "details": "jsonb",
+}
 INSERT_REVIEWS = """
 INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, person_id, candidate_person_id, field,
                                        existing_value, incoming_value, score, reason, details, run_id)
@@ -233,7 +264,9 @@ def advance_watermark(cur: Cursor, table: str, high: tuple[str, int] | None, run
     """Move the table's watermark forward (never back), in the caller's transaction."""
     if high is None:
         return
-    cur.execute(ADVANCE_WATERMARK, {"table": table, "high_updated_at": high[0], "high_id": high[1], "run_id": run_id})
+    cur.execute(
+        ADVANCE_WATERMARK, {"table": table, "high_updated_at": high[0], "high_id": high[1], "run_id": run_id}
+    )
 
 
 # --- writes that a bad row cannot stop ------------------------------------------------------
@@ -272,15 +305,26 @@ def refusal(error: psycopg2.Error) -> tuple[str, str]:
     quoted parts masked, and the constraint/column/table names are kept.
     """
     diag = error.diag
-    details = {"error": type(error).__name__, "sqlstate": error.pgcode,
-               "message": _QUOTED.sub('"…"', diag.message_primary or ""),
-               "constraint": diag.constraint_name, "column": diag.column_name, "table": diag.table_name}
+    details = {
+        "error": type(error).__name__,
+        "sqlstate": error.pgcode,
+        "message": _QUOTED.sub('"…"', diag.message_primary or ""),
+        "constraint": diag.constraint_name,
+        "column": diag.column_name,
+        "table": diag.table_name,
+    }
     reason = f"refused by the production database: {type(error).__name__} (SQLSTATE {error.pgcode})"
     return reason, json.dumps({k: v for k, v in details.items() if v})
 
 
-def write_isolating(cur: Cursor, table: str, columns: dict[str, str], frame: pd.DataFrame, statement: str,
-                    params: dict | None = None) -> IsolatedWrite:
+def write_isolating(
+    cur: Cursor,
+    table: str,
+    columns: dict[str, str],
+    frame: pd.DataFrame,
+    statement: str,
+    params: dict | None = None,
+) -> IsolatedWrite:
     """COPY `frame` into temp table `table` and run `statement` on it; a row the database refuses costs that row.
 
     `statement` reads `table` restricted to `_row >= %(lo)s AND _row < %(hi)s` (the frame's
@@ -289,7 +333,9 @@ def write_isolating(cur: Cursor, table: str, columns: dict[str, str], frame: pd.
     rows: those are refused with the error's class as the reason, every other row is written.
     k bad rows among n cost about 2·k·log2(n) statements. Any other error propagates.
     """
-    copy_into_temp(cur, table, {**columns, ROW_COLUMN: "bigint"}, frame.assign(**{ROW_COLUMN: np.arange(len(frame))}))
+    copy_into_temp(
+        cur, table, {**columns, ROW_COLUMN: "bigint"}, frame.assign(**{ROW_COLUMN: np.arange(len(frame))})
+    )
     written, refused, indexed = 0, [], False
     pending = [(0, len(frame))] if len(frame) else []
     while pending:
@@ -306,7 +352,11 @@ def write_isolating(cur: Cursor, table: str, columns: dict[str, str], frame: pd.
                 refused.append((lo, *refusal(error)))
                 continue
             if not indexed:  # halving reads ranges of the temp table: index it once
-                cur.execute(sql.SQL("CREATE INDEX ON {} ({})").format(sql.Identifier(table), sql.Identifier(ROW_COLUMN)))
+                cur.execute(
+                    sql.SQL("CREATE INDEX ON {} ({})").format(
+                        sql.Identifier(table), sql.Identifier(ROW_COLUMN)
+                    )
+                )
                 indexed = True
             middle = (lo + hi) // 2
             pending += [(middle, hi), (lo, middle)]  # the lower half first: rows keep their order

@@ -47,9 +47,20 @@ def build_resources() -> dict:
 
 
 defs = Definitions(
-    assets=[applied_review_decisions, staging_tables, resolved_persons, prod_services_events, prod_students,
-            prod_leads, prod_documents, person_candidates],  # person_candidates: issue 13
-    asset_checks=[*build_checks(), review_queue_age],  # every check (ice_pipeline/checks/); review age: issue 13
+    assets=[
+        applied_review_decisions,
+        staging_tables,
+        resolved_persons,
+        prod_services_events,
+        prod_students,
+        prod_leads,
+        prod_documents,
+        person_candidates,
+    ],  # person_candidates: issue 13
+    asset_checks=[
+        *build_checks(),
+        review_queue_age,
+    ],  # every check (ice_pipeline/checks/); review age: issue 13
     jobs=[migrate_to_production, verify_production],
     schedules=[daily_migration, daily_verification],
     sensors=[new_staging_rows],

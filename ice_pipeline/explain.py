@@ -43,7 +43,7 @@ class ExplainError(ValueError):
 
 @dataclass(frozen=True)
 class Target:
-    kind: str          # 'row' | 'person'
+    kind: str  # 'row' | 'person'
     table: str | None
     staging_id: int | None
     person_id: str | None
@@ -93,7 +93,9 @@ def explain_row(conn: Connection, table: str, staging_id: int) -> dict:
         "person_id": person,
         "matched_by": next((link["matched_by"] for link in links if link["entity"] == "person"), None),
         "links": links,
-        "keys_present": {k.removeprefix("has_"): v for k, v in key.items() if k.startswith("has_")} if key else {},
+        "keys_present": {k.removeprefix("has_"): v for k, v in key.items() if k.startswith("has_")}
+        if key
+        else {},
         "evidence": (key or {}).get("evidence") or {},
         "rejection": rejection[0] if rejection else None,
         "review_items": reviews,
@@ -168,14 +170,19 @@ def _print_reviews(console: Console, title: str, items: list[dict]) -> None:
     """One line per item and one for its evidence: review items carry long texts a table would wrap."""
     console.print(f"[bold]{escape(title)}[/]")
     for item in items:
-        about = (f"{item['staging_table']}:{item['staging_id']}" if item.get("staging_table") else
-                 f"persons {item.get('person_id')} / {item.get('candidate_person_id')}")
+        about = (
+            f"{item['staging_table']}:{item['staging_id']}"
+            if item.get("staging_table")
+            else f"persons {item.get('person_id')} / {item.get('candidate_person_id')}"
+        )
         field = f" field {item['field']}" if item.get("field") else ""
         score = f" score {item['score']:.2f}" if item.get("score") is not None else ""
         decided = f" decided {item['decision_kind']}" if item.get("decision_kind") else ""
-        console.print(f"  #{item['id']} {escape(item['kind'])} ({escape(item['status'])}) {escape(about)}"
-                      f"{escape(field)}{score}{escape(decided)}, since {escape(str(item.get('created_at')))}",
-                      highlight=False)
+        console.print(
+            f"  #{item['id']} {escape(item['kind'])} ({escape(item['status'])}) {escape(about)}"
+            f"{escape(field)}{score}{escape(decided)}, since {escape(str(item.get('created_at')))}",
+            highlight=False,
+        )
         if item.get("reason"):
             console.print(f"      reason: {_text(item['reason'])}", highlight=False)
         summary = (item.get("details") or {}).get("summary")
@@ -192,24 +199,44 @@ def print_explanation(console: Console, result: dict) -> None:
 
 
 def _print_row(console: Console, result: dict) -> None:
-    console.print(f"[bold]{escape(result['target'])}[/]: {escape(result['status'])}"
-                  + (f", person {escape(result['person_id'])} by {escape(str(result['matched_by']))}"
-                     if result["person_id"] else ""))
+    console.print(
+        f"[bold]{escape(result['target'])}[/]: {escape(result['status'])}"
+        + (
+            f", person {escape(result['person_id'])} by {escape(str(result['matched_by']))}"
+            if result["person_id"]
+            else ""
+        )
+    )
     if result["links"]:
-        console.print(_table("links", result["links"], ["entity", "entity_id", "matched_by", "run_id", "linked_at",
-                                                        "warnings"]))
+        console.print(
+            _table(
+                "links",
+                result["links"],
+                ["entity", "entity_id", "matched_by", "run_id", "linked_at", "warnings"],
+            )
+        )
     if result["keys_present"]:
         present = [k for k, v in result["keys_present"].items() if v]
         console.print(f"match keys the row carries: {escape(', '.join(present) or 'none')}")
     if result["evidence"]:
-        console.print(_table("what resolution recorded", [{"item": k, "value": v}
-                                                         for k, v in result["evidence"].items()], ["item", "value"]))
+        console.print(
+            _table(
+                "what resolution recorded",
+                [{"item": k, "value": v} for k, v in result["evidence"].items()],
+                ["item", "value"],
+            )
+        )
     else:
-        console.print("no resolution evidence recorded for this row (no vetoed match, or linked before evidence "
-                      "was kept)")
+        console.print(
+            "no resolution evidence recorded for this row (no vetoed match, or linked before evidence "
+            "was kept)"
+        )
     if result["rejection"]:
-        console.print(_table("rejected", [result["rejection"]], ["reason", "details", "retryable", "run_id",
-                                                                 "rejected_at"]))
+        console.print(
+            _table(
+                "rejected", [result["rejection"]], ["reason", "details", "retryable", "run_id", "rejected_at"]
+            )
+        )
     if result["review_items"]:
         _print_reviews(console, "review items about this row", result["review_items"])
     if result["person_open_review_items"]:
@@ -220,18 +247,38 @@ def _print_person(console: Console, result: dict) -> None:
     state = "exists" if result["exists"] else "not in persons (merged away or never created)"
     console.print(f"[bold]{escape(result['target'])}[/]: {state}; {len(result['linked_rows'])} linked rows")
     if result["person"]:
-        console.print(_table("person", [result["person"]], ["person_id", "created_at", "updated_at", "data_source",
-                                                            "csv_enriched"]))
+        console.print(
+            _table(
+                "person",
+                [result["person"]],
+                ["person_id", "created_at", "updated_at", "data_source", "csv_enriched"],
+            )
+        )
     if result["linked_rows"]:
-        console.print(_table("linked rows", result["linked_rows"], ["staging_table", "staging_id", "matched_by",
-                                                                    "run_id", "linked_at", "warnings", "evidence"]))
+        console.print(
+            _table(
+                "linked rows",
+                result["linked_rows"],
+                ["staging_table", "staging_id", "matched_by", "run_id", "linked_at", "warnings", "evidence"],
+            )
+        )
     if result["field_sources"]:
-        console.print(_table("which row brought each field", result["field_sources"],
-                             ["field", "staging_table", "staging_id", "run_id", "set_at"]))
+        console.print(
+            _table(
+                "which row brought each field",
+                result["field_sources"],
+                ["field", "staging_table", "staging_id", "run_id", "set_at"],
+            )
+        )
     else:
         console.print("no field sources recorded (fields set before they were kept, or by the bot)")
     if result["open_review_items"]:
         _print_reviews(console, "open review items", result["open_review_items"])
     if result["moves"]:
-        console.print(_table("merges and splits", result["moves"], ["id", "kind", "from_person_id", "to_person_id",
-                                                                   "review_id", "run_id", "moved_at"]))
+        console.print(
+            _table(
+                "merges and splits",
+                result["moves"],
+                ["id", "kind", "from_person_id", "to_person_id", "review_id", "run_id", "moved_at"],
+            )
+        )

@@ -58,11 +58,14 @@ def _pg_schema_lock(url: str) -> Iterator[None]:
 
     parsed = parse_database_url(url, "DAGSTER_PG_URL")
     try:
-        conn = psycopg2.connect(parsed.set(drivername="postgresql").render_as_string(hide_password=False),
-                                connect_timeout=10)
+        conn = psycopg2.connect(
+            parsed.set(drivername="postgresql").render_as_string(hide_password=False), connect_timeout=10
+        )
     except psycopg2.Error as error:
         first = (str(error).strip().splitlines() or [type(error).__name__])[0]
-        raise SettingsError(f"Dagster's database DAGSTER_PG_URL={safe_url(parsed)} is unreachable ({first}).") from None
+        raise SettingsError(
+            f"Dagster's database DAGSTER_PG_URL={safe_url(parsed)} is unreachable ({first})."
+        ) from None
     try:
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -137,8 +140,12 @@ def ensure_home_config(home: Path) -> str | None:
     if existed:
         target.replace(home / "dagster.yaml.sqlite-backup")
     target.write_bytes(REPO_DAGSTER_YAML.read_bytes())
-    return (f"{target} had no PostgreSQL storage: replaced by the repo's dagster.yaml (old one kept as "
-            "dagster.yaml.sqlite-backup)" if existed else f"wrote the repo's dagster.yaml to {target}")
+    return (
+        f"{target} had no PostgreSQL storage: replaced by the repo's dagster.yaml (old one kept as "
+        "dagster.yaml.sqlite-backup)"
+        if existed
+        else f"wrote the repo's dagster.yaml to {target}"
+    )
 
 
 def remove_stale_pickles(home: Path, asset_names: Iterable[str]) -> int:

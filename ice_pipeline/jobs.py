@@ -1,6 +1,5 @@
 """The migration job and its daily schedule; the verification job and its daily schedule."""
 
-
 from dagster import (
     AssetSelection,
     DefaultScheduleStatus,
@@ -32,6 +31,7 @@ migrate_to_production = define_asset_job(
     tags={**SERIAL_TAG, "dagster/retry_strategy": "ALL_STEPS"},
 )
 
+
 @schedule(
     name="daily_migration",
     job=migrate_to_production,
@@ -42,8 +42,9 @@ migrate_to_production = define_asset_job(
     "unless there is nothing to do (no new or changed staging row, no review decision to apply, no rejected "
     "row to retry) or a migration run is already queued or running (the sensor's): it skips, saying why.",
 )
-def daily_migration(context: ScheduleEvaluationContext, staging_db: StagingDatabase,
-                    production_db: ProductionDatabase):
+def daily_migration(
+    context: ScheduleEvaluationContext, staging_db: StagingDatabase, production_db: ProductionDatabase
+):
     from ice_pipeline import sensors  # sensors imports this module
 
     busy = sensors.migration_in_flight(context)
@@ -53,10 +54,16 @@ def daily_migration(context: ScheduleEvaluationContext, staging_db: StagingDatab
     work = sensors.pending_work(latest, marks)
     retries = sensors.retryable_rows(production_db)
     if not work and not decisions[0] and not retries:
-        return SkipReason("Nothing to migrate: no new or changed staging rows since the last migration, no review "
-                          "decision to apply, no rejected row to retry.")
-    return RunRequest(tags={"ice_pipeline/trigger": "daily_migration",
-                            "ice_pipeline/staging_state": sensors.run_key_for(latest, decisions, marks)})
+        return SkipReason(
+            "Nothing to migrate: no new or changed staging rows since the last migration, no review "
+            "decision to apply, no rejected row to retry."
+        )
+    return RunRequest(
+        tags={
+            "ice_pipeline/trigger": "daily_migration",
+            "ice_pipeline/staging_state": sensors.run_key_for(latest, decisions, marks),
+        }
+    )
 
 
 # Every asset check, no asset: reads only, so it needs no migration slot. The run tag makes each check

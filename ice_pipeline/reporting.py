@@ -20,7 +20,7 @@ from ice_pipeline.checks.engine import EVERYTHING, find_violations, offending_id
 from ice_pipeline.checks.rules import DUPLICATES, ERROR, ORPHANS, RULES
 from ice_pipeline.db import read_frame
 
-REPORT_LISTED = 10   # offending ids per rule in the report (the check lists more)
+REPORT_LISTED = 10  # offending ids per rule in the report (the check lists more)
 MIGRATION_SQL = Path(__file__).resolve().parent / "sql" / "20251105_add_staging_fields.sql"
 REVIEW = "SELECT kind, status, count(*)::int AS n FROM ice_pipeline.review_queue GROUP BY kind, status ORDER BY 1, 2"
 REJECTIONS = """SELECT staging_table, reason, count(*)::int AS n FROM ice_pipeline.rejected_rows
@@ -41,7 +41,9 @@ count(*)::int AS n FROM leads l LEFT JOIN services s ON s.id = l.service_id GROU
 INDEX_USAGE = """SELECT i.relname AS table_name, i.indexrelname AS index_name, i.idx_scan::bigint AS scans,
 i.idx_tup_read::bigint AS tuples_read, pg_relation_size(i.indexrelid)::bigint AS size_bytes
 FROM pg_stat_user_indexes i WHERE i.schemaname = 'public' AND i.indexrelname = ANY(%(names)s) ORDER BY 1, 2"""
-INDEX_NAME = re.compile(r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+IF\s+NOT\s+EXISTS\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE)
+INDEX_NAME = re.compile(
+    r'CREATE\s+(?:UNIQUE\s+)?INDEX\s+IF\s+NOT\s+EXISTS\s+"?([A-Za-z0-9_]+)"?', re.IGNORECASE
+)
 
 
 def migration_indexes(path: Path = MIGRATION_SQL) -> list[str]:
@@ -78,26 +80,34 @@ def build_report(staging_conn, production_conn) -> dict:
     for rule in RULES:
         found = find_violations(rule, production_conn, staging_conn, EVERYTHING)
         figures[DUPLICATES if rule.kind == DUPLICATES else ORPHANS][rule.name] = len(found)
-        figures["rules"][rule.name] = {"asset": rule.asset, "kind": rule.kind, "severity": rule.severity,
-                                       "violations": len(found), "offending_ids": offending_ids(found, REPORT_LISTED)}
+        figures["rules"][rule.name] = {
+            "asset": rule.asset,
+            "kind": rule.kind,
+            "severity": rule.severity,
+            "violations": len(found),
+            "offending_ids": offending_ids(found, REPORT_LISTED),
+        }
     with production_conn.cursor() as cur:
         figures["review_queue"] = _records(cur, REVIEW)
         figures["rejections"] = _records(cur, REJECTIONS)
         cur.execute(TOTALS)
-        figures["totals"] = dict(zip(("persons", "students", "leads", "documents"), cur.fetchone(), strict=True))
+        figures["totals"] = dict(
+            zip(("persons", "students", "leads", "documents"), cur.fetchone(), strict=True)
+        )
     production_conn.rollback()
     figures["verification"] = verification(production_conn)
-    figures["healthy"] = (
-        not any(r["violations"] for r in figures["rules"].values() if r["severity"] == ERROR)
-        and all(a["unaccounted"] == 0 and a["in_two_places"] == 0 for a in figures["accounting"].values())
-    )
+    figures["healthy"] = not any(
+        r["violations"] for r in figures["rules"].values() if r["severity"] == ERROR
+    ) and all(a["unaccounted"] == 0 and a["in_two_places"] == 0 for a in figures["accounting"].values())
     return figures
 
 
 def _table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
     table = Table(title=title)
     for column in columns:
-        table.add_column(column, justify="right" if column in ("n", "scans", "tuples_read", "size_bytes") else "left")
+        table.add_column(
+            column, justify="right" if column in ("n", "scans", "tuples_read", "size_bytes") else "left"
+        )
     for row in rows:
         table.add_row(*(str(row[c]) for c in columns))
     return table
@@ -105,18 +115,43 @@ def _table(title: str, rows: list[dict], columns: tuple[str, ...]) -> Table:
 
 def print_report(console: Console, figures: dict) -> None:
     table = Table(title="accounting: staging rows = linked + rejected + in review (+ not processed yet)")
-    for column in ("table", "staging_rows", "linked", "rejected", "in_review", "not_processed_yet", "unaccounted"):
+    for column in (
+        "table",
+        "staging_rows",
+        "linked",
+        "rejected",
+        "in_review",
+        "not_processed_yet",
+        "unaccounted",
+    ):
         table.add_column(column, justify="right" if column != "table" else "left")
     for name, a in figures["accounting"].items():
-        table.add_row(name, *(str(a[c]) for c in ("staging_rows", "linked", "rejected", "in_review",
-                                                   "not_processed_yet", "unaccounted")))
+        table.add_row(
+            name,
+            *(
+                str(a[c])
+                for c in (
+                    "staging_rows",
+                    "linked",
+                    "rejected",
+                    "in_review",
+                    "not_processed_yet",
+                    "unaccounted",
+                )
+            ),
+        )
     console.print(table)
     checks = Table(title="duplicates and orphans (whole database; the asset checks' rules)")
     for column in ("rule", "asset", "severity", "violations", "first ids"):
         checks.add_column(column, justify="right" if column == "violations" else "left")
     for name, rule in figures["rules"].items():
-        checks.add_row(name, rule["asset"], rule["severity"], str(rule["violations"]),
-                       ", ".join(rule["offending_ids"][:3]))
+        checks.add_row(
+            name,
+            rule["asset"],
+            rule["severity"],
+            str(rule["violations"]),
+            ", ".join(rule["offending_ids"][:3]),
+        )
     console.print(checks)
     console.print(f"totals: {figures['totals']}")
     for item in figures["review_queue"]:
@@ -125,12 +160,22 @@ def print_report(console: Console, figures: dict) -> None:
         console.print(f"rejected: {item['staging_table']}: {item['reason']}: {item['n']}")
     check = figures["verification"]
     console.print(_table("persons by data_source", check["persons_by_data_source"], ("data_source", "n")))
-    console.print(f"csv_enriched: {check['csv_enriched']['persons']} persons, {check['csv_enriched']['students']} students")
+    console.print(
+        f"csv_enriched: {check['csv_enriched']['persons']} persons, {check['csv_enriched']['students']} students"
+    )
     console.print(_table("students by program", check["students_by_program"], ("program", "n")))
-    console.print(_table("leads by status and service", check["leads_by_status_and_service"],
-                         ("status", "service", "n")))
-    console.print(_table("index usage (indexes of migration 20251105_add_staging_fields, since the stats reset)",
-                         check["index_usage"], ("table_name", "index_name", "scans", "tuples_read", "size_bytes")))
+    console.print(
+        _table(
+            "leads by status and service", check["leads_by_status_and_service"], ("status", "service", "n")
+        )
+    )
+    console.print(
+        _table(
+            "index usage (indexes of migration 20251105_add_staging_fields, since the stats reset)",
+            check["index_usage"],
+            ("table_name", "index_name", "scans", "tuples_read", "size_bytes"),
+        )
+    )
     console.print("[green]healthy[/]" if figures["healthy"] else "[bold red]NOT healthy[/]")
 
 
@@ -143,14 +188,19 @@ def verification_metadata(production_conn) -> dict:
     figures = verification(production_conn)
     leads = {f"{r['status']} / {r['service']}": r["n"] for r in figures["leads_by_status_and_service"]}
     usage = ["| index | table | scans | tuples read | bytes |", "|---|---|---:|---:|---:|"]
-    usage += [f"| {r['index_name']} | {r['table_name']} | {r['scans']} | {r['tuples_read']} | {r['size_bytes']} |"
-              for r in figures["index_usage"]]
+    usage += [
+        f"| {r['index_name']} | {r['table_name']} | {r['scans']} | {r['tuples_read']} | {r['size_bytes']} |"
+        for r in figures["index_usage"]
+    ]
     return {
-        "persons_by_data_source": markdown_counts("data_source", {r["data_source"]: r["n"]
-                                                                  for r in figures["persons_by_data_source"]}),
+        "persons_by_data_source": markdown_counts(
+            "data_source", {r["data_source"]: r["n"] for r in figures["persons_by_data_source"]}
+        ),
         "persons_csv_enriched": figures["csv_enriched"]["persons"],
         "students_csv_enriched": figures["csv_enriched"]["students"],
-        "students_by_program": markdown_counts("program", {r["program"]: r["n"] for r in figures["students_by_program"]}),
+        "students_by_program": markdown_counts(
+            "program", {r["program"]: r["n"] for r in figures["students_by_program"]}
+        ),
         "leads_by_status_and_service": markdown_counts("status / service", leads),
         "migration_index_usage": MetadataValue.md("\n".join(usage)),
     }

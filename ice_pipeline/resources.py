@@ -40,7 +40,9 @@ class DatabaseUnavailable(RuntimeError):
     """A database could not be reached; the message names which and how to fix it."""
 
 
-def connect(url: str, variable: str, *, read_only: bool = False, application: str = "ice_pipeline") -> Connection:
+def connect(
+    url: str, variable: str, *, read_only: bool = False, application: str = "ice_pipeline"
+) -> Connection:
     """Open a psycopg2 connection to the database in `url` (from `variable`).
 
     A staging connection is opened read-only: the session refuses writes, so
@@ -116,9 +118,12 @@ class MigrationLock(ConfigurableResource):
                     try:
                         cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
                     except errors.LockNotAvailable:
-                        raise Failure(description=(
-                            f"Another migration has been running for more than {self.wait_seconds} s; this run "
-                            "stopped without reading or writing anything. The next run picks up the work.")) from None
+                        raise Failure(
+                            description=(
+                                f"Another migration has been running for more than {self.wait_seconds} s; this run "
+                                "stopped without reading or writing anything. The next run picks up the work."
+                            )
+                        ) from None
             yield self
         finally:
             conn.close()
@@ -127,16 +132,24 @@ class MigrationLock(ConfigurableResource):
 # --- the document store -------------------------------------------------------
 
 UPLOAD_WORKERS = 8
-PART_SIZE = 16 * 1024 * 1024        # multipart part: what one upload holds in memory at most
-UPLOAD_ATTEMPTS = 3                 # on top of the client's own HTTP retries
+PART_SIZE = 16 * 1024 * 1024  # multipart part: what one upload holds in memory at most
+UPLOAD_ATTEMPTS = 3  # on top of the client's own HTTP retries
 BACKOFF_SECONDS = 0.5
 READ_CHUNK = 1024 * 1024
-TRANSIENT_S3_CODES = frozenset({"RequestTimeout", "SlowDown", "InternalError", "ServiceUnavailable",
-                                "OperationAborted", "XMinioServerNotInitialized"})
+TRANSIENT_S3_CODES = frozenset(
+    {
+        "RequestTimeout",
+        "SlowDown",
+        "InternalError",
+        "ServiceUnavailable",
+        "OperationAborted",
+        "XMinioServerNotInitialized",
+    }
+)
 MISSING_OBJECT_CODES = frozenset({"NoSuchKey", "NoSuchObject", "NotFound", "ResourceNotFound"})
 # The server computed another SHA-256 than the x-amz-checksum-sha256 sent (AWS, MinIO).
 CHECKSUM_REFUSED_CODES = frozenset({"BadDigest", "XAmzContentChecksumMismatch", "InvalidDigest"})
-CHECKSUM_MODE = {"x-amz-checksum-mode": "ENABLED"}   # HEAD returns the checksum the server verified
+CHECKSUM_MODE = {"x-amz-checksum-mode": "ENABLED"}  # HEAD returns the checksum the server verified
 
 
 class StoreFailure(Exception):
@@ -150,7 +163,7 @@ class StoreFailure(Exception):
 
 @dataclass
 class UploadOutcome:
-    status: str                     # put | present | refused | not_attempted
+    status: str  # put | present | refused | not_attempted
     reason: str | None = None
     bytes: int = 0
 
@@ -219,9 +232,13 @@ def stat_object(client: Minio, bucket: str, key: str) -> StoredObject | None:
             return None
         raise
     headers = found.metadata or {}
-    return StoredObject(size=int(found.size or 0), metadata_sha256=headers.get("x-amz-meta-sha256"),
-                        server_sha256=_server_sha256(headers.get("x-amz-checksum-sha256")),
-                        content_type=found.content_type, content_disposition=headers.get("content-disposition"))
+    return StoredObject(
+        size=int(found.size or 0),
+        metadata_sha256=headers.get("x-amz-meta-sha256"),
+        server_sha256=_server_sha256(headers.get("x-amz-checksum-sha256")),
+        content_type=found.content_type,
+        content_disposition=headers.get("content-disposition"),
+    )
 
 
 def object_sha256(client: Minio, bucket: str, key: str) -> str:
@@ -258,7 +275,7 @@ class DocumentStore(ConfigurableResource):
     access_key: str
     secret_key: str
     bucket: str = "apex-ice-docs"
-    secure: str = "false"           # MINIO_SECURE: true/false
+    secure: str = "false"  # MINIO_SECURE: true/false
     files_root: str
     max_attempts: int = 4
 
@@ -268,11 +285,17 @@ class DocumentStore(ConfigurableResource):
         http = PoolManager(
             timeout=Timeout(connect=5, read=60),
             maxsize=16,
-            retries=Retry(total=self.max_attempts - 1, backoff_factor=0.5,
-                          status_forcelist=(500, 502, 503, 504)),
+            retries=Retry(
+                total=self.max_attempts - 1, backoff_factor=0.5, status_forcelist=(500, 502, 503, 504)
+            ),
         )
-        return Minio(self.endpoint, access_key=self.access_key, secret_key=self.secret_key,
-                     secure=parse_bool(self.secure), http_client=http)
+        return Minio(
+            self.endpoint,
+            access_key=self.access_key,
+            secret_key=self.secret_key,
+            secure=parse_bool(self.secure),
+            http_client=http,
+        )
 
     def root(self) -> Path:
         return Path(self.files_root).resolve()
@@ -299,7 +322,9 @@ class DocumentStore(ConfigurableResource):
     def stat(self, key: str, client: Minio | None = None) -> StoredObject | None:
         return stat_object(client or self.client(), self.bucket, key)
 
-    def verify(self, key: str, size: int | None, sha256: str | None, client: Minio | None = None) -> str | None:
+    def verify(
+        self, key: str, size: int | None, sha256: str | None, client: Minio | None = None
+    ) -> str | None:
         """Why the object under `key` is not the recorded content, or None when it is."""
         try:
             stored = self.stat(key, client)
@@ -335,12 +360,16 @@ class DocumentStore(ConfigurableResource):
         stored = stat_object(client, self.bucket, item.key)
         if stored is None or stored.size != item.size:
             return False
-        if (stored.content_type or "").split(";")[0].strip().lower() != item.content_type \
-                or (stored.content_disposition or None) != item.disposition:
-            return False   # served otherwise (e.g. inline HTML from before): put again
+        if (stored.content_type or "").split(";")[0].strip().lower() != item.content_type or (
+            stored.content_disposition or None
+        ) != item.disposition:
+            return False  # served otherwise (e.g. inline HTML from before): put again
         if stored.server_sha256 is not None:
             return stored.server_sha256 == item.sha256
-        return stored.metadata_sha256 == item.sha256 and object_sha256(client, self.bucket, item.key) == item.sha256
+        return (
+            stored.metadata_sha256 == item.sha256
+            and object_sha256(client, self.bucket, item.key) == item.sha256
+        )
 
     def put_headers(self, item: UploadItem) -> dict[str, str]:
         """Metadata and headers of the PUT. A single-request upload carries x-amz-checksum-sha256, which
@@ -365,11 +394,18 @@ class DocumentStore(ConfigurableResource):
                 with docs.open_regular(item.path) as handle:
                     reader = docs.HashingReader(handle)
                     try:
-                        client.put_object(self.bucket, item.key, reader, length=item.size,
-                                          content_type=item.content_type, metadata=self.put_headers(item),
-                                          part_size=PART_SIZE, num_parallel_uploads=1)
+                        client.put_object(
+                            self.bucket,
+                            item.key,
+                            reader,
+                            length=item.size,
+                            content_type=item.content_type,
+                            metadata=self.put_headers(item),
+                            part_size=PART_SIZE,
+                            num_parallel_uploads=1,
+                        )
                     except OSError:
-                        if reader.count < item.size:   # the file shrank under us
+                        if reader.count < item.size:  # the file shrank under us
                             raise docs.DocumentRefused(docs.FILE_CHANGED) from None
                         raise
                     except S3Error as error:

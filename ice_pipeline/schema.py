@@ -20,28 +20,102 @@ PIPELINE_CHANGES = "ice_pipeline_changes.sql"  # the change log that `undo` read
 
 # What the pipeline writes or reads in production, by table (DESIGN §3.2/§3.3).
 REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
-    "persons": ("id", "full_name", "email", "phone", "city", "address", "cedula", "birth_date",
-                "country", "data_source", "original_name", "csv_enriched", "created_at", "updated_at"),
-    "students": ("id", "person_id", "student_number", "program", "status", "data_source",
-                 "csv_enriched", "created_at", "updated_at"),
+    "persons": (
+        "id",
+        "full_name",
+        "email",
+        "phone",
+        "city",
+        "address",
+        "cedula",
+        "birth_date",
+        "country",
+        "data_source",
+        "original_name",
+        "csv_enriched",
+        "created_at",
+        "updated_at",
+    ),
+    "students": (
+        "id",
+        "person_id",
+        "student_number",
+        "program",
+        "status",
+        "data_source",
+        "csv_enriched",
+        "created_at",
+        "updated_at",
+    ),
     "services": ("id", "name", "created_at", "updated_at"),
     "events": ("id", "name", "event_date", "location", "service_id", "created_at", "updated_at"),
-    "leads": ("id", "person_id", "service_id", "event_id", "lead_date", "lead_status", "notes",
-              "program_type", "source_file", "source_sheet", "source_row", "created_at", "updated_at"),
-    "student_documents": ("id", "student_id", "document_type", "file_name", "object_key", "bucket",
-                          "file_size", "mime_type", "checksum", "original_file_path",
-                          "storage_provider", "status", "created_at", "updated_at"),
+    "leads": (
+        "id",
+        "person_id",
+        "service_id",
+        "event_id",
+        "lead_date",
+        "lead_status",
+        "notes",
+        "program_type",
+        "source_file",
+        "source_sheet",
+        "source_row",
+        "created_at",
+        "updated_at",
+    ),
+    "student_documents": (
+        "id",
+        "student_id",
+        "document_type",
+        "file_name",
+        "object_key",
+        "bucket",
+        "file_size",
+        "mime_type",
+        "checksum",
+        "original_file_path",
+        "storage_provider",
+        "status",
+        "created_at",
+        "updated_at",
+    ),
 }
 REQUIRED_PIPELINE_COLUMNS: dict[str, tuple[str, ...]] = {
-    "source_links": ("staging_table", "staging_id", "entity", "entity_id", "matched_by", "run_id", "warnings"),
+    "source_links": (
+        "staging_table",
+        "staging_id",
+        "entity",
+        "entity_id",
+        "matched_by",
+        "run_id",
+        "warnings",
+    ),
     "rejected_rows": ("staging_table", "staging_id", "reason", "details", "retryable", "run_id"),
-    "review_queue": ("id", "kind", "staging_table", "staging_id", "person_id", "candidate_person_id", "field",
-                     "existing_value", "incoming_value", "score", "status", "decision"),
+    "review_queue": (
+        "id",
+        "kind",
+        "staging_table",
+        "staging_id",
+        "person_id",
+        "candidate_person_id",
+        "field",
+        "existing_value",
+        "incoming_value",
+        "score",
+        "status",
+        "decision",
+    ),
     "watermarks": ("staging_table", "high_updated_at", "high_id", "run_id"),
     "runs": ("run_id",),
 }
-STAGING_TABLES = ("staging_student", "staging_lead", "staging_document",
-                  "staging_reference_data", "staging_lead_failures")
+STAGING_TABLES = (
+    "staging_student",
+    "staging_lead",
+    "staging_document",
+    "staging_reference_data",
+    "staging_lead_failures",
+)
 
 
 class SchemaError(RuntimeError):
@@ -94,8 +168,10 @@ def _existing_columns(conn: Connection, schema: str = "public") -> dict[str, set
 def missing_production_objects(conn: Connection) -> list[str]:
     """Every required table/column the production database lacks, as `table.column` names."""
     missing: list[str] = []
-    for schema, required, prefix in (("public", REQUIRED_COLUMNS, ""),
-                                     ("ice_pipeline", REQUIRED_PIPELINE_COLUMNS, "ice_pipeline.")):
+    for schema, required, prefix in (
+        ("public", REQUIRED_COLUMNS, ""),
+        ("ice_pipeline", REQUIRED_PIPELINE_COLUMNS, "ice_pipeline."),
+    ):
         existing = _existing_columns(conn, schema)
         for table, columns in required.items():
             if table not in existing:
@@ -110,7 +186,8 @@ def check_production_schema(conn: Connection) -> None:
     missing = missing_production_objects(conn)
     if missing:
         raise SchemaError(
-            "The production database is missing " + ", ".join(missing)
+            "The production database is missing "
+            + ", ".join(missing)
             + ": run `ice-pipeline db migrate` (or apply prisma/migrations/20251105_add_staging_fields)."
         )
 
@@ -127,7 +204,8 @@ def check_staging_schema(conn: Connection) -> None:
     missing = [t for t in STAGING_TABLES if t not in present]
     if missing:
         raise SchemaError(
-            "The staging database has no " + ", ".join(missing)
+            "The staging database has no "
+            + ", ".join(missing)
             + ": check STAGING_DATABASE_URL points at the V3 database (leads_project), "
             "or run `ice-pipeline db init` for a development one."
         )

@@ -21,7 +21,6 @@ On by default (DefaultSensorStatus.RUNNING). The daily schedule (jobs.py) asks
 the same questions, so the two together never launch a run for nothing.
 """
 
-
 import hashlib
 import json
 
@@ -54,7 +53,7 @@ LATEST_ROW = {
     "staging_document": "SELECT updated_at, id FROM staging_document ORDER BY updated_at DESC, id DESC LIMIT 1",
     # Written once, never updated: its order (and watermark) is (created_at, id). A small table, no index.
     "staging_lead_failures": "SELECT created_at, id FROM staging_lead_failures "
-                             "ORDER BY created_at DESC, id DESC LIMIT 1",
+    "ORDER BY created_at DESC, id DESC LIMIT 1",
 }
 WATERMARKS = "SELECT staging_table, high_updated_at, high_id FROM ice_pipeline.watermarks"
 # Decisions an operator recorded (`ice-pipeline review`) that no run has applied yet: the next run
@@ -65,8 +64,13 @@ DECISIONS = PENDING_DECISIONS
 # Rows an earlier run could not load yet (a document waiting for its file or its student): the daily run
 # retries them (assets/staging.py reads them again whatever the watermark).
 RETRYABLE = "SELECT count(*) FROM ice_pipeline.rejected_rows WHERE retryable"
-IN_FLIGHT = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING,
-             DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
+IN_FLIGHT = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
 
 
 class SensorSetupError(RuntimeError):
@@ -142,7 +146,9 @@ def migration_in_flight(context) -> str | None:
     return runs[0].run_id if runs else None
 
 
-def poll(staging_db: StagingDatabase, production_db: ProductionDatabase) -> tuple[dict, dict, tuple[int, int | None]]:
+def poll(
+    staging_db: StagingDatabase, production_db: ProductionDatabase
+) -> tuple[dict, dict, tuple[int, int | None]]:
     """(staging high-water marks, production watermarks, review decisions waiting), errors made safe to show."""
     try:
         latest = staging_high_water_marks(staging_db)
@@ -167,8 +173,11 @@ def pending_work(latest: dict[str, tuple], marks: dict[str, tuple]) -> dict[str,
     }
 
 
-def run_key_for(latest: dict[str, tuple], decisions: tuple[int, int | None] = (0, None),
-                marks: dict[str, tuple] | None = None) -> str:
+def run_key_for(
+    latest: dict[str, tuple],
+    decisions: tuple[int, int | None] = (0, None),
+    marks: dict[str, tuple] | None = None,
+) -> str:
     """Stable key of the staging high-water marks (all watched tables), the production watermarks
     and the review decisions waiting for a run: one state, one run. The watermarks are part of it
     so that a run that could only take part of the rows (a V3 transaction still open) is followed
@@ -184,7 +193,11 @@ def run_key_for(latest: dict[str, tuple], decisions: tuple[int, int | None] = (0
 def _describe(work: dict[str, dict], decisions: tuple[int, int | None]) -> str:
     parts = []
     for table, info in sorted(work.items()):
-        since = f"since id {info['watermark'][1]} @ {info['watermark'][0]}" if info["watermark"] else "never processed"
+        since = (
+            f"since id {info['watermark'][1]} @ {info['watermark'][0]}"
+            if info["watermark"]
+            else "never processed"
+        )
         parts.append(f"{table} up to id {info['latest'][1]} @ {info['latest'][0]} ({since})")
     if decisions[0]:
         parts.append(f"{decisions[0]} identity decision(s) from review to apply")
@@ -201,15 +214,18 @@ def _describe(work: dict[str, dict], decisions: tuple[int, int | None]) -> str:
     "state (run_key = hash of the staging high-water marks); skips, saying why, when there is nothing new or a "
     "migration run is already queued or running.",
 )
-def new_staging_rows(context: SensorEvaluationContext, staging_db: StagingDatabase,
-                     production_db: ProductionDatabase):
+def new_staging_rows(
+    context: SensorEvaluationContext, staging_db: StagingDatabase, production_db: ProductionDatabase
+):
     latest, marks, decisions = poll(staging_db, production_db)
     work = pending_work(latest, marks)
     if not latest:
         return SkipReason("The staging tables are empty: nothing to migrate.")
     if not work and not decisions[0]:
-        return SkipReason("No new or changed staging rows since the last migration "
-                          "(the production watermarks are up to date).")
+        return SkipReason(
+            "No new or changed staging rows since the last migration "
+            "(the production watermarks are up to date)."
+        )
     key = run_key_for(latest, decisions, marks)
     if context.cursor == key:
         return SkipReason(
@@ -219,8 +235,10 @@ def new_staging_rows(context: SensorEvaluationContext, staging_db: StagingDataba
         )
     busy = migration_in_flight(context)
     if busy:
-        return SkipReason(f"Work is pending ({_describe(work, decisions)}), but migration run {busy} is queued or "
-                          "running: one migration at a time. The next tick looks again once it is done.")
+        return SkipReason(
+            f"Work is pending ({_describe(work, decisions)}), but migration run {busy} is queued or "
+            "running: one migration at a time. The next tick looks again once it is done."
+        )
     context.update_cursor(key)
     context.log.info(f"launching {migrate_to_production.name} ({key}): {_describe(work, decisions)}")
     return RunRequest(

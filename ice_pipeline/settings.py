@@ -51,7 +51,7 @@ class World:
     """Which services the commands use: the embedded ones, or the configured ones."""
 
     embedded: bool
-    root: Path | None = None   # the embedded services' directory
+    root: Path | None = None  # the embedded services' directory
 
     def describe(self) -> str:
         """One line for stderr, without passwords."""
@@ -91,7 +91,8 @@ def apply_environment() -> World:
             raise SettingsError(
                 f"{', '.join(present)} {'is' if len(present) == 1 else 'are'} set but {', '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} not: set every connection variable, or none of them "
-                "to use the embedded services of `ice-pipeline local up`.")
+                "to use the embedded services of `ice-pipeline local up`."
+            )
         return World(embedded=False)
     from ice_pipeline.dev import local
 
@@ -99,7 +100,8 @@ def apply_environment() -> World:
     if env is None:
         raise SettingsError(
             "No connection variable is set and the embedded services do not run: run `ice-pipeline local up`, "
-            f"or set {', '.join(CONNECTION_VARS)} (in the environment or in .env).")
+            f"or set {', '.join(CONNECTION_VARS)} (in the environment or in .env)."
+        )
     for name, value in env.items():
         if name in CONNECTION_VARS or not os.environ.get(name):
             os.environ[name] = value
@@ -155,7 +157,9 @@ def parse_database_url(raw: str, name: str) -> URL:
             f"{name} must point at PostgreSQL (postgresql://...), not '{url.get_backend_name()}'."
         )
     if not url.database:
-        raise SettingsError(f"{name} names no database: expected postgresql://user:password@host:port/database.")
+        raise SettingsError(
+            f"{name} names no database: expected postgresql://user:password@host:port/database."
+        )
     query = dict(url.query)
     # Prisma's ?schema=public is a Prisma option, not a libpq one.
     query.pop("schema", None)
@@ -170,7 +174,7 @@ def safe_url(url: URL) -> str:
     pairs = []
     for key in sorted(url.query):
         values = url.query[key]
-        for value in (values if isinstance(values, tuple) else (values,)):
+        for value in values if isinstance(values, tuple) else (values,):
             pairs.append(f"{quote(key)}={'***' if _is_secret_key(key) else quote(str(value), safe='')}")
     return base + ("?" + "&".join(pairs) if pairs else "")
 

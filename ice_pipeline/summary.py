@@ -48,7 +48,9 @@ DOCUMENT_ROWS_REJECTED = Figure("prod_documents", "documents_rejected", None)
 BYTES_UPLOADED = Figure("prod_documents", "bytes_uploaded", "bytes_uploaded")
 CANDIDATES_QUEUED = Figure("person_candidates", "candidates_queued", "candidates_queued")
 # applied_review_decisions records all its figures (review.apply.ApplyResult.as_metadata) under their own names.
-REVIEW_DECISIONS_APPLIED = Figure("applied_review_decisions", "review_decisions_applied", "review_decisions_applied")
+REVIEW_DECISIONS_APPLIED = Figure(
+    "applied_review_decisions", "review_decisions_applied", "review_decisions_applied"
+)
 
 # The counts of the summary (DESIGN §6, in this order) and the figures summed into each.
 SOURCES: dict[str, tuple[Figure, ...]] = {
@@ -60,7 +62,12 @@ SOURCES: dict[str, tuple[Figure, ...]] = {
     "leads_updated": (LEADS_UPDATED,),
     "documents_uploaded": (DOCUMENTS_UPLOADED,),
     "documents_skipped": (DOCUMENTS_SKIPPED,),
-    "rows_rejected": (PERSON_ROWS_REJECTED, STUDENT_ROWS_REJECTED, LEAD_ROWS_REJECTED, DOCUMENT_ROWS_REJECTED),
+    "rows_rejected": (
+        PERSON_ROWS_REJECTED,
+        STUDENT_ROWS_REJECTED,
+        LEAD_ROWS_REJECTED,
+        DOCUMENT_ROWS_REJECTED,
+    ),
     "rows_in_review": (PERSON_ROWS_IN_REVIEW, STUDENT_ROWS_IN_REVIEW),
 }
 # The fixed figures of `migrate` (table and --json), DESIGN §6.
@@ -101,12 +108,23 @@ class RunSummary:
     error: str | None = None
 
     @classmethod
-    def from_assets(cls, assets: dict[str, dict[str, Any]], checks: list[dict[str, Any]], *, success: bool,
-                    dry_run: bool, run_id: str, seconds: float, error: str | None) -> RunSummary:
+    def from_assets(
+        cls,
+        assets: dict[str, dict[str, Any]],
+        checks: list[dict[str, Any]],
+        *,
+        success: bool,
+        dry_run: bool,
+        run_id: str,
+        seconds: float,
+        error: str | None,
+    ) -> RunSummary:
         """The summary of one run from its materializations' metadata (asset name -> key -> value)
         and its check evaluations ({asset, check, passed, severity})."""
-        counts = {key: sum(assets.get(f.asset, {}).get(f.metadata_key, 0) for f in figures)
-                  for key, figures in SOURCES.items()}
+        counts = {
+            key: sum(assets.get(f.asset, {}).get(f.metadata_key, 0) for f in figures)
+            for key, figures in SOURCES.items()
+        }
         failed = [c for c in checks if not c["passed"]]
         return cls(
             **counts,
@@ -114,10 +132,19 @@ class RunSummary:
             checks_warned=sum(1 for c in failed if c["severity"] == "WARN"),
             checks_passed=len(checks) - len(failed),
             review_decisions_applied=assets.get(REVIEW_DECISIONS_APPLIED.asset, {}).get(
-                REVIEW_DECISIONS_APPLIED.metadata_key, 0),
-            staging_rows={table: assets.get(name, {}).get("rows", 0) for table, name in STAGING_ASSETS.items()},
-            success=success, dry_run=dry_run, run_id=run_id, run_ids=[run_id], runs=1,
-            more_pending=any(assets.get(name, {}).get("more_pending", False) for name in STAGING_ASSETS.values()),
+                REVIEW_DECISIONS_APPLIED.metadata_key, 0
+            ),
+            staging_rows={
+                table: assets.get(name, {}).get("rows", 0) for table, name in STAGING_ASSETS.items()
+            },
+            success=success,
+            dry_run=dry_run,
+            run_id=run_id,
+            run_ids=[run_id],
+            runs=1,
+            more_pending=any(
+                assets.get(name, {}).get("more_pending", False) for name in STAGING_ASSETS.values()
+            ),
             seconds=seconds,
             asset_seconds={name: meta["seconds"] for name, meta in assets.items() if "seconds" in meta},
             failed_checks=failed,
@@ -139,8 +166,9 @@ def combine_summaries(runs: list[RunSummary]) -> RunSummary:
         **{key: sum(getattr(run, key) for run in runs) for key in SUMMED_KEYS},
         staging_rows={table: sum(run.staging_rows[table] for run in runs) for table in runs[0].staging_rows},
         seconds=round(sum(run.seconds for run in runs), 2),
-        asset_seconds={name: round(sum(run.asset_seconds.get(name, 0) for run in runs), 2)
-                       for name in last.asset_seconds},
+        asset_seconds={
+            name: round(sum(run.asset_seconds.get(name, 0) for run in runs), 2) for name in last.asset_seconds
+        },
         failed_checks=[check for run in runs for check in run.failed_checks],
         run_ids=[run.run_id for run in runs],
         runs=len(runs),

@@ -49,7 +49,9 @@ class UndoResult:
     dry_run: bool
     undone: bool = False
     blockers: list[dict] = field(default_factory=list)
-    tables: list[dict] = field(default_factory=list)      # per table: delete_created, restore_changed, reinsert_deleted
+    tables: list[dict] = field(
+        default_factory=list
+    )  # per table: delete_created, restore_changed, reinsert_deleted
     watermarks: list[dict] = field(default_factory=list)  # staging watermarks moved back
     objects: list[tuple[str, str]] = field(default_factory=list)  # (bucket, key) removed or to remove
     objects_failed: int = 0
@@ -60,9 +62,18 @@ class UndoResult:
         return bool(self.blockers)
 
     def as_dict(self) -> dict:
-        return {"run_id": self.run_id, "dry_run": self.dry_run, "undone": self.undone, "refused": self.refused,
-                "blockers": self.blockers, "tables": self.tables, "watermarks": self.watermarks,
-                "objects": len(self.objects), "objects_failed": self.objects_failed, "seconds": self.seconds}
+        return {
+            "run_id": self.run_id,
+            "dry_run": self.dry_run,
+            "undone": self.undone,
+            "refused": self.refused,
+            "blockers": self.blockers,
+            "tables": self.tables,
+            "watermarks": self.watermarks,
+            "objects": len(self.objects),
+            "objects_failed": self.objects_failed,
+            "seconds": self.seconds,
+        }
 
 
 def _rows(cur, query: str, params: dict | None = None) -> list[dict]:
@@ -80,29 +91,42 @@ def _take_locks(cur) -> None:
     try:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
     except errors.LockNotAvailable:
-        raise UndoError(f"another writer kept the migration lock for {LOCK_WAIT_SECONDS} s: try again.") from None
+        raise UndoError(
+            f"another writer kept the migration lock for {LOCK_WAIT_SECONDS} s: try again."
+        ) from None
     cur.execute("SET LOCAL lock_timeout = 0")
 
 
 def _check_run(cur, run_id: str) -> None:
     cur.execute(q.CHANGE_LOG_PRESENT)
     if not cur.fetchone()[0]:
-        raise UndoError("this production database has no change log yet: run `ice-pipeline db migrate` "
-                        "(runs before it cannot be undone).")
+        raise UndoError(
+            "this production database has no change log yet: run `ice-pipeline db migrate` "
+            "(runs before it cannot be undone)."
+        )
     cur.execute(q.READ_RUN, {"run_id": run_id})
     status, logged = cur.fetchone()
     if status is None and not logged:
-        raise UndoError(f"unknown run {run_id}: no run with this id wrote to this production database "
-                        "(see ice_pipeline.runs, or the run list in the Dagster UI).")
+        raise UndoError(
+            f"unknown run {run_id}: no run with this id wrote to this production database "
+            "(see ice_pipeline.runs, or the run list in the Dagster UI)."
+        )
     if status == "undone":
         raise UndoError(f"run {run_id} is already undone.")
     if not logged:
-        raise UndoError(f"run {run_id} has no recorded changes: it wrote nothing, or it ran before the "
-                        "change log was installed; nothing to undo.")
+        raise UndoError(
+            f"run {run_id} has no recorded changes: it wrote nothing, or it ran before the "
+            "change log was installed; nothing to undo."
+        )
 
 
-def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
-             remove_objects: Callable[[str, list[str]], int] | None = None) -> UndoResult:
+def undo_run(
+    conn: Connection,
+    run_id: str,
+    *,
+    dry_run: bool = False,
+    remove_objects: Callable[[str, list[str]], int] | None = None,
+) -> UndoResult:
     """Undo run `run_id` in one transaction (or say what it would do, or what blocks it).
 
     `remove_objects(bucket, keys)` removes objects from the store and returns how many
@@ -140,8 +164,10 @@ def undo_run(conn: Connection, run_id: str, *, dry_run: bool = False,
                 result.undone = True
     except (errors.SerializationFailure, errors.ForeignKeyViolation):
         conn.rollback()
-        raise UndoError(f"production changed while undoing run {run_id} (a bot write): nothing was changed; "
-                        "run the undo again to see what blocks it.") from None
+        raise UndoError(
+            f"production changed while undoing run {run_id} (a bot write): nothing was changed; "
+            "run the undo again to see what blocks it."
+        ) from None
     except BaseException:
         conn.rollback()
         raise

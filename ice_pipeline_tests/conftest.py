@@ -58,7 +58,9 @@ def _url(services: local.LocalServices, database: str) -> str:
 def _database(services: local.LocalServices, name: str, template: str | None = None) -> Iterator[str]:
     """A database on the session cluster (a copy of `template`), dropped on exit; yields its URL."""
     with closing(_admin(services)) as admin, admin.cursor() as cur:
-        cur.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"' if template else f'CREATE DATABASE "{name}"')
+        cur.execute(
+            f'CREATE DATABASE "{name}" TEMPLATE "{template}"' if template else f'CREATE DATABASE "{name}"'
+        )
     try:
         yield _url(services, name)
     finally:
@@ -84,7 +86,11 @@ def services() -> Iterator[local.LocalServices]:
     finally:
         # Read before `down`: a root postgres cannot reach (mkdtemp makes it 0700) puts the
         # cluster under /var/tmp/ice-pipeline/, which removing the root does not remove.
-        pg_dir = json.loads((root / "state.json").read_text()).get("pg_dir") if (root / "state.json").exists() else None
+        pg_dir = (
+            json.loads((root / "state.json").read_text()).get("pg_dir")
+            if (root / "state.json").exists()
+            else None
+        )
         local.down(root)
         shutil.rmtree(root, ignore_errors=True)
         if pg_dir and not Path(pg_dir).is_relative_to(root):
@@ -133,8 +139,12 @@ class Pipeline:
     @property
     def minio(self) -> Minio:
         env = self.env
-        return Minio(env["MINIO_ENDPOINT"], access_key=env["MINIO_ACCESS_KEY"], secret_key=env["MINIO_SECRET_KEY"],
-                     secure=False)
+        return Minio(
+            env["MINIO_ENDPOINT"],
+            access_key=env["MINIO_ACCESS_KEY"],
+            secret_key=env["MINIO_SECRET_KEY"],
+            secure=False,
+        )
 
     def run(self, **options) -> dict:
         """Run migrate_to_production in process (as `ice-pipeline migrate --json`); returns its summary."""
@@ -179,8 +189,10 @@ class Pipeline:
             for row in rows:
                 columns = list(row)
                 placeholders = ", ".join(["%s"] * len(columns))
-                cur.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id",
-                            [row[c] for c in columns])
+                cur.execute(
+                    f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({placeholders}) RETURNING id",
+                    [row[c] for c in columns],
+                )
                 ids.append(cur.fetchone()[0])
         return ids
 
@@ -194,8 +206,10 @@ class Pipeline:
         person_id = str(uuid.uuid4())
         values = {"id": person_id, "created_at": BOT_WROTE_AT, **fields}
         values.setdefault("updated_at", values["created_at"])
-        self.query(f"INSERT INTO persons ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})",
-                   list(values.values()))
+        self.query(
+            f"INSERT INTO persons ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))})",
+            list(values.values()),
+        )
         if refresh_keys:
             import pandas as pd
 
@@ -210,8 +224,11 @@ class Pipeline:
 
     def linked(self, table: str, staging_id: int, entity: str = "person") -> str | None:
         """The id of the `entity` a staging row is linked to (its lineage in source_links), or None."""
-        return self.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = %s "
-                           "AND staging_id = %s AND entity = %s", (table, staging_id, entity))
+        return self.scalar(
+            "SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = %s "
+            "AND staging_id = %s AND entity = %s",
+            (table, staging_id, entity),
+        )
 
     def assert_accounted(self, tables: tuple[str, ...] = tuple(FINAL_ENTITY)) -> dict[str, dict[str, int]]:
         """Nothing lost (DESIGN §3.4), once runs took every row: each staging row is linked to its student or
@@ -228,38 +245,66 @@ class Pipeline:
             figures = accounting(self.session("staging"), self.session("production"), table)
             assert figures["unaccounted"] == 0 and figures["in_two_places"] == 0, (table, figures)
             assert figures["not_processed_yet"] == 0, (table, figures)
-            assert figures["staging_rows"] == figures["linked"] + figures["rejected"] + figures["in_review"], \
-                (table, figures)
+            assert (
+                figures["staging_rows"] == figures["linked"] + figures["rejected"] + figures["in_review"]
+            ), (table, figures)
             recount = {
                 "staging": self.scalar(f"SELECT count(*) FROM {table}", db="staging"),
-                "linked": self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.source_links "
-                                      "WHERE staging_table = %s AND entity = %s", (table, FINAL_ENTITY[table])),
-                "rejected": self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.rejected_rows "
-                                        "WHERE staging_table = %s", (table,)),
-                "review": self.scalar("SELECT count(DISTINCT staging_id) FROM ice_pipeline.review_queue "
-                                      "WHERE staging_table = %s AND kind = 'identity_conflict' AND status = 'open'",
-                                      (table,)),
+                "linked": self.scalar(
+                    "SELECT count(DISTINCT staging_id) FROM ice_pipeline.source_links "
+                    "WHERE staging_table = %s AND entity = %s",
+                    (table, FINAL_ENTITY[table]),
+                ),
+                "rejected": self.scalar(
+                    "SELECT count(DISTINCT staging_id) FROM ice_pipeline.rejected_rows "
+                    "WHERE staging_table = %s",
+                    (table,),
+                ),
+                "review": self.scalar(
+                    "SELECT count(DISTINCT staging_id) FROM ice_pipeline.review_queue "
+                    "WHERE staging_table = %s AND kind = 'identity_conflict' AND status = 'open'",
+                    (table,),
+                ),
             }
-            assert recount["staging"] == recount["linked"] + recount["rejected"] + recount["review"], (table, recount)
+            assert recount["staging"] == recount["linked"] + recount["rejected"] + recount["review"], (
+                table,
+                recount,
+            )
             figures_by_table[table] = figures
         return figures_by_table
 
     def reset(self) -> None:
         """Empty both databases (ids restart at 1), keeping the schemas: a fresh start for each hypothesis
         example (the function-scoped fixture is built once per test)."""
-        self.query("TRUNCATE staging_document, staging_student, staging_lead, staging_lead_failures, "
-                   "staging_reference_data RESTART IDENTITY CASCADE", db="staging")
-        tables = [t for (t,) in self.query(
-            "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
-            "WHERE schemaname IN ('public', 'ice_pipeline') AND tablename NOT LIKE '%migration%' "
-            "AND tablename NOT LIKE '%schema_version%'")]
+        self.query(
+            "TRUNCATE staging_document, staging_student, staging_lead, staging_lead_failures, "
+            "staging_reference_data RESTART IDENTITY CASCADE",
+            db="staging",
+        )
+        tables = [
+            t
+            for (t,) in self.query(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables "
+                "WHERE schemaname IN ('public', 'ice_pipeline') AND tablename NOT LIKE '%migration%' "
+                "AND tablename NOT LIKE '%schema_version%'"
+            )
+        ]
         self.query(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
 
     def dump(self) -> dict[str, list[tuple]]:
         """The production tables' full contents, for byte-for-byte comparisons."""
-        tables = ["persons", "students", "leads", "services", "events", "student_documents",
-                  "ice_pipeline.source_links", "ice_pipeline.rejected_rows", "ice_pipeline.review_queue",
-                  "ice_pipeline.watermarks"]
+        tables = [
+            "persons",
+            "students",
+            "leads",
+            "services",
+            "events",
+            "student_documents",
+            "ice_pipeline.source_links",
+            "ice_pipeline.rejected_rows",
+            "ice_pipeline.review_queue",
+            "ice_pipeline.watermarks",
+        ]
         return {t: self.query(f"SELECT * FROM {t} ORDER BY 1, 2, 3") for t in tables}
 
     def close(self) -> None:
@@ -268,7 +313,9 @@ class Pipeline:
 
 
 @pytest.fixture
-def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Pipeline]:
+def pipeline(
+    services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[Pipeline]:
     """Fresh databases from the templates, a fresh bucket name and files root, env pointing at them."""
     n = next(_counter)
     tag = f"{os.getpid()}_{n}"
@@ -281,13 +328,15 @@ def pipeline(services: local.LocalServices, monkeypatch: pytest.MonkeyPatch, tmp
     dagster_home.mkdir()
     env = services.env()
     bucket = f"docs-{uuid.uuid4().hex[:12]}"
-    env.update({
-        "STAGING_DATABASE_URL": staging_url,
-        "DATABASE_URL": production_url,
-        "MINIO_BUCKET": bucket,
-        "STAGING_FILES_ROOT": str(files_root),
-        "DAGSTER_HOME": str(dagster_home),
-    })
+    env.update(
+        {
+            "STAGING_DATABASE_URL": staging_url,
+            "DATABASE_URL": production_url,
+            "MINIO_BUCKET": bucket,
+            "STAGING_FILES_ROOT": str(files_root),
+            "DAGSTER_HOME": str(dagster_home),
+        }
+    )
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     # In-process runs use an ephemeral Dagster instance: a SQLite event log in
@@ -324,7 +373,9 @@ def pg_dagster_home(scratch_databases, tmp_path: Path, monkeypatch: pytest.Monke
     from dagster import DagsterInstance
     from dagster._core.instance.ref import InstanceRef
 
-    url = scratch_databases(f"dagster_{uuid.uuid4().hex[:10]}").replace("postgresql://", "postgresql+psycopg2://", 1)
+    url = scratch_databases(f"dagster_{uuid.uuid4().hex[:10]}").replace(
+        "postgresql://", "postgresql+psycopg2://", 1
+    )
     home = tmp_path / "dagster_home_pg"
     home.mkdir()
     shutil.copyfile(Path(__file__).resolve().parents[1] / "dagster.yaml", home / "dagster.yaml")

@@ -17,17 +17,32 @@ from ice_pipeline.checks import RULES
 from ice_pipeline.checks.engine import LATEST_RUN, THIS_RUN, WHOLE_DATABASE
 from ice_pipeline.checks.rules import DUPLICATES, ORPHANS, WARN
 
-DESIGN_CARD = ("staging_students", "staging_leads", "staging_documents", "staging_reference_data", "resolved_persons",
-               "prod_services_events", "prod_students", "prod_leads", "prod_documents")
+DESIGN_CARD = (
+    "staging_students",
+    "staging_leads",
+    "staging_documents",
+    "staging_reference_data",
+    "resolved_persons",
+    "prod_services_events",
+    "prod_students",
+    "prod_leads",
+    "prod_documents",
+)
 
 
 # --- helpers ----------------------------------------------------------------------------------------------------
 
+
 def evaluations(result) -> dict[str, dict]:
     """check name -> {passed, severity, metadata values} of a Dagster run result."""
-    return {e.check_name: {"passed": e.passed, "severity": e.severity.value,
-                           **{k: getattr(v, "value", v) for k, v in e.metadata.items()}}
-            for e in result.get_asset_check_evaluations()}
+    return {
+        e.check_name: {
+            "passed": e.passed,
+            "severity": e.severity.value,
+            **{k: getattr(v, "value", v) for k, v in e.metadata.items()},
+        }
+        for e in result.get_asset_check_evaluations()
+    }
 
 
 def migrate(instance: DagsterInstance):
@@ -43,10 +58,15 @@ def check_only(instance: DagsterInstance, *assets: str):
     """Run the checks of `assets` only (no asset materialized), as the UI's Execute on a check does."""
     from ice_pipeline import definitions
 
-    job = define_asset_job("checks_only", selection=AssetSelection.checks_for_assets(*assets),
-                           executor_def=in_process_executor)
-    defs = Definitions(assets=definitions.defs.assets, asset_checks=definitions.defs.asset_checks, jobs=[job],
-                       resources=definitions.build_resources())
+    job = define_asset_job(
+        "checks_only", selection=AssetSelection.checks_for_assets(*assets), executor_def=in_process_executor
+    )
+    defs = Definitions(
+        assets=definitions.defs.assets,
+        asset_checks=definitions.defs.asset_checks,
+        jobs=[job],
+        resources=definitions.build_resources(),
+    )
     return defs.resolve_job_def("checks_only").execute_in_process(instance=instance, raise_on_error=False)
 
 
@@ -57,11 +77,18 @@ def verify(instance: DagsterInstance):
     return defs.resolve_job_def(VERIFICATION_JOB).execute_in_process(instance=instance, raise_on_error=False)
 
 
-STUDENT = {"full_name": "Ana María Pérez Gómez", "email": "ana.perez@example.com", "cedula": "1.020.345.678",
-           "birth_date": "15/03/1995", "student_number": "ST-1001", "source": "directory+csv"}
+STUDENT = {
+    "full_name": "Ana María Pérez Gómez",
+    "email": "ana.perez@example.com",
+    "cedula": "1.020.345.678",
+    "birth_date": "15/03/1995",
+    "student_number": "ST-1001",
+    "source": "directory+csv",
+}
 
 
 # --- definitions --------------------------------------------------------------------------------------------------
+
 
 def test_every_asset_of_the_design_card_has_a_duplicates_and_an_orphans_check():
     from ice_pipeline.definitions import defs
@@ -76,10 +103,19 @@ def test_every_asset_of_the_design_card_has_a_duplicates_and_an_orphans_check():
     assert blocking == {"persons_unique_cedula", "persons_unique_email", "persons_unique_name_birth_date"}
     assert all(rule.severity == WARN for rule in RULES if rule.database == "staging")
     # names kept from before the rules were gathered in one place
-    assert {"students_unique_per_person", "students_no_orphans", "leads_unique_per_key", "leads_no_orphans",
-            "documents_no_duplicates", "documents_no_orphans", "documents_objects_present",
-            "documents_no_stray_objects", "documents_accounting", "accounting_staging_student",
-            "accounting_staging_lead"} <= {name for _, name in checks}
+    assert {
+        "students_unique_per_person",
+        "students_no_orphans",
+        "leads_unique_per_key",
+        "leads_no_orphans",
+        "documents_no_duplicates",
+        "documents_no_orphans",
+        "documents_objects_present",
+        "documents_no_stray_objects",
+        "documents_accounting",
+        "accounting_staging_student",
+        "accounting_staging_lead",
+    } <= {name for _, name in checks}
 
 
 def test_verify_production_job_runs_every_check_and_is_scheduled_daily():
@@ -96,6 +132,7 @@ def test_verify_production_job_runs_every_check_and_is_scheduled_daily():
 
 # --- checks on their own ---------------------------------------------------------------------------------------------
 
+
 def test_a_duplicate_the_bot_writes_is_found_by_a_check_only_run_and_by_verify_production(pipeline):
     pipeline.insert("staging_student", [STUDENT])
     instance = DagsterInstance.ephemeral()
@@ -107,7 +144,9 @@ def test_a_duplicate_the_bot_writes_is_found_by_a_check_only_run_and_by_verify_p
 
     # The bot writes a second person with the same cédula, spelled its own way (the unique index on
     # persons.cedula cannot see it), outside any pipeline run.
-    twin = pipeline.insert_bot_person(refresh_keys=True, full_name="ANA MARIA PEREZ", cedula="CC 1.020.345.678")
+    twin = pipeline.insert_bot_person(
+        refresh_keys=True, full_name="ANA MARIA PEREZ", cedula="CC 1.020.345.678"
+    )
     (original,) = pipeline.query("SELECT id::text FROM persons WHERE id <> %s", (twin,))[0]
 
     alone = evaluations(check_only(instance, "resolved_persons"))
@@ -124,7 +163,10 @@ def test_a_duplicate_the_bot_writes_is_found_by_a_check_only_run_and_by_verify_p
 
     # A check run where its asset was never materialized (another instance) looks at the whole database.
     fresh = evaluations(check_only(DagsterInstance.ephemeral(), "resolved_persons"))
-    assert fresh["persons_unique_cedula"]["scope"] == WHOLE_DATABASE and not fresh["persons_unique_cedula"]["passed"]
+    assert (
+        fresh["persons_unique_cedula"]["scope"] == WHOLE_DATABASE
+        and not fresh["persons_unique_cedula"]["passed"]
+    )
 
     # `ice-pipeline report` says the same, with the same rule.
     from ice_pipeline.reporting import build_report
@@ -160,17 +202,38 @@ def test_an_orphan_the_bot_leaves_is_found_by_a_check_only_run(pipeline):
 
 def test_staging_checks_warn_about_rows_ingested_twice_and_pointing_nowhere(pipeline):
     students = pipeline.insert("staging_student", [STUDENT, {**STUDENT, "student_number": " st-1001 "}])
-    leads = pipeline.insert("staging_lead", [
-        {"full_name": "Carlos Ruiz", "email": "carlos@example.com", "source_file": "a.csv", "source_row": 7},
-        {"full_name": "Carlos Ruiz", "email": "carlos@example.com", "source_file": "a.csv", "source_row": 7},
-        {"full_name": "Diana Torres", "email": "diana@example.com", "source_file": "a.csv", "source_row": 8},
-    ])
+    leads = pipeline.insert(
+        "staging_lead",
+        [
+            {
+                "full_name": "Carlos Ruiz",
+                "email": "carlos@example.com",
+                "source_file": "a.csv",
+                "source_row": 7,
+            },
+            {
+                "full_name": "Carlos Ruiz",
+                "email": "carlos@example.com",
+                "source_file": "a.csv",
+                "source_row": 7,
+            },
+            {
+                "full_name": "Diana Torres",
+                "email": "diana@example.com",
+                "source_file": "a.csv",
+                "source_row": 8,
+            },
+        ],
+    )
     # A document whose student is not there: V3's schema has a foreign key, so load it as a bulk loader
     # that bypasses triggers would (a V3 database without the constraint behaves the same).
     ((missing_student_doc,),) = pipeline.query(
         "SET session_replication_role = replica; "
         "INSERT INTO staging_document (student_id, document_type, staging_file_path, normalized_file_name) "
-        "VALUES (%s, 'PASSPORT', 'x/p.pdf', 'p.pdf') RETURNING id; ", (max(students) + 1000,), db="staging")
+        "VALUES (%s, 'PASSPORT', 'x/p.pdf', 'p.pdf') RETURNING id; ",
+        (max(students) + 1000,),
+        db="staging",
+    )
     instance = DagsterInstance.ephemeral()
     run = migrate(instance)
     found = evaluations(run)
@@ -194,18 +257,24 @@ def test_staging_checks_warn_about_rows_ingested_twice_and_pointing_nowhere(pipe
 def test_services_and_events_duplicates_and_orphans(pipeline):
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     service, twin = str(uuid.uuid4()), str(uuid.uuid4())
-    pipeline.query("INSERT INTO services (id, name, updated_at) VALUES (%s, 'Au Pair', %s), (%s, 'AU PAIR ', %s)",
-                   (service, now, twin, now))
+    pipeline.query(
+        "INSERT INTO services (id, name, updated_at) VALUES (%s, 'Au Pair', %s), (%s, 'AU PAIR ', %s)",
+        (service, now, twin, now),
+    )
     pipeline.insert("staging_lead", [{"full_name": "Carlos Ruiz", "email": "carlos@example.com"}])
     found = evaluations(migrate(DagsterInstance.ephemeral()))
     duplicates = found["services_events_no_duplicates"]
     assert not duplicates["passed"] and duplicates["severity"] == "WARN"
-    assert sorted(duplicates["offending_ids"]) == sorted([service, twin]) and duplicates["scope"] == "whole table"
+    assert (
+        sorted(duplicates["offending_ids"]) == sorted([service, twin])
+        and duplicates["scope"] == "whole table"
+    )
     assert found["services_events_no_orphans"]["passed"]
 
 
-@pytest.mark.parametrize("rule", [r for r in RULES if r.scope == "run" and r.database == "production"],
-                         ids=lambda r: r.name)
+@pytest.mark.parametrize(
+    "rule", [r for r in RULES if r.scope == "run" and r.database == "production"], ids=lambda r: r.name
+)
 def test_run_scoped_rules_plan_the_whole_database_without_a_run_id(pipeline, rule):
     """One SQL text per rule: with a run id it reads that run's lineage, without one the whole table."""
     from ice_pipeline.checks.engine import EVERYTHING, Scope, find_violations

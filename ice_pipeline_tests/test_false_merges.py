@@ -18,9 +18,9 @@ from ice_pipeline.dev.hard_people import Row, false_merges, hard_rows, pair_reca
 
 INSERT = {  # one statement per table and column set would be assembled from data: fixed columns instead
     "staging_student": "INSERT INTO staging_student (full_name, email, phone, cedula, birth_date) "
-                       "VALUES (%(full_name)s, %(email)s, %(phone)s, %(cedula)s, %(birth_date)s) RETURNING id",
+    "VALUES (%(full_name)s, %(email)s, %(phone)s, %(cedula)s, %(birth_date)s) RETURNING id",
     "staging_lead": "INSERT INTO staging_lead (full_name, email, phone, cedula, birth_date) "
-                    "VALUES (%(full_name)s, %(email)s, %(phone)s, %(cedula)s, %(birth_date)s) RETURNING id",
+    "VALUES (%(full_name)s, %(email)s, %(phone)s, %(cedula)s, %(birth_date)s) RETURNING id",
 }
 
 
@@ -36,19 +36,31 @@ def load(pipeline, rows: list[Row]) -> dict[tuple[str, int], int]:
 
 def persons_of_rows(pipeline) -> dict[tuple[str, int], str]:
     """Every staging row's person, the mapping `false_merges` and `pair_recall` score."""
-    return {(t, int(i)): str(p) for t, i, p in pipeline.query(
-        "SELECT staging_table, staging_id, entity_id FROM ice_pipeline.source_links WHERE entity = 'person'")}
+    return {
+        (t, int(i)): str(p)
+        for t, i, p in pipeline.query(
+            "SELECT staging_table, staging_id, entity_id FROM ice_pipeline.source_links WHERE entity = 'person'"
+        )
+    }
 
 
 def flagged_persons(pipeline) -> set[str]:
-    return {str(p) for (p,) in pipeline.query(
-        "SELECT person_id FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'")}
+    return {
+        str(p)
+        for (p,) in pipeline.query(
+            "SELECT person_id FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'"
+        )
+    }
 
 
 def review_rows(pipeline) -> set[tuple[str, int]]:
-    return {(t, int(i)) for t, i in pipeline.query(
-        "SELECT staging_table, staging_id FROM ice_pipeline.review_queue WHERE kind = 'identity_conflict' "
-        "AND status = 'open'")}
+    return {
+        (t, int(i))
+        for t, i in pipeline.query(
+            "SELECT staging_table, staging_id FROM ice_pipeline.review_queue WHERE kind = 'identity_conflict' "
+            "AND status = 'open'"
+        )
+    }
 
 
 def accounted(pipeline, truth: dict) -> None:
@@ -56,8 +68,10 @@ def accounted(pipeline, truth: dict) -> None:
     row of `truth` has a person, or is rejected, or waits in review."""
     pipeline.assert_accounted()
     linked = set(persons_of_rows(pipeline))
-    rejected = {(t, int(i)) for t, i in pipeline.query(
-        "SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows")}
+    rejected = {
+        (t, int(i))
+        for t, i in pipeline.query("SELECT staging_table, staging_id FROM ice_pipeline.rejected_rows")
+    }
     assert set(truth) <= linked | rejected | review_rows(pipeline)
 
 
@@ -69,20 +83,47 @@ def row(table: str, truth: int, **fields) -> Row:
 
 
 def test_placeholder_emails_and_cedulas_join_nobody(pipeline):
-    people = ["Ana Restrepo", "Luis Ospina", "Marta Cárdenas", "Pedro Quintero", "Rosa Betancur", "Iván Zuluaga",
-              "Elena Arango", "Jorge Echeverri"]
-    placeholders = ["sincorreo@gmail.com", "SINCORREO@GMAIL.COM", "notiene@hotmail.com", "ninguno@gmail.com",
-                    "no@no.com", "sincorreo@gmail.com", "noaplica@yahoo.com", "sincorreo@gmail.com"]
-    rows = [row("staging_lead", i, full_name=name, email=email, cedula=("1234567890" if i % 2 else "0000000000"),
-                phone="3000000000") for i, (name, email) in enumerate(zip(people, placeholders, strict=True))]
+    people = [
+        "Ana Restrepo",
+        "Luis Ospina",
+        "Marta Cárdenas",
+        "Pedro Quintero",
+        "Rosa Betancur",
+        "Iván Zuluaga",
+        "Elena Arango",
+        "Jorge Echeverri",
+    ]
+    placeholders = [
+        "sincorreo@gmail.com",
+        "SINCORREO@GMAIL.COM",
+        "notiene@hotmail.com",
+        "ninguno@gmail.com",
+        "no@no.com",
+        "sincorreo@gmail.com",
+        "noaplica@yahoo.com",
+        "sincorreo@gmail.com",
+    ]
+    rows = [
+        row(
+            "staging_lead",
+            i,
+            full_name=name,
+            email=email,
+            cedula=("1234567890" if i % 2 else "0000000000"),
+            phone="3000000000",
+        )
+        for i, (name, email) in enumerate(zip(people, placeholders, strict=True))
+    ]
     truth = load(pipeline, rows)
     pipeline.run_ok(limit=0)
     assert not false_merges(persons_of_rows(pipeline), truth)
     assert pipeline.scalar("SELECT count(*) FROM persons") == 8
     # placeholders are not stored in the unique columns, and each row says why
     assert pipeline.scalar("SELECT count(*) FROM persons WHERE email IS NOT NULL OR cedula IS NOT NULL") == 0
-    warnings = pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person' "
-                               "AND 'e-mail is a placeholder: not stored, not used to match' = ANY(warnings)")
+    warnings = pipeline.scalar(
+        "SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person' "
+        "AND 'e-mail is a placeholder: not stored, not used to match' = ANY(warnings)"
+    )
     assert warnings == 8
 
 
@@ -92,8 +133,17 @@ def test_family_email_siblings_and_twins_stay_apart(pipeline):
         row("staging_lead", 1, full_name="Carmen Ospina Díaz", email=family, birth_date="1970-04-02"),
         row("staging_lead", 2, full_name="Mateo Ospina Ruiz", email=family, birth_date="2004-09-10"),
         row("staging_student", 3, full_name="Sara Ospina Ruiz", email=family, birth_date="2006-01-15"),
-        row("staging_lead", 4, full_name="Lucas Ospina Ruiz", email=family, birth_date="2006-01-15"),   # Sara's twin
-        row("staging_lead", 2, full_name="MATEO OSPINA RUIZ", email=family, birth_date="10/09/2004", phone="3124567788"),
+        row(
+            "staging_lead", 4, full_name="Lucas Ospina Ruiz", email=family, birth_date="2006-01-15"
+        ),  # Sara's twin
+        row(
+            "staging_lead",
+            2,
+            full_name="MATEO OSPINA RUIZ",
+            email=family,
+            birth_date="10/09/2004",
+            phone="3124567788",
+        ),
         row("staging_lead", 2, full_name="Mateo Ospina Ruiz", email=family, phone="312 456 7788"),
     ]
     truth = load(pipeline, rows)
@@ -103,7 +153,9 @@ def test_family_email_siblings_and_twins_stay_apart(pipeline):
     assert pipeline.scalar("SELECT count(*) FROM persons") == 4
     # Mateo's three rows are one person (name + birth date, then name + mobile)
     assert len({p for key, p in person.items() if truth[key] == 2}) == 1
-    assert pipeline.query("SELECT kind, reason FROM ice_pipeline.shared_values") == [("email", "different birth dates")]
+    assert pipeline.query("SELECT kind, reason FROM ice_pipeline.shared_values") == [
+        ("email", "different birth dates")
+    ]
     assert summary["rows_in_review"] == 0
 
 
@@ -127,7 +179,9 @@ ORDER_ROWS = [
     # the namesake again with a cédula and another birth date
     row("staging_lead", 1, full_name="Carlos Andrés Giraldo", phone="3104445566", birth_date="1985-06-01"),
     row("staging_lead", 2, full_name="Carlos Andrés Giraldo", phone="310 444 5566", cedula="1017222333"),
-    row("staging_lead", 2, full_name="CARLOS ANDRES GIRALDO", cedula="1.017.222.333", birth_date="1999-11-30"),
+    row(
+        "staging_lead", 2, full_name="CARLOS ANDRES GIRALDO", cedula="1.017.222.333", birth_date="1999-11-30"
+    ),
 ]
 
 
@@ -148,7 +202,9 @@ def test_order_over_three_runs_flags_the_false_merge_and_merges_nothing_more(pip
     merged = false_merges(person, truth)
     assert merged, "the second row joins the first person: nothing contradicts it yet"
     assert set(merged) <= flagged_persons(pipeline)
-    [(details,)] = pipeline.query("SELECT details FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'")
+    [(details,)] = pipeline.query(
+        "SELECT details FROM ice_pipeline.review_queue WHERE kind = 'possible_false_merge'"
+    )
     assert details["rows"] == {"stay": [["staging_lead", 1]], "move": [["staging_lead", 2]]}
     # the third row waits for the decision instead of joining the flagged person
     assert ("staging_lead", 3) in review_rows(pipeline)
@@ -178,7 +234,9 @@ def test_no_unflagged_false_merge_in_any_order_and_none_in_one_batch(pipeline, s
     if runs == 1:
         assert not merged, f"false merges in one batch: {merged}"
     else:
-        assert set(merged) <= flagged_persons(pipeline), "a false merge that is not flagged possible_false_merge"
+        assert set(merged) <= flagged_persons(pipeline), (
+            "a false merge that is not flagged possible_false_merge"
+        )
     accounted(pipeline, truth)
 
 

@@ -29,22 +29,43 @@ from sqlalchemy.engine import make_url
 from ice_pipeline.schema import SchemaError, check_production_schema, init_production, init_staging
 
 REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent          # .venv/bin when run as `.venv/bin/python -m pytest`
+BIN = Path(sys.executable).parent  # .venv/bin when run as `.venv/bin/python -m pytest`
 ICE = BIN / "ice-pipeline"
 DAGSTER = BIN / "dagster"
 
 # DESIGN §3: every variable the pipeline reads.
-DESIGN_VARIABLES = ("STAGING_DATABASE_URL", "DATABASE_URL", "MINIO_ENDPOINT", "MINIO_ACCESS_KEY", "MINIO_SECRET_KEY",
-                    "MINIO_BUCKET", "MINIO_SECURE", "STAGING_FILES_ROOT", "DAGSTER_HOME", "DAGSTER_PG_URL")
+DESIGN_VARIABLES = (
+    "STAGING_DATABASE_URL",
+    "DATABASE_URL",
+    "MINIO_ENDPOINT",
+    "MINIO_ACCESS_KEY",
+    "MINIO_SECRET_KEY",
+    "MINIO_BUCKET",
+    "MINIO_SECURE",
+    "STAGING_FILES_ROOT",
+    "DAGSTER_HOME",
+    "DAGSTER_PG_URL",
+)
 # DESIGN §6: the keys `ice-pipeline migrate --json` prints at least.
-SUMMARY_KEYS = ("persons_created", "persons_updated", "students_created", "students_updated", "leads_created",
-                "leads_updated", "documents_uploaded", "documents_skipped", "rows_rejected", "rows_in_review",
-                "checks_failed")
+SUMMARY_KEYS = (
+    "persons_created",
+    "persons_updated",
+    "students_created",
+    "students_updated",
+    "leads_created",
+    "leads_updated",
+    "documents_uploaded",
+    "documents_skipped",
+    "rows_rejected",
+    "rows_in_review",
+    "checks_failed",
+)
 PRISMA_TABLES = ("agencies", "persons", "students", "services", "events", "leads", "student_documents")
 PASSWORD = "s3cret-PW"
 
 
 # --- helpers ------------------------------------------------------------------
+
 
 def flat(text: str) -> str:
     """Output with rich's line wrapping undone."""
@@ -95,10 +116,13 @@ def ephemeral_dagster_env(pipeline, tmp_path: Path, **overrides: str) -> dict[st
     return env
 
 
-def run(command: list[str], env: dict[str, str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
+def run(
+    command: list[str], env: dict[str, str], cwd: Path, timeout: float = 240
+) -> subprocess.CompletedProcess:
     # cwd: a directory without .env, so only `env` configures the command.
-    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        command, env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
 
 
 def ice(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -151,6 +175,7 @@ def snapshot(url: str, schemas: tuple[str, ...]) -> dict[str, list[tuple]]:
 
 # --- schemas ------------------------------------------------------------------
 
+
 def test_schemas_apply_twice_without_change(pipeline) -> None:
     """The templates applied every schema once; applying again changes no table, column or index."""
     staging_before = snapshot(pipeline.staging_url, ("public",))
@@ -165,9 +190,9 @@ def test_schemas_apply_twice_without_change(pipeline) -> None:
         with closing(psycopg2.connect(pipeline.staging_url)) as conn:
             init_staging(conn)
         with closing(psycopg2.connect(pipeline.production_url)) as conn:
-            init_production(conn, baseline=True)        # `ice-pipeline db init`
+            init_production(conn, baseline=True)  # `ice-pipeline db init`
         with closing(psycopg2.connect(pipeline.production_url)) as conn:
-            init_production(conn, baseline=False)       # `ice-pipeline db migrate`
+            init_production(conn, baseline=False)  # `ice-pipeline db migrate`
 
     assert snapshot(pipeline.staging_url, ("public",)) == staging_before
     assert snapshot(pipeline.production_url, ("public", "ice_pipeline")) == production_before
@@ -179,7 +204,8 @@ def test_baseline_ids_and_updated_at_have_no_database_default(pipeline, table: s
     rows = pipeline.query(
         """SELECT column_name, data_type, is_nullable, column_default FROM information_schema.columns
            WHERE table_schema = 'public' AND table_name = %s AND column_name IN ('id', 'created_at', 'updated_at')""",
-        (table,))
+        (table,),
+    )
     columns = {name: (kind, nullable, default) for name, kind, nullable, default in rows}
     assert columns["id"] == ("uuid", "NO", None)
     assert columns["updated_at"] == ("timestamp without time zone", "NO", None)
@@ -190,20 +216,35 @@ def test_baseline_rejects_persons_without_id_or_updated_at(pipeline) -> None:
     conn = pipeline.production
     with conn.cursor() as cur:
         with pytest.raises(errors.NotNullViolation) as missing_id:
-            cur.execute("INSERT INTO persons (full_name, email, updated_at) VALUES ('Ana', 'ana@example.com', now())")
+            cur.execute(
+                "INSERT INTO persons (full_name, email, updated_at) VALUES ('Ana', 'ana@example.com', now())"
+            )
         assert missing_id.value.diag.column_name == "id"
         with pytest.raises(errors.NotNullViolation) as missing_updated_at:
-            cur.execute("INSERT INTO persons (id, full_name, email) VALUES (gen_random_uuid(), 'Ana', 'ana@example.com')")
+            cur.execute(
+                "INSERT INTO persons (id, full_name, email) VALUES (gen_random_uuid(), 'Ana', 'ana@example.com')"
+            )
         assert missing_updated_at.value.diag.column_name == "updated_at"
         # With both, as the pipeline writes: accepted; e-mail may be NULL since 20251105.
-        cur.execute("INSERT INTO persons (id, full_name, updated_at) VALUES (gen_random_uuid(), 'Ana', now()) "
-                    "RETURNING created_at IS NOT NULL, csv_enriched")
+        cur.execute(
+            "INSERT INTO persons (id, full_name, updated_at) VALUES (gen_random_uuid(), 'Ana', now()) "
+            "RETURNING created_at IS NOT NULL, csv_enriched"
+        )
         assert cur.fetchone() == (True, False)
 
 
 def test_missing_production_column_is_named_and_stops_migrate(pipeline, tmp_path: Path) -> None:
-    pipeline.insert("staging_student", [{"full_name": "Ana María Pérez", "email": "ana.perez@example.com",
-                                         "cedula": "1.020.345.678", "source": "csv_only"}])
+    pipeline.insert(
+        "staging_student",
+        [
+            {
+                "full_name": "Ana María Pérez",
+                "email": "ana.perez@example.com",
+                "cedula": "1.020.345.678",
+                "source": "csv_only",
+            }
+        ],
+    )
     pipeline.query("ALTER TABLE persons DROP COLUMN cedula")
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
         with pytest.raises(SchemaError) as excinfo:
@@ -252,6 +293,7 @@ def test_db_migrate_upgrades_an_older_ice_pipeline_schema(pipeline, tmp_path: Pa
 
 # --- the command line on bad input ------------------------------------------------
 
+
 def _unreachable(variable: str) -> str:
     return f"postgresql://ice:{PASSWORD}@127.0.0.1:{closed_port()}/{'leads_project' if 'STAGING' in variable else 'ice_bot'}"
 
@@ -265,9 +307,11 @@ BAD_URLS = {
 
 # `db migrate` fails before Dagster starts; `migrate` fails inside the job run
 # (one case there: the three reach the resource the same way).
-@pytest.mark.parametrize(("case", "command"), [(case, ["db", "migrate"]) for case in BAD_URLS]
-                         + [("unreachable", ["migrate", "--json"])],
-                         ids=[f"{case}-db-migrate" for case in BAD_URLS] + ["unreachable-migrate"])
+@pytest.mark.parametrize(
+    ("case", "command"),
+    [(case, ["db", "migrate"]) for case in BAD_URLS] + [("unreachable", ["migrate", "--json"])],
+    ids=[f"{case}-db-migrate" for case in BAD_URLS] + ["unreachable-migrate"],
+)
 def test_bad_database_url_gives_one_sentence(pipeline, tmp_path: Path, case: str, command: list[str]) -> None:
     env = ephemeral_dagster_env(pipeline, tmp_path, DATABASE_URL=BAD_URLS[case]("DATABASE_URL"))
     assert_clean_failure(ice(command, env, tmp_path), "DATABASE_URL")
@@ -279,8 +323,9 @@ def test_unreachable_staging_database_gives_one_sentence(pipeline, tmp_path: Pat
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["report", "--json"]], ids=["migrate", "report"])
-def test_staging_database_without_staging_tables_is_named(services, pipeline, tmp_path: Path,
-                                                          command: list[str]) -> None:
+def test_staging_database_without_staging_tables_is_named(
+    services, pipeline, tmp_path: Path, command: list[str]
+) -> None:
     with scratch_database(services) as url:
         env = ephemeral_dagster_env(pipeline, tmp_path, STAGING_DATABASE_URL=url)
         message = assert_clean_failure(ice(command, env, tmp_path), "STAGING_DATABASE_URL")
@@ -289,6 +334,7 @@ def test_staging_database_without_staging_tables_is_named(services, pipeline, tm
 
 
 # --- Dagster and the embedded services ------------------------------------------------
+
 
 def test_dagster_definitions_validate(pipeline, tmp_path: Path) -> None:
     dagster_home = tmp_path / "empty_dagster_home"
@@ -300,8 +346,11 @@ def test_dagster_definitions_validate(pipeline, tmp_path: Path) -> None:
 
 
 def test_local_env_exports_every_design_variable(services, tmp_path: Path) -> None:
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": os.environ.get("HOME", "/root"),
-           "ICE_LOCAL_DIR": str(services.root)}
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "ICE_LOCAL_DIR": str(services.root),
+    }
     result = ice(["local", "env"], env, tmp_path)
     assert result.returncode == 0, result.stderr
     exported = {}
@@ -311,11 +360,13 @@ def test_local_env_exports_every_design_variable(services, tmp_path: Path) -> No
         name, _, value = assignment.partition("=")
         exported[name] = value
     assert set(DESIGN_VARIABLES) <= set(exported)
-    assert {name: exported[name] for name in DESIGN_VARIABLES} == {name: services.env()[name]
-                                                                   for name in DESIGN_VARIABLES}
+    assert {name: exported[name] for name in DESIGN_VARIABLES} == {
+        name: services.env()[name] for name in DESIGN_VARIABLES
+    }
 
 
 # --- end to end through the command line ----------------------------------------------
+
 
 def test_demo_data_then_migrate_json_then_report(pipeline, tmp_path: Path) -> None:
     env = cli_env(pipeline, tmp_path)
@@ -338,10 +389,13 @@ def test_demo_data_then_migrate_json_then_report(pipeline, tmp_path: Path) -> No
     assert reported.returncode == 0, (reported.stdout + reported.stderr)[-3000:]
     accounting = json.loads(reported.stdout)["accounting"]
     assert {"staging_student", "staging_lead", "staging_document"} <= set(accounting)
-    assert {table: figures["unaccounted"] for table, figures in accounting.items()} == dict.fromkeys(accounting, 0)
+    assert {table: figures["unaccounted"] for table, figures in accounting.items()} == dict.fromkeys(
+        accounting, 0
+    )
 
 
 # --- deployment files ---------------------------------------------------------------
+
 
 def _dotenv(path: Path) -> dict[str, str]:
     values = {}
@@ -369,11 +423,27 @@ def test_docker_compose_wiring() -> None:
     services = compose["services"]
     assert {"postgres", "minio", "dagster-code", "dagster-webserver", "dagster-daemon"} <= set(services)
     assert services["postgres"]["image"].startswith("postgres:15.")  # pinned: test_deploy.py
-    assert services["dagster-webserver"]["command"] == ["dagster-webserver", "-h", "0.0.0.0", "-p", "3000",
-                                                        "-w", "workspace.yaml"]
+    assert services["dagster-webserver"]["command"] == [
+        "dagster-webserver",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        "3000",
+        "-w",
+        "workspace.yaml",
+    ]
     assert services["dagster-daemon"]["command"][:2] == ["dagster-daemon", "run"]
-    assert services["dagster-code"]["command"] == ["dagster", "code-server", "start", "-h", "0.0.0.0", "-p", "4000",
-                                                   "-m", "ice_pipeline.definitions"]
+    assert services["dagster-code"]["command"] == [
+        "dagster",
+        "code-server",
+        "start",
+        "-h",
+        "0.0.0.0",
+        "-p",
+        "4000",
+        "-m",
+        "ice_pipeline.definitions",
+    ]
     for name, service in services.items():
         assert service.get("restart"), f"{name}: no restart policy"
         if name not in ("minio-setup", "minio-data-owner"):  # one-shots
@@ -396,7 +466,10 @@ def test_docker_compose_wiring() -> None:
     server = workspace["load_from"][0]["grpc_server"]
     assert (server["host"], server["port"]) == ("dagster-code", 4000)
     for name in ("dagster-webserver", "dagster-daemon"):
-        assert "./deploy/workspace.docker.yaml:/opt/dagster/dagster_home/workspace.yaml:ro" in services[name]["volumes"]
+        assert (
+            "./deploy/workspace.docker.yaml:/opt/dagster/dagster_home/workspace.yaml:ro"
+            in services[name]["volumes"]
+        )
 
     # postgres creates the `dagster` database with the init script.
     assert "./deploy/postgres/initdb:/docker-entrypoint-initdb.d:ro" in services["postgres"]["volumes"]
@@ -415,9 +488,15 @@ def test_docker_compose_wiring() -> None:
 
 # --- prisma/schema.prisma mirrors the SQL ----------------------------------------------
 
-PRISMA_TYPES = {"String": ("text", None), "DateTime": ("timestamp without time zone", None),
-                "Int": ("integer", None), "Float": ("double precision", None), "Boolean": ("boolean", None),
-                "Json": ("jsonb", None), "StorageProvider": ("USER-DEFINED", None)}
+PRISMA_TYPES = {
+    "String": ("text", None),
+    "DateTime": ("timestamp without time zone", None),
+    "Int": ("integer", None),
+    "Float": ("double precision", None),
+    "Boolean": ("boolean", None),
+    "Json": ("jsonb", None),
+    "StorageProvider": ("USER-DEFINED", None),
+}
 NATIVE_TYPES = {"Uuid": "uuid", "Date": "date", "VarChar": "character varying"}
 
 
@@ -438,12 +517,15 @@ def _prisma_models(text: str) -> dict[str, dict]:
             base = kind.rstrip("?[]")
             fks.update(re.findall(r'@relation\(.*map: "(\w+)"', line))
             if base not in PRISMA_TYPES:
-                continue                        # a relation field: no column
+                continue  # a relation field: no column
             column = (re.search(r'@map\("(\w+)"\)', line) or re.match(r"(\w+)", name)).group(1)
             data_type, length = PRISMA_TYPES[base]
             native = re.search(r"@db\.(\w+)(?:\((\d+)\))?", line)
             if native:
-                data_type, length = NATIVE_TYPES[native.group(1)], int(native.group(2)) if native.group(2) else None
+                data_type, length = (
+                    NATIVE_TYPES[native.group(1)],
+                    int(native.group(2)) if native.group(2) else None,
+                )
             has_default = bool(re.search(r"@default\((?!uuid\(\))", line))
             columns[column] = (data_type, length, kind.endswith("?"), has_default)
             indexes.update(re.findall(r'@unique\(map: "(\w+)"\)', line))
@@ -457,13 +539,25 @@ def test_prisma_schema_matches_the_production_tables(pipeline) -> None:
     for table, model in models.items():
         rows = pipeline.query(
             """SELECT column_name, data_type, character_maximum_length, is_nullable = 'YES', column_default IS NOT NULL
-               FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s""", (table,))
+               FROM information_schema.columns WHERE table_schema = 'public' AND table_name = %s""",
+            (table,),
+        )
         assert model["columns"] == {r[0]: tuple(r[1:]) for r in rows}, table
         # Every index, the pipeline's own (`*_ice_*`) included: schema.prisma declares them (no Prisma drift).
-        indexes = {r[0] for r in pipeline.query(
-            "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,))}
+        indexes = {
+            r[0]
+            for r in pipeline.query(
+                "SELECT indexname FROM pg_indexes WHERE schemaname = 'public' AND tablename = %s", (table,)
+            )
+        }
         assert model["indexes"] == {i for i in indexes if not i.endswith("_pkey")}, table
-        fks = {r[0] for r in pipeline.query(
-            "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass", (table,))}
+        fks = {
+            r[0]
+            for r in pipeline.query(
+                "SELECT conname FROM pg_constraint WHERE contype = 'f' AND conrelid = %s::regclass", (table,)
+            )
+        }
         assert model["fks"] == fks, table
-    assert re.search(r"enum StorageProvider \{\s*MINIO\s+S3\s+LOCAL\s*\}", (REPO / "prisma" / "schema.prisma").read_text())
+    assert re.search(
+        r"enum StorageProvider \{\s*MINIO\s+S3\s+LOCAL\s*\}", (REPO / "prisma" / "schema.prisma").read_text()
+    )

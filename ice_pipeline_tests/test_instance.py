@@ -29,8 +29,17 @@ from ice_pipeline.dev import demo_data as demo
 BIN = Path(sys.executable).parent
 ICE = BIN / "ice-pipeline"
 NOTICE = "No dagster instance configuration file"
-ASSET_NAMES = ("staging_students", "staging_leads", "staging_documents", "staging_reference_data",
-               "resolved_persons", "prod_services_events", "prod_students", "prod_leads", "prod_documents")
+ASSET_NAMES = (
+    "staging_students",
+    "staging_leads",
+    "staging_documents",
+    "staging_reference_data",
+    "resolved_persons",
+    "prod_services_events",
+    "prod_students",
+    "prod_leads",
+    "prod_documents",
+)
 
 
 def cli_env(pipeline, tmp_path: Path, **values: str | None) -> dict[str, str]:
@@ -63,8 +72,18 @@ def run_ids_in(pg_url: str) -> set[str]:
 
 
 def two_at_once(command: list[str], env: dict[str, str], cwd: Path) -> list[subprocess.CompletedProcess]:
-    procs = [subprocess.Popen(command, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              stdin=subprocess.DEVNULL) for _ in range(2)]
+    procs = [
+        subprocess.Popen(
+            command,
+            env=env,
+            cwd=cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        for _ in range(2)
+    ]
     results = []
     for proc in procs:
         out, err = proc.communicate(timeout=600)
@@ -78,7 +97,9 @@ def summary(result: subprocess.CompletedProcess) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
-def test_two_migrates_at_once_on_a_fresh_home_land_in_postgres(pipeline, scratch_databases, tmp_path: Path) -> None:
+def test_two_migrates_at_once_on_a_fresh_home_land_in_postgres(
+    pipeline, scratch_databases, tmp_path: Path
+) -> None:
     load_demo(pipeline)
     pg_url = fresh_dagster_database(scratch_databases)
     home = tmp_path / "fresh_home"
@@ -107,14 +128,24 @@ def test_dagster_pg_url_wins_over_a_sqlite_dagster_yaml(pipeline, pg_dagster_hom
     home.mkdir()
     (home / "dagster.yaml").write_text("telemetry:\n  enabled: false\n")  # SQLite storage by default
     env = cli_env(pipeline, tmp_path, DAGSTER_HOME=str(home), DAGSTER_PG_URL=pg_dagster_home.pg_url)
-    result = summary(subprocess.run([str(ICE), "migrate", "--json"], env=env, cwd=tmp_path, capture_output=True,
-                                    text=True, timeout=600))
+    result = summary(
+        subprocess.run(
+            [str(ICE), "migrate", "--json"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    )
     assert result["run_id"] in run_ids_in(pg_dagster_home.pg_url)
 
 
 def stored_pickles(home: Path) -> list[Path]:
     storage = home / "storage"
-    return [p for p in storage.rglob("*") if p.is_file() and p.name in ASSET_NAMES] if storage.exists() else []
+    return (
+        [p for p in storage.rglob("*") if p.is_file() and p.name in ASSET_NAMES] if storage.exists() else []
+    )
 
 
 def test_cli_removes_pickles_older_versions_left(pipeline, pg_dagster_home, tmp_path: Path) -> None:
@@ -125,9 +156,12 @@ def test_cli_removes_pickles_older_versions_left(pipeline, pg_dagster_home, tmp_
         (storage / name).write_bytes(b"\x80\x04pickled staging rows")
     unrelated = storage / "not_ours"
     unrelated.write_bytes(b"kept")
-    env = cli_env(pipeline, tmp_path, DAGSTER_HOME=str(pg_dagster_home.path), DAGSTER_PG_URL=pg_dagster_home.pg_url)
-    result = subprocess.run([str(ICE), "migrate", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True,
-                            timeout=600)
+    env = cli_env(
+        pipeline, tmp_path, DAGSTER_HOME=str(pg_dagster_home.path), DAGSTER_PG_URL=pg_dagster_home.pg_url
+    )
+    result = subprocess.run(
+        [str(ICE), "migrate", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600
+    )
     assert summary(result)["success"]
     assert f"removed 2 batch pickle(s) an older version left in {storage}" in " ".join(result.stderr.split())
     assert stored_pickles(pg_dagster_home.path) == []
@@ -135,15 +169,32 @@ def test_cli_removes_pickles_older_versions_left(pipeline, pg_dagster_home, tmp_
 
 
 def dagster_materialize(selection: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(BIN / "dagster"), "asset", "materialize", "-m", "ice_pipeline.definitions",
-                           "--select", selection], env=env, cwd=cwd, capture_output=True, text=True, timeout=900)
+    return subprocess.run(
+        [
+            str(BIN / "dagster"),
+            "asset",
+            "materialize",
+            "-m",
+            "ice_pipeline.definitions",
+            "--select",
+            selection,
+        ],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
 
 
-def test_materialize_all_runs_in_memory_and_one_asset_alone_says_what_to_do(pipeline, pg_dagster_home,
-                                                                            tmp_path: Path) -> None:
+def test_materialize_all_runs_in_memory_and_one_asset_alone_says_what_to_do(
+    pipeline, pg_dagster_home, tmp_path: Path
+) -> None:
     """The implicit asset job (the UI's "Materialize all") with the Definitions' executor and IO manager."""
     load_demo(pipeline, persons=40)
-    env = cli_env(pipeline, tmp_path, DAGSTER_HOME=str(pg_dagster_home.path), DAGSTER_PG_URL=pg_dagster_home.pg_url)
+    env = cli_env(
+        pipeline, tmp_path, DAGSTER_HOME=str(pg_dagster_home.path), DAGSTER_PG_URL=pg_dagster_home.pg_url
+    )
     whole = dagster_materialize("*", env, tmp_path)
     assert whole.returncode == 0, (whole.stdout + whole.stderr)[-3000:]
     assert "RUN_SUCCESS" in whole.stdout + whole.stderr
@@ -166,7 +217,9 @@ def test_every_job_runs_in_one_process(executor_of: str) -> None:
     assert defs.resolve_job_def(executor_of).executor_def.name == "in_process"
 
 
-def test_launcher_gives_a_sqlite_home_the_repos_dagster_yaml(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_launcher_gives_a_sqlite_home_the_repos_dagster_yaml(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """`dagster dev` reads DAGSTER_HOME/dagster.yaml itself: with DAGSTER_PG_URL set the launcher makes it the repo's."""
     from ice_pipeline.instance import REPO_DAGSTER_YAML, ensure_home_config
 

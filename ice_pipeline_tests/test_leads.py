@@ -13,11 +13,23 @@ def _rows(*rows: dict) -> pd.DataFrame:
 
 
 def test_program_lead_never_gains_the_service_and_event_of_another_sighting():
-    plan = plan_leads(_rows(
-        {"person_id": "P", "service_id": "S", "program_type": "Work and Travel"},  # (person, program) lead
-        {"person_id": "P", "event_id": "E", "program_type": "WORK-AND-TRAVEL"},  # same program: joins it
-        {"person_id": "P", "service_id": "S", "event_id": "E", "program_type": "Work and Travel"},  # (P, S, E)
-    ), pd.DataFrame(columns=["lead_id", "person_id", *FILL_FIELDS]))
+    plan = plan_leads(
+        _rows(
+            {
+                "person_id": "P",
+                "service_id": "S",
+                "program_type": "Work and Travel",
+            },  # (person, program) lead
+            {"person_id": "P", "event_id": "E", "program_type": "WORK-AND-TRAVEL"},  # same program: joins it
+            {
+                "person_id": "P",
+                "service_id": "S",
+                "event_id": "E",
+                "program_type": "Work and Travel",
+            },  # (P, S, E)
+        ),
+        pd.DataFrame(columns=["lead_id", "person_id", *FILL_FIELDS]),
+    )
     assert len(plan.new_leads) == 2
     by_lead = plan.links.groupby("lead_id")["staging_id"].apply(sorted).to_dict()
     assert sorted(by_lead.values()) == [[1, 2], [3]]
@@ -27,8 +39,10 @@ def test_program_lead_never_gains_the_service_and_event_of_another_sighting():
 
 def test_existing_program_lead_is_not_filled_with_service_or_event():
     existing = pd.DataFrame([{"lead_id": "L1", "person_id": "P", "program_type": "Au Pair"}]).reindex(
-        columns=["lead_id", "person_id", *FILL_FIELDS])
-    plan = plan_leads(_rows({"person_id": "P", "event_id": "E", "program_type": "AU PAIR", "notes": "llamar"}),
-                      existing)
+        columns=["lead_id", "person_id", *FILL_FIELDS]
+    )
+    plan = plan_leads(
+        _rows({"person_id": "P", "event_id": "E", "program_type": "AU PAIR", "notes": "llamar"}), existing
+    )
     assert plan.new_leads.empty and plan.links["lead_id"].tolist() == ["L1"]
     assert plan.updates["notes"].tolist() == ["llamar"] and plan.updates["event_id"].isna().all()

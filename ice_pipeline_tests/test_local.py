@@ -272,8 +272,12 @@ def test_failing_s3_server_gives_one_sentence_naming_its_log(
 
 
 def _client(env: dict) -> Minio:
-    return Minio(env["MINIO_ENDPOINT"], access_key=env["MINIO_ACCESS_KEY"], secret_key=env["MINIO_SECRET_KEY"],
-                 secure=False)
+    return Minio(
+        env["MINIO_ENDPOINT"],
+        access_key=env["MINIO_ACCESS_KEY"],
+        secret_key=env["MINIO_SECRET_KEY"],
+        secure=False,
+    )
 
 
 def _stored(client: Minio, bucket: str, key: str) -> tuple[bytes, dict, int]:
@@ -284,7 +288,11 @@ def _stored(client: Minio, bucket: str, key: str) -> tuple[bytes, dict, int]:
         response.close()
         response.release_conn()
     stat_ = client.stat_object(bucket, key)
-    return data, {k.lower(): v for k, v in stat_.metadata.items() if k.lower().startswith("x-amz-meta-")}, stat_.size
+    return (
+        data,
+        {k.lower(): v for k, v in stat_.metadata.items() if k.lower().startswith("x-amz-meta-")},
+        stat_.size,
+    )
 
 
 def test_objects_survive_down_up_and_a_killed_server(root: Path) -> None:
@@ -295,8 +303,14 @@ def test_objects_survive_down_up_and_a_killed_server(root: Path) -> None:
     client.make_bucket(bucket)
     payload = b"%PDF-1.4 kept across restarts\n" * 100
     big = os.urandom(11 * 1024 * 1024)  # multipart upload (parts of 5 MiB)
-    client.put_object(bucket, "students/1/passport 1.pdf", io.BytesIO(payload), len(payload),
-                      content_type="application/pdf", metadata={"sha256": "ab" * 32})
+    client.put_object(
+        bucket,
+        "students/1/passport 1.pdf",
+        io.BytesIO(payload),
+        len(payload),
+        content_type="application/pdf",
+        metadata={"sha256": "ab" * 32},
+    )
     client.put_object(bucket, "students/1/big.bin", io.BytesIO(big), len(big), part_size=5 * 1024 * 1024)
     client.put_object(bucket, "students/1/removed.pdf", io.BytesIO(b"x"), 1)
     client.remove_object(bucket, "students/1/removed.pdf")
@@ -309,7 +323,9 @@ def test_objects_survive_down_up_and_a_killed_server(root: Path) -> None:
     assert _stored(client, bucket, "students/1/passport 1.pdf") == before
     assert _stored(client, bucket, "students/1/big.bin")[0] == big
     assert sorted(o.object_name for o in client.list_objects(bucket, recursive=True)) == [
-        "students/1/big.bin", "students/1/passport 1.pdf"]
+        "students/1/big.bin",
+        "students/1/passport 1.pdf",
+    ]
 
     s3_pid = _state(root)["s3_pid"]
     os.killpg(s3_pid, signal.SIGKILL)  # a machine restart: no `down`
@@ -324,12 +340,16 @@ def test_objects_survive_down_up_and_a_killed_server(root: Path) -> None:
 
 def test_missing_moto_gives_one_sentence(root: Path, tmp_path: Path) -> None:
     """moto is the optional extra [local]: without it, `local up` says how to install it."""
-    script = ("import sys; sys.modules['moto'] = None\n"
-              "import importlib.util\n"
-              "real = importlib.util.find_spec\n"
-              "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else real(name, *a)\n"
-              "from ice_pipeline.dev import local\n"
-              "try:\n    local.up(sys.argv[1])\nexcept local.LocalServiceError as e:\n    print(e); sys.exit(7)\n")
-    result = subprocess.run([sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120)
+    script = (
+        "import sys; sys.modules['moto'] = None\n"
+        "import importlib.util\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'moto' else real(name, *a)\n"
+        "from ice_pipeline.dev import local\n"
+        "try:\n    local.up(sys.argv[1])\nexcept local.LocalServiceError as e:\n    print(e); sys.exit(7)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(root)], capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 7, result.stderr[-2000:]
     assert "pip install -e '.[local]'" in result.stdout and result.stdout.count("\n") == 1

@@ -39,29 +39,36 @@ def one(result):
 # --- cédula -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw, digits", [
-    ("1.020.345.678", "1020345678"),
-    ("CC 1020345678", "1020345678"),
-    ("C.C. 52.123.456", "52123456"),
-    ("c.c 52123456", "52123456"),
-    (" 1020345678 ", "1020345678"),
-    ("1 020 345 678", "1020345678"),
-    ("1,020,345,678", "1020345678"),
-])
+@pytest.mark.parametrize(
+    "raw, digits",
+    [
+        ("1.020.345.678", "1020345678"),
+        ("CC 1020345678", "1020345678"),
+        ("C.C. 52.123.456", "52123456"),
+        ("c.c 52123456", "52123456"),
+        (" 1020345678 ", "1020345678"),
+        ("1 020 345 678", "1020345678"),
+        ("1,020,345,678", "1020345678"),
+    ],
+)
 def test_cedula_forms_become_digits(raw, digits):
     key, status = nz.cedula_key(series(raw))
     assert key.iloc[0] == digits
     assert status.iloc[0] == "ok"
 
 
-@pytest.mark.parametrize("raw", ["N/A", "0", "1111111111", "12", "no tiene", "-", "0000000", "12345678901", "99999999"])
+@pytest.mark.parametrize(
+    "raw", ["N/A", "0", "1111111111", "12", "no tiene", "-", "0000000", "12345678901", "99999999"]
+)
 def test_implausible_cedulas_are_never_match_keys(raw):
     key, status = nz.cedula_key(series(raw))
     assert key.isna().iloc[0]
     assert status.iloc[0] == "implausible"
 
 
-@pytest.mark.parametrize("raw, digits", [("123456", "123456"), ("1.234.567", "1234567"), ("CC 987654", "987654")])
+@pytest.mark.parametrize(
+    "raw, digits", [("123456", "123456"), ("1.234.567", "1234567"), ("CC 987654", "987654")]
+)
 def test_old_style_cedulas_are_kept_and_flagged(raw, digits):
     key, status = nz.cedula_key(series(raw))
     assert key.iloc[0] == digits
@@ -75,8 +82,12 @@ def test_missing_cedula_stays_missing():
 
 
 def test_cedula_warnings_reach_the_prepared_rows():
-    raw = pd.DataFrame({c: series(None, None) for c in
-                        ("full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country")})
+    raw = pd.DataFrame(
+        {
+            c: series(None, None)
+            for c in ("full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country")
+        }
+    )
     raw["full_name"] = series("Ana Gómez", "Luis Pérez")
     raw["cedula"] = series("N/A", "123456")
     out = prepare_person_rows(raw)
@@ -90,16 +101,35 @@ def test_cedula_warnings_reach_the_prepared_rows():
 # --- e-mail -----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", [" Maria@Mail.COM ", "maria@mail.com", "MARIA@MAIL.COM", "\tmaria@mail.com\n",
-                                 "maria @mail.com", "maria@mail.com\u00a0"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        " Maria@Mail.COM ",
+        "maria@mail.com",
+        "MARIA@MAIL.COM",
+        "\tmaria@mail.com\n",
+        "maria @mail.com",
+        "maria@mail.com\u00a0",
+    ],
+)
 def test_email_trimmed_and_lower_cased(raw):
     key, status = nz.email_key(series(raw))
     assert key.iloc[0] == "maria@mail.com"
     assert status.iloc[0] == "ok"
 
 
-@pytest.mark.parametrize("raw", ["mariamail.com", "maria@", "@mail.com", "maria@mail", "maria@@mail.com",
-                                 "a@b.c", "x" * 250 + "@mail.com"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "mariamail.com",
+        "maria@",
+        "@mail.com",
+        "maria@mail",
+        "maria@@mail.com",
+        "a@b.c",
+        "x" * 250 + "@mail.com",
+    ],
+)
 def test_invalid_email_is_not_a_key(raw):
     key, status = nz.email_key(series(raw))
     assert key.isna().iloc[0]
@@ -114,9 +144,21 @@ def test_missing_email():
 
 # --- phones -----------------------------------------------------------------
 
-MOBILE_FORMS = ["3001234567", "300 123 4567", "300-123-4567", "300.123.4567", "(300) 123-4567", "+57 300 123 4567",
-                "+573001234567", "573001234567", "57 300 1234567", "0057 300 123 4567", "+57 (300) 123-4567",
-                "+57-300-123-4567", " 300 1234567 "]
+MOBILE_FORMS = [
+    "3001234567",
+    "300 123 4567",
+    "300-123-4567",
+    "300.123.4567",
+    "(300) 123-4567",
+    "+57 300 123 4567",
+    "+573001234567",
+    "573001234567",
+    "57 300 1234567",
+    "0057 300 123 4567",
+    "+57 (300) 123-4567",
+    "+57-300-123-4567",
+    " 300 1234567 ",
+]
 
 
 @pytest.mark.parametrize("raw", MOBILE_FORMS)
@@ -126,8 +168,9 @@ def test_colombian_mobile_formats_to_e164(raw):
     assert kind.iloc[0] == "mobile"
 
 
-@pytest.mark.parametrize("raw", ["601 2345678", "(1) 234 5678", "6012345678", "+57 601 2345678", "(601) 234-5678",
-                                 "1 2345678"])
+@pytest.mark.parametrize(
+    "raw", ["601 2345678", "(1) 234 5678", "6012345678", "+57 601 2345678", "(601) 234-5678", "1 2345678"]
+)
 def test_bogota_landlines_to_e164(raw):
     e164, kind = nz.phone_e164(series(raw))
     assert e164.iloc[0] == "+576012345678"
@@ -143,7 +186,7 @@ def test_other_city_landline_uses_its_area_code():
 def test_foreign_number_keeps_its_country():
     e164, kind = nz.phone_e164(series("+1 305 555 0100", "+1 (305) 555-0100"))
     assert list(e164) == ["+13055550100", "+13055550100"]
-    assert set(kind) <= {"mobile", "landline"}           # recognised, not dropped
+    assert set(kind) <= {"mobile", "landline"}  # recognised, not dropped
     assert nz.phone_tail(e164).iloc[0] == "3055550100"
 
 
@@ -175,8 +218,14 @@ def test_phone_tail_of_e164_is_the_national_number():
 
 
 def test_name_key_ignores_accents_case_spaces_and_token_order():
-    keys = nz.name_key(series("RODRIGUEZ PEREZ MARIA", "María  Rodríguez Pérez", "maria rodriguez perez",
-                              " Pérez,  Rodríguez   María "))
+    keys = nz.name_key(
+        series(
+            "RODRIGUEZ PEREZ MARIA",
+            "María  Rodríguez Pérez",
+            "maria rodriguez perez",
+            " Pérez,  Rodríguez   María ",
+        )
+    )
     assert keys.nunique() == 1
     assert keys.iloc[0] == "maria perez rodriguez"
 
@@ -215,8 +264,19 @@ def test_clean_text_cuts_long_values():
 # --- dates ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("raw", ["1995-03-15", "15/03/1995", "15-03-1995", "15.03.1995", " 15/3/1995 ",
-                                 "1995/03/15", "1995-03-15 00:00:00", "15/03/95"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "1995-03-15",
+        "15/03/1995",
+        "15-03-1995",
+        "15.03.1995",
+        " 15/3/1995 ",
+        "1995/03/15",
+        "1995-03-15 00:00:00",
+        "15/03/95",
+    ],
+)
 def test_birth_date_forms_are_the_same_date(raw):
     dates, status = nz.birth_date(series(raw), today=dt.date(2025, 11, 5))
     assert dates.iloc[0] == dt.date(1995, 3, 15)
@@ -228,8 +288,21 @@ def test_birth_date_is_day_first():
     assert dates.iloc[0] == dt.date(1995, 4, 3)
 
 
-@pytest.mark.parametrize("raw", ["31/02/1995", "30/02/2000", "31/04/1995", "1995-02-30", "29/02/2023", "15/13/1995",
-                                 "00/01/1995", "15/03/2095", "2030-01-01", "01/01/1850"])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "31/02/1995",
+        "30/02/2000",
+        "31/04/1995",
+        "1995-02-30",
+        "29/02/2023",
+        "15/13/1995",
+        "00/01/1995",
+        "15/03/2095",
+        "2030-01-01",
+        "01/01/1850",
+    ],
+)
 def test_impossible_birth_dates_are_dropped(raw):
     dates, status = nz.birth_date(series(raw), today=dt.date(2025, 11, 5))
     assert pd.isna(dates.iloc[0])
@@ -249,8 +322,10 @@ def test_leap_day_in_leap_year_is_kept():
     assert status.iloc[0] == "ok"
 
 
-@pytest.mark.parametrize("raw, status", [("garbage", "unparseable"), ("marzo 15", "unparseable"), ("", "missing"),
-                                         (None, "missing")])
+@pytest.mark.parametrize(
+    "raw, status",
+    [("garbage", "unparseable"), ("marzo 15", "unparseable"), ("", "missing"), (None, "missing")],
+)
 def test_unreadable_and_missing_birth_dates(raw, status):
     dates, statuses = nz.birth_date(series(raw), today=dt.date(2025, 11, 5))
     assert pd.isna(dates.iloc[0])
@@ -266,10 +341,18 @@ def test_label_aliases_share_one_key():
 
 
 def test_canonical_label_maps_aliases_and_keeps_unknown_values_cleaned():
-    reference = pd.DataFrame({"category": ["program", "program"], "code": ["AU_PAIR", "CAMP"],
-                              "label": ["Au Pair", "Camp USA"], "aliases": [["AuPair", "au-pair"], ["camp"]]})
+    reference = pd.DataFrame(
+        {
+            "category": ["program", "program"],
+            "code": ["AU_PAIR", "CAMP"],
+            "label": ["Au Pair", "Camp USA"],
+            "aliases": [["AuPair", "au-pair"], ["camp"]],
+        }
+    )
     mapping = alias_map(reference, "program")
-    out = nz.canonical_label(series("AU PAIR", "Au-Pair", "aupair", "CAMP", "Work  and Travel", None), mapping)
+    out = nz.canonical_label(
+        series("AU PAIR", "Au-Pair", "aupair", "CAMP", "Work  and Travel", None), mapping
+    )
     assert list(out[:4]) == ["Au Pair", "Au Pair", "Au Pair", "Camp USA"]
     assert out.iloc[4] == "Work and Travel"
     assert out.isna().iloc[5]
@@ -281,21 +364,66 @@ def test_canonical_label_maps_aliases_and_keeps_unknown_values_cleaned():
 # digits and separators, emoji, right-to-left scripts, odd whitespace, CSV
 # metacharacters. NUL is impossible in PostgreSQL text, so it is never generated.
 _INTERESTING = list("áéíóúÁÉÍÓÚñÑüÜçÇàèÀÈâêôÂÔãõÃÕ .-,;'\"\\@()+/_0123456789 aAzZN\t\n\r\u00a0ßſİıĳŒœØøÆæ")
-_INTERESTING += ["😀", "👩", "\u200d", "\u200b", "\u202e", "\ufeff", "\u0301", "م", "ر", "ح", "ب", "ا", "ש", "ל", "ο",
-                 "й", "中", "０", "٣"]
-_CHARS = st.one_of(st.sampled_from(_INTERESTING),
-                   st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",)))
+_INTERESTING += [
+    "😀",
+    "👩",
+    "\u200d",
+    "\u200b",
+    "\u202e",
+    "\ufeff",
+    "\u0301",
+    "م",
+    "ر",
+    "ح",
+    "ب",
+    "ا",
+    "ש",
+    "ל",
+    "ο",
+    "й",
+    "中",
+    "０",
+    "٣",
+]
+_CHARS = st.one_of(
+    st.sampled_from(_INTERESTING), st.characters(blacklist_characters="\x00", blacklist_categories=("Cs",))
+)
 ANY_TEXT = st.text(alphabet=_CHARS, max_size=40)
-NAMES = st.lists(st.sampled_from(["María", "JOSÉ", "rodríguez", "Pérez", "Núñez", "O'Brien", "De la Cruz", "Ana-Luz",
-                                  "Ñandú", "محمد", "😀", "  "]), min_size=0, max_size=4).map(" ".join)
-EMAILS = st.builds(lambda pre, local, dom, post: f"{pre}{local}@{dom}{post}",
-                   st.sampled_from(["", " ", "\t"]), st.from_regex(r"[A-Za-z0-9._+\-]{1,12}", fullmatch=True),
-                   st.sampled_from(["Mail.COM", "gmail.com", "HOTMAIL.com", "uni.edu.co"]),
-                   st.sampled_from(["", " ", "\u00a0"]))
-CEDULAS = st.builds(lambda pre, digits, dots: pre + (f"{int(digits):,}".replace(",", ".") if dots and digits[0] != "0"
-                                                      else digits),
-                    st.sampled_from(["", "CC ", "C.C. ", "cc. "]), st.from_regex(r"[0-9]{5,11}", fullmatch=True),
-                    st.booleans())
+NAMES = st.lists(
+    st.sampled_from(
+        [
+            "María",
+            "JOSÉ",
+            "rodríguez",
+            "Pérez",
+            "Núñez",
+            "O'Brien",
+            "De la Cruz",
+            "Ana-Luz",
+            "Ñandú",
+            "محمد",
+            "😀",
+            "  ",
+        ]
+    ),
+    min_size=0,
+    max_size=4,
+).map(" ".join)
+EMAILS = st.builds(
+    lambda pre, local, dom, post: f"{pre}{local}@{dom}{post}",
+    st.sampled_from(["", " ", "\t"]),
+    st.from_regex(r"[A-Za-z0-9._+\-]{1,12}", fullmatch=True),
+    st.sampled_from(["Mail.COM", "gmail.com", "HOTMAIL.com", "uni.edu.co"]),
+    st.sampled_from(["", " ", "\u00a0"]),
+)
+CEDULAS = st.builds(
+    lambda pre, digits, dots: (
+        pre + (f"{int(digits):,}".replace(",", ".") if dots and digits[0] != "0" else digits)
+    ),
+    st.sampled_from(["", "CC ", "C.C. ", "cc. "]),
+    st.from_regex(r"[0-9]{5,11}", fullmatch=True),
+    st.booleans(),
+)
 PHONES = st.from_regex(r"(\+57 ?|0057 ?|57)?\(?3[0-5][0-9]\)?[ .\-]?[0-9]{3}[ .\-]?[0-9]{4}", fullmatch=True)
 TEXTS = st.lists(st.one_of(ANY_TEXT, NAMES, EMAILS, CEDULAS, PHONES), min_size=1, max_size=12)
 
@@ -303,14 +431,36 @@ KEY_NAMES = ("cedula", "email", "name_key", "phone_tail")
 
 
 def _key_tuples(frame: pd.DataFrame) -> list[tuple]:
-    return [tuple(None if pd.isna(v) else str(v) for v in row) for row in frame[list(KEY_NAMES)].itertuples(index=False)]
+    return [
+        tuple(None if pd.isna(v) else str(v) for v in row)
+        for row in frame[list(KEY_NAMES)].itertuples(index=False)
+    ]
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=TEXTS)
-@example(texts=["María  Rodríguez Pérez", "RODRIGUEZ PEREZ MARIA", "Maria@Mail.COM ", "52.123.456", "+57 300 123 4567"])
-@example(texts=[unicodedata.normalize("NFD", "María Rodríguez"), "Mar\u200bía Rodríguez", "0052123456",
-                "CC 052.123.456", "محمد علي", "Ana 😀", "a,b\"c\nd", "back\\slash", ""])
+@example(
+    texts=[
+        "María  Rodríguez Pérez",
+        "RODRIGUEZ PEREZ MARIA",
+        "Maria@Mail.COM ",
+        "52.123.456",
+        "+57 300 123 4567",
+    ]
+)
+@example(
+    texts=[
+        unicodedata.normalize("NFD", "María Rodríguez"),
+        "Mar\u200bía Rodríguez",
+        "0052123456",
+        "CC 052.123.456",
+        "محمد علي",
+        "Ana 😀",
+        'a,b"c\nd',
+        "back\\slash",
+        "",
+    ]
+)
 def test_database_match_keys_equal_python_keys(pipeline, texts):
     """Persons the bot stored (any text) get, in ice_pipeline.person_keys, exactly the keys Python computes.
 
@@ -332,17 +482,25 @@ def test_database_match_keys_equal_python_keys(pipeline, texts):
     try:
         with conn.cursor() as cur:
             for person_id, text in zip(ids, texts, strict=True):
-                cur.execute("INSERT INTO persons (id, full_name, email, cedula, phone, updated_at) "
-                            "VALUES (%s, %s, %s, %s, %s, now() AT TIME ZONE 'UTC')",
-                            (person_id, text, text, text, text))
+                cur.execute(
+                    "INSERT INTO persons (id, full_name, email, cedula, phone, updated_at) "
+                    "VALUES (%s, %s, %s, %s, %s, now() AT TIME ZONE 'UTC')",
+                    (person_id, text, text, text, text),
+                )
             refresh_person_keys(cur, None, "hypothesis")
             cur.execute(f"SELECT person_id::text, {', '.join(KEY_NAMES)} FROM ice_pipeline.person_keys")
             stored = {row[0]: row[1:] for row in cur.fetchall()}
     finally:
         conn.rollback()
-    raw = pd.DataFrame({c: pd.Series(texts if c in ("full_name", "email", "cedula", "phone") else [None] * len(texts),
-                                     dtype="string")
-                        for c in ("full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country")})
+    raw = pd.DataFrame(
+        {
+            c: pd.Series(
+                texts if c in ("full_name", "email", "cedula", "phone") else [None] * len(texts),
+                dtype="string",
+            )
+            for c in ("full_name", "email", "phone", "cedula", "birth_date", "address", "city", "country")
+        }
+    )
     expected = _key_tuples(person_key_frame(prepare_person_rows(raw)))
     for person_id, text, keys in zip(ids, texts, expected, strict=True):
         assert stored.get(person_id) == keys, f"keys of a person stored as {text!r}"
@@ -369,9 +527,15 @@ def test_frames_round_trip_through_copy_keeping_null_apart_from_empty_text(pipel
     from ice_pipeline.db import copy_into_temp, read_frame
 
     texts = ["", None, 'say "hi", twice', "line\nbreak", "\\N", "Peñalosa Ñuñez", "  spaced  ", "a,b;c"]
-    frame = pd.DataFrame({"t": pd.array(texts, dtype="string"), "n": pd.array([1, None, 3, 4, 5, 6, 7, 8], dtype="Int64"),
-                          "b": [True, False] * 4, "d": pd.array(["2020-01-31", None] * 4, dtype="string"),
-                          "o": ["x", None, 3, "y", None, "z", "w", "v"]})
+    frame = pd.DataFrame(
+        {
+            "t": pd.array(texts, dtype="string"),
+            "n": pd.array([1, None, 3, 4, 5, 6, 7, 8], dtype="Int64"),
+            "b": [True, False] * 4,
+            "d": pd.array(["2020-01-31", None] * 4, dtype="string"),
+            "o": ["x", None, 3, "y", None, "z", "w", "v"],
+        }
+    )
     derived = frame[frame["b"] | frame["t"].isna()].assign(t=lambda f: f["t"].str.slice(0, 40))
     columns = {"t": "text", "n": "bigint", "b": "boolean", "d": "date", "o": "text"}
     conn = psycopg2.connect(pipeline.production.dsn)  # a transaction: temp tables drop at commit

@@ -25,8 +25,10 @@ ICE = BIN / "ice-pipeline"
 def identifiers(staging_url: str) -> dict[str, set[str]]:
     """E-mails (lower-cased), cédulas (digits, 8+: shorter ones are ordinary numbers) and mobiles (10 digits)."""
     with closing(psycopg2.connect(staging_url)) as conn, conn.cursor() as cur:
-        cur.execute("SELECT email, cedula, phone FROM staging_student UNION ALL "
-                    "SELECT email, cedula, phone FROM staging_lead")
+        cur.execute(
+            "SELECT email, cedula, phone FROM staging_student UNION ALL "
+            "SELECT email, cedula, phone FROM staging_lead"
+        )
         rows = cur.fetchall()
     emails, cedulas, phones = set(), set(), set()
     for email, cedula, phone in rows:
@@ -47,37 +49,56 @@ def find(values: dict[str, set[str]], text: str) -> dict[str, list[str]]:
     digit_runs = set(re.findall(r"\d+", text))
     # a phone may be printed as +57 3001234567 or 573001234567: strip the country code
     digit_runs |= {run[2:] for run in digit_runs if len(run) == 12 and run.startswith("57")}
-    found = {"email": sorted(e for e in values["email"] if e in lowered),
-             "cedula": sorted(values["cedula"] & digit_runs),
-             "phone": sorted(values["phone"] & digit_runs)}
+    found = {
+        "email": sorted(e for e in values["email"] if e in lowered),
+        "cedula": sorted(values["cedula"] & digit_runs),
+        "phone": sorted(values["phone"] & digit_runs),
+    }
     return {kind: hits for kind, hits in found.items() if hits}
 
 
-def test_no_personal_data_in_dagster_home_database_or_output(pipeline, pg_dagster_home, tmp_path: Path) -> None:
+def test_no_personal_data_in_dagster_home_database_or_output(
+    pipeline, pg_dagster_home, tmp_path: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
     env.update(pipeline.env)
-    env.update(DAGSTER_HOME=str(pg_dagster_home.path), DAGSTER_PG_URL=pg_dagster_home.pg_url,
-               ICE_LOCAL_DIR=str(tmp_path / "no-embedded-services"))
+    env.update(
+        DAGSTER_HOME=str(pg_dagster_home.path),
+        DAGSTER_PG_URL=pg_dagster_home.pg_url,
+        ICE_LOCAL_DIR=str(tmp_path / "no-embedded-services"),
+    )
     printed = []
 
     def ice(*args: str) -> None:
-        result = subprocess.run([str(ICE), *args], env=env, cwd=tmp_path, capture_output=True, text=True,
-                                timeout=900, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [str(ICE), *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            stdin=subprocess.DEVNULL,
+        )
         printed.append(result.stdout + result.stderr)
         assert result.returncode == 0, (args, (result.stdout + result.stderr)[-3000:])
 
     ice("demo-data", "--persons", "200", "--seed", "21")
     ice("migrate")
     ice("migrate", "--json")
-    ice("demo-data", "--persons", "200", "--seed", "22")   # new people for the dry run to read
+    ice("demo-data", "--persons", "200", "--seed", "22")  # new people for the dry run to read
     ice("migrate", "--dry-run", "--json")
     ice("report")
 
     values = identifiers(pipeline.staging_url)
     assert len(values["email"]) > 200 and len(values["cedula"]) > 200 and len(values["phone"]) > 200
     # The scanner finds what is there: production holds every kind (normalized e-mails, cédulas, E.164 phones).
-    production_dump = subprocess.run(["pg_dump", "--data-only", "--table=persons", pipeline.production_url],
-                                     capture_output=True, text=True, timeout=300, check=True).stdout
+    production_dump = subprocess.run(
+        ["pg_dump", "--data-only", "--table=persons", pipeline.production_url],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     assert set(find(values, production_dump)) == {"email", "cedula", "phone"}
 
     leaks: dict[str, dict[str, list[str]]] = {}
@@ -86,12 +107,23 @@ def test_no_personal_data_in_dagster_home_database_or_output(pipeline, pg_dagste
         hits = find(values, path.read_bytes().decode("utf-8", errors="replace"))
         if hits:
             leaks[str(path)] = hits
-    dump = subprocess.run(["pg_dump", "--data-only", "--no-owner",
-                           pg_dagster_home.pg_url.replace("postgresql+psycopg2://", "postgresql://", 1)],
-                          capture_output=True, text=True, timeout=300, check=True).stdout
+    dump = subprocess.run(
+        [
+            "pg_dump",
+            "--data-only",
+            "--no-owner",
+            pg_dagster_home.pg_url.replace("postgresql+psycopg2://", "postgresql://", 1),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    ).stdout
     assert "event_logs" in dump and "runs" in dump
     if hits := find(values, dump):
         leaks["dagster database"] = hits
     if hits := find(values, "\n".join(printed)):
         leaks["CLI output"] = hits
-    assert leaks == {}, {where: {kind: found[:5] for kind, found in hits.items()} for where, hits in leaks.items()}
+    assert leaks == {}, {
+        where: {kind: found[:5] for kind, found in hits.items()} for where, hits in leaks.items()
+    }

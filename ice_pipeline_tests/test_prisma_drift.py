@@ -23,14 +23,24 @@ TOOL = REPO / "tools" / "prisma-drift" / "run-check.sh"
 DRIFT_DIR = REPO / ".venv" / "prisma-drift"
 
 
-@pytest.mark.skipif(shutil.which("node") is None or shutil.which("npx") is None,
-                    reason="Node.js/npm not installed: `make install` installs them (apt-get nodejs npm) as root")
+@pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npx") is None,
+    reason="Node.js/npm not installed: `make install` installs them (apt-get nodejs npm) as root",
+)
 def test_prisma_schema_matches_the_database_db_init_builds(scratch_databases, tmp_path):
     # tpl_production holds exactly what `ice-pipeline db init` creates in production (conftest).
     url = scratch_databases(f"prisma_{uuid.uuid4().hex[:10]}", "tpl_production")
     work = DRIFT_DIR if (DRIFT_DIR / "node_modules" / "prisma").is_dir() else tmp_path / "prisma-drift"
     env = {**os.environ, "DATABASE_URL": url, "PRISMA_DRIFT_DIR": str(work)}
-    done = subprocess.run([str(TOOL), str(REPO / "prisma" / "schema.prisma")], env=env, capture_output=True,
-                          text=True, timeout=900, cwd=REPO)
-    assert done.returncode == 0, f"Prisma drift (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    done = subprocess.run(
+        [str(TOOL), str(REPO / "prisma" / "schema.prisma")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert done.returncode == 0, (
+        f"Prisma drift (exit {done.returncode}):\n{done.stdout[-4000:]}\n{done.stderr[-2000:]}"
+    )
     assert "database -> schema: exit 0; schema -> database: exit 0" in done.stdout

@@ -30,10 +30,15 @@ def test_report_gives_the_verification_figures_in_json_and_text(pipeline):
     check = report["verification"]
     totals = report["totals"]
     assert sum(r["n"] for r in check["persons_by_data_source"]) == totals["persons"] > 0
-    assert {r["data_source"]: r["n"] for r in check["persons_by_data_source"]} == dict(pipeline.query(
-        "SELECT coalesce(data_source, '(none)'), count(*) FROM persons GROUP BY 1"))
-    assert check["csv_enriched"]["persons"] == pipeline.scalar("SELECT count(*) FROM persons WHERE csv_enriched")
-    assert check["csv_enriched"]["students"] == pipeline.scalar("SELECT count(*) FROM students WHERE csv_enriched")
+    assert {r["data_source"]: r["n"] for r in check["persons_by_data_source"]} == dict(
+        pipeline.query("SELECT coalesce(data_source, '(none)'), count(*) FROM persons GROUP BY 1")
+    )
+    assert check["csv_enriched"]["persons"] == pipeline.scalar(
+        "SELECT count(*) FROM persons WHERE csv_enriched"
+    )
+    assert check["csv_enriched"]["students"] == pipeline.scalar(
+        "SELECT count(*) FROM students WHERE csv_enriched"
+    )
     assert sum(r["n"] for r in check["students_by_program"]) == totals["students"] > 0
     assert sum(r["n"] for r in check["leads_by_status_and_service"]) == totals["leads"] > 0
     assert any(r["service"] != "(none)" for r in check["leads_by_status_and_service"])
@@ -48,17 +53,26 @@ def test_report_gives_the_verification_figures_in_json_and_text(pipeline):
     assert "leads_ice_source_row_idx" in metadata["migration_index_usage"].value
 
     # The command, JSON and text. No personal data: categories, counts and ids only.
-    as_json = subprocess.run([CLI, "report", "--json"], env=pipeline.env, capture_output=True, text=True,
-                             timeout=300)
+    as_json = subprocess.run(
+        [CLI, "report", "--json"], env=pipeline.env, capture_output=True, text=True, timeout=300
+    )
     assert as_json.returncode == 0, as_json.stderr[-2000:]
     printed = json.loads(as_json.stdout)
     assert printed["verification"]["csv_enriched"] == check["csv_enriched"]
     assert printed["duplicates"]["persons_unique_cedula"] == 0 and printed["healthy"] == report["healthy"]
-    as_text = subprocess.run([CLI, "report"], env={**pipeline.env, "COLUMNS": "200"}, capture_output=True,
-                             text=True, timeout=300)
+    as_text = subprocess.run(
+        [CLI, "report"], env={**pipeline.env, "COLUMNS": "200"}, capture_output=True, text=True, timeout=300
+    )
     assert as_text.returncode == 0, as_text.stderr[-2000:]
-    for heading in ("persons by data_source", "csv_enriched:", "students by program", "leads by status and service",
-                    "index usage", "leads_ice_source_row_idx", "healthy"):
+    for heading in (
+        "persons by data_source",
+        "csv_enriched:",
+        "students by program",
+        "leads by status and service",
+        "index usage",
+        "leads_ice_source_row_idx",
+        "healthy",
+    ):
         assert heading in as_text.stdout, heading
     for name in [n for n in data.students["full_name"].head(20) if isinstance(n, str) and len(n.strip()) > 3]:
         assert name not in as_text.stdout and name not in as_json.stdout

@@ -24,22 +24,29 @@ def _item(pipeline, kind: str, **values) -> int:
         values["details"] = json.dumps(values["details"])
     return pipeline.scalar(
         f"INSERT INTO ice_pipeline.review_queue ({', '.join(values)}) VALUES ({', '.join(['%s'] * len(values))}) "
-        "RETURNING id", list(values.values()))
+        "RETURNING id",
+        list(values.values()),
+    )
 
 
 def _status(pipeline, item: int) -> tuple:
-    return pipeline.query("SELECT status, decision_kind, decision_person_id::text FROM ice_pipeline.review_queue "
-                          "WHERE id = %s", (item,))[0]
+    return pipeline.query(
+        "SELECT status, decision_kind, decision_person_id::text FROM ice_pipeline.review_queue WHERE id = %s",
+        (item,),
+    )[0]
 
 
 def _open_conflict(pipeline) -> tuple[str, int, int]:
     """Two existing namesakes born the same day, told apart by their cédulas; a staging student with
     their name and birth date (and an e-mail) could be either: it waits for a person."""
     first = pipeline.insert_bot_person(full_name="Ana Díaz", birth_date="1992-07-07", cedula="30111111")
-    second = pipeline.insert_bot_person(full_name="Ana Díaz", birth_date="1992-07-07", cedula="30222222",
-                                        created_at="2024-02-01")
-    (staging_id,) = pipeline.insert("staging_student", [dict(
-        full_name="ANA DIAZ", birth_date="07/07/1992", email=" Ana.Diaz@Mail.com ", source="csv_only")])
+    second = pipeline.insert_bot_person(
+        full_name="Ana Díaz", birth_date="1992-07-07", cedula="30222222", created_at="2024-02-01"
+    )
+    (staging_id,) = pipeline.insert(
+        "staging_student",
+        [dict(full_name="ANA DIAZ", birth_date="07/07/1992", email=" Ana.Diaz@Mail.com ", source="csv_only")],
+    )
     summary = pipeline.run()
     assert summary["success"] and summary["rows_in_review"] == 1, summary
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
@@ -50,15 +57,20 @@ def _open_conflict(pipeline) -> tuple[str, int, int]:
 
 # --- identity_conflict ------------------------------------------------------------------------------
 
+
 def test_new_person_decision_creates_a_person_without_the_contested_email(pipeline):
     owner, staging_id, item = _open_conflict(pipeline)
     pipeline.cli("review", "resolve", item, "new_person")
     assert _status(pipeline, item) == ("resolved", "new_person", None)
     summary = pipeline.run()
-    assert summary["success"] and summary["persons_created"] == 1 and summary["students_created"] == 1, summary
+    assert summary["success"] and summary["persons_created"] == 1 and summary["students_created"] == 1, (
+        summary
+    )
     person = pipeline.linked("staging_student", staging_id)
     assert person != owner
-    assert pipeline.query("SELECT cedula, email FROM persons WHERE id = %s", (person,)) == [(None, "ana.diaz@mail.com")]
+    assert pipeline.query("SELECT cedula, email FROM persons WHERE id = %s", (person,)) == [
+        (None, "ana.diaz@mail.com")
+    ]
     assert _status(pipeline, item)[0] == "applied"
     figures = pipeline.assert_accounted()["staging_student"]
     assert (figures["linked"], figures["in_review"], figures["unaccounted"]) == (1, 0, 0)
@@ -70,13 +82,19 @@ def test_merge_decision_links_the_row_to_the_chosen_person(pipeline):
     pipeline.cli("review", "resolve", item, "merge_into", "--person", owner)
     # the columns, and (until every reader has switched) the old text
     assert _status(pipeline, item) == ("resolved", "merge_into", owner)
-    assert pipeline.scalar("SELECT decision FROM ice_pipeline.review_queue WHERE id = %s", (item,)) == f"merge:{owner}"
+    assert (
+        pipeline.scalar("SELECT decision FROM ice_pipeline.review_queue WHERE id = %s", (item,))
+        == f"merge:{owner}"
+    )
     summary = pipeline.run()
-    assert summary["success"] and summary["persons_created"] == 0 and summary["students_created"] == 1, summary
+    assert summary["success"] and summary["persons_created"] == 0 and summary["students_created"] == 1, (
+        summary
+    )
     assert pipeline.linked("staging_student", staging_id) == owner
     # the chosen person keeps its cédula and gains the e-mail it lacked (fill NULLs only)
     assert pipeline.query("SELECT cedula IS NOT NULL, email FROM persons WHERE id = %s", (owner,)) == [
-        (True, "ana.diaz@mail.com")]
+        (True, "ana.diaz@mail.com")
+    ]
 
 
 def test_dismissed_row_counts_as_rejected(pipeline):
@@ -84,16 +102,24 @@ def test_dismissed_row_counts_as_rejected(pipeline):
     pipeline.cli("review", "resolve", item, "--dismiss")  # the first release's spelling still works
     assert _status(pipeline, item) == ("dismissed", "dismiss", None)
     assert pipeline.run()["success"]
-    assert pipeline.scalar("SELECT reason FROM ice_pipeline.rejected_rows WHERE staging_id = %s",
-                           (staging_id,)) == "dismissed in review"
+    assert (
+        pipeline.scalar("SELECT reason FROM ice_pipeline.rejected_rows WHERE staging_id = %s", (staging_id,))
+        == "dismissed in review"
+    )
     figures = pipeline.assert_accounted()["staging_student"]
     assert (figures["rejected"], figures["in_review"], figures["unaccounted"]) == (1, 0, 0)
 
 
 def test_bad_decisions_are_refused_with_a_reason(pipeline):
     owner = pipeline.insert_bot_person(full_name="Ana Gómez", email="ana@mail.com")
-    item = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=1,
-                 candidate_person_id=owner, reason="test")
+    item = _item(
+        pipeline,
+        "identity_conflict",
+        staging_table="staging_student",
+        staging_id=1,
+        candidate_person_id=owner,
+        reason="test",
+    )
     with closing(psycopg2.connect(pipeline.production_url)) as conn:
         with pytest.raises(ReviewError, match="exactly one"):
             resolve_item(conn, item)
@@ -104,21 +130,40 @@ def test_bad_decisions_are_refused_with_a_reason(pipeline):
         with pytest.raises(ReviewError, match="does not exist"):
             resolve_item(conn, 999999, "new_person")
     # a decision of another kind names the valid ones; merge_into needs its person
-    assert "one of merge_into, new_person, dismiss" in pipeline.cli("review", "resolve", item, "take_incoming", code=2).output
+    assert (
+        "one of merge_into, new_person, dismiss"
+        in pipeline.cli("review", "resolve", item, "take_incoming", code=2).output
+    )
     assert "--person" in pipeline.cli("review", "resolve", item, "merge_into", code=2).output
-    assert "takes no person" in pipeline.cli("review", "resolve", item, "new_person", "--person", owner, code=2).output
+    assert (
+        "takes no person"
+        in pipeline.cli("review", "resolve", item, "new_person", "--person", owner, code=2).output
+    )
     pipeline.cli("review", "resolve", item, "new_person")
     assert "only open items" in pipeline.cli("review", "resolve", item, "new_person", code=2).output
 
 
 def test_old_text_decisions_are_converted_into_columns_by_the_upgrade(pipeline):
     person = pipeline.insert_bot_person(full_name="Ana Gómez")
-    merged = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=1, status="resolved",
-                   decision=f"merge:{person}")
-    new = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=2, status="resolved",
-                decision="new")
-    dismissed = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=3,
-                      status="dismissed")
+    merged = _item(
+        pipeline,
+        "identity_conflict",
+        staging_table="staging_student",
+        staging_id=1,
+        status="resolved",
+        decision=f"merge:{person}",
+    )
+    new = _item(
+        pipeline,
+        "identity_conflict",
+        staging_table="staging_student",
+        staging_id=2,
+        status="resolved",
+        decision="new",
+    )
+    dismissed = _item(
+        pipeline, "identity_conflict", staging_table="staging_student", staging_id=3, status="dismissed"
+    )
     untouched = _item(pipeline, "identity_conflict", staging_table="staging_student", staging_id=4)
     for _ in range(2):  # idempotent
         pipeline.query(sql_file(REVIEW_DECISIONS_UPGRADE))
@@ -130,14 +175,24 @@ def test_old_text_decisions_are_converted_into_columns_by_the_upgrade(pipeline):
 
 # --- list / show escape what they print ---------------------------------------------------------------
 
+
 def test_list_and_show_print_stored_values_literally(pipeline, monkeypatch):
     from ice_pipeline import cli as cli_module
 
     monkeypatch.setattr(cli_module.out, "width", 400)  # a wide terminal: cells are not folded
     person = pipeline.insert_bot_person(full_name="[bold]Ana[/]", email="x@y.co", city="[link=http://x]Cali")
-    item = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=7, person_id=person,
-                 field="city", existing_value="[link=http://x]Cali", incoming_value="Bogotá [/]",
-                 reason="differs [red]", details={"note": "[/]"})
+    item = _item(
+        pipeline,
+        "field_conflict",
+        staging_table="staging_lead",
+        staging_id=7,
+        person_id=person,
+        field="city",
+        existing_value="[link=http://x]Cali",
+        incoming_value="Bogotá [/]",
+        reason="differs [red]",
+        details={"note": "[/]"},
+    )
     listed = pipeline.cli("review", "list", "--kind", "field_conflict").output
     assert "[link=http://x]Cali" in listed and "Bogotá [/]" in listed and "differs [red]" in listed
     shown = pipeline.cli("review", "show", item).output
@@ -151,38 +206,81 @@ def test_list_and_show_print_stored_values_literally(pipeline, monkeypatch):
 
 # --- field_conflict -----------------------------------------------------------------------------------
 
+
 def test_field_conflicts_take_incoming_or_keep_existing(pipeline):
-    person = pipeline.insert_bot_person(full_name="Ana Gómez", cedula="1020345678", phone="+573001112233",
-                                        city="Cali")
-    (row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", cedula="1020345678",
-                                                      phone="300 999 8877", city="Medellín", source="csv_only")])
+    person = pipeline.insert_bot_person(
+        full_name="Ana Gómez", cedula="1020345678", phone="+573001112233", city="Cali"
+    )
+    (row,) = pipeline.insert(
+        "staging_student",
+        [
+            dict(
+                full_name="Ana Gómez",
+                cedula="1020345678",
+                phone="300 999 8877",
+                city="Medellín",
+                source="csv_only",
+            )
+        ],
+    )
     assert pipeline.run()["success"]
-    items = dict(pipeline.query("SELECT field, id FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
-                                "AND person_id = %s", (person,)))
+    items = dict(
+        pipeline.query(
+            "SELECT field, id FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
+            "AND person_id = %s",
+            (person,),
+        )
+    )
     assert {"phone", "city"} <= set(items), items
     pipeline.cli("review", "resolve", items["phone"], "take_incoming")
     pipeline.cli("review", "resolve", items["city"], "keep_existing")
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 2, summary
-    assert pipeline.query("SELECT phone, city FROM persons WHERE id = %s", (person,)) == [("+573009998877", "Cali")]
+    assert pipeline.query("SELECT phone, city FROM persons WHERE id = %s", (person,)) == [
+        ("+573009998877", "Cali")
+    ]
     # where the value came from
-    assert pipeline.query("SELECT staging_table, staging_id FROM ice_pipeline.field_sources "
-                          "WHERE person_id = %s AND field = 'phone'", (person,)) == [("staging_student", row)]
+    assert pipeline.query(
+        "SELECT staging_table, staging_id FROM ice_pipeline.field_sources "
+        "WHERE person_id = %s AND field = 'phone'",
+        (person,),
+    ) == [("staging_student", row)]
     assert _status(pipeline, items["phone"])[:2] == ("applied", "take_incoming")
     assert _status(pipeline, items["city"])[:2] == ("applied", "keep_existing")
     # never asked again
     pipeline.run(full_refresh=True)
-    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
-                           "AND person_id = %s AND status = 'open' AND field IN ('phone', 'city')", (person,)) == 0
+    assert (
+        pipeline.scalar(
+            "SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'field_conflict' "
+            "AND person_id = %s AND status = 'open' AND field IN ('phone', 'city')",
+            (person,),
+        )
+        == 0
+    )
 
 
 def test_take_incoming_is_refused_when_another_person_holds_the_value(pipeline):
     holder = pipeline.insert_bot_person(full_name="Luis Pérez", email="shared@mail.com")
     person = pipeline.insert_bot_person(full_name="Ana Gómez", email="ana@mail.com")
-    item = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=3, person_id=person,
-                 field="email", existing_value="ana@mail.com", incoming_value="Shared@Mail.com")
-    not_a_date = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=4, person_id=person,
-                       field="birth_date", incoming_value="31/02/1990")
+    item = _item(
+        pipeline,
+        "field_conflict",
+        staging_table="staging_lead",
+        staging_id=3,
+        person_id=person,
+        field="email",
+        existing_value="ana@mail.com",
+        incoming_value="Shared@Mail.com",
+    )
+    not_a_date = _item(
+        pipeline,
+        "field_conflict",
+        staging_table="staging_lead",
+        staging_id=4,
+        person_id=person,
+        field="birth_date",
+        incoming_value="31/02/1990",
+    )
     pipeline.cli("review", "resolve", item, "take_incoming")
     pipeline.cli("review", "resolve", not_a_date, "take_incoming")
     result = json.loads(pipeline.cli("review", "apply", "--json", code=1).stdout)
@@ -195,40 +293,59 @@ def test_take_incoming_is_refused_when_another_person_holds_the_value(pipeline):
 
 # --- possible_duplicate -------------------------------------------------------------------------------
 
+
 def _student(pipeline, person: str, number: str | None) -> str:
     student = str(uuid.uuid4())
-    pipeline.query("INSERT INTO students (id, person_id, student_number, updated_at) VALUES (%s, %s, %s, now())",
-                   (student, person, number))
+    pipeline.query(
+        "INSERT INTO students (id, person_id, student_number, updated_at) VALUES (%s, %s, %s, now())",
+        (student, person, number),
+    )
     return student
 
 
 def _lead(pipeline, person: str, program: str, notes: str | None = None) -> str:
     lead = str(uuid.uuid4())
-    pipeline.query("INSERT INTO leads (id, person_id, program_type, notes, updated_at) VALUES (%s, %s, %s, %s, now())",
-                   (lead, person, program, notes))
+    pipeline.query(
+        "INSERT INTO leads (id, person_id, program_type, notes, updated_at) VALUES (%s, %s, %s, %s, now())",
+        (lead, person, program, notes),
+    )
     return lead
 
 
 def _document(pipeline, student: str, checksum: str) -> str:
     document = str(uuid.uuid4())
-    pipeline.query("INSERT INTO student_documents (id, student_id, document_type, file_name, object_key, file_size, "
-                   "mime_type, checksum, updated_at) VALUES (%s, %s, 'passport', 'f.pdf', %s, 1, 'application/pdf', "
-                   "%s, now())", (document, student, f"k/{document}", checksum))
+    pipeline.query(
+        "INSERT INTO student_documents (id, student_id, document_type, file_name, object_key, file_size, "
+        "mime_type, checksum, updated_at) VALUES (%s, %s, 'passport', 'f.pdf', %s, 1, 'application/pdf', "
+        "%s, now())",
+        (document, student, f"k/{document}", checksum),
+    )
     return document
 
 
 def _link(pipeline, table: str, staging_id: int, entity: str, entity_id: str) -> None:
-    pipeline.query("INSERT INTO ice_pipeline.source_links (staging_table, staging_id, entity, entity_id, matched_by, "
-                   "run_id) VALUES (%s, %s, %s, %s, 'test', 'test')", (table, staging_id, entity, entity_id))
+    pipeline.query(
+        "INSERT INTO ice_pipeline.source_links (staging_table, staging_id, entity, entity_id, matched_by, "
+        "run_id) VALUES (%s, %s, %s, %s, 'test', 'test')",
+        (table, staging_id, entity, entity_id),
+    )
 
 
 def test_same_person_merges_the_two_production_persons(pipeline):
     stayer = pipeline.insert_bot_person(created_at="2023-01-01", full_name="Ana Gómez", cedula="1020345678")
-    absorbed = pipeline.insert_bot_person(created_at="2024-06-01", full_name="Ana Gomez", email="ana@mail.com",
-                                          phone="+573001112233", data_source="CSV")
+    absorbed = pipeline.insert_bot_person(
+        created_at="2024-06-01",
+        full_name="Ana Gomez",
+        email="ana@mail.com",
+        phone="+573001112233",
+        data_source="CSV",
+    )
     kept_student, gone_student = _student(pipeline, stayer, "S-1"), _student(pipeline, absorbed, None)
     same_file = _document(pipeline, kept_student, "a" * 64)
-    duplicate_file, other_file = _document(pipeline, gone_student, "a" * 64), _document(pipeline, gone_student, "b" * 64)
+    duplicate_file, other_file = (
+        _document(pipeline, gone_student, "a" * 64),
+        _document(pipeline, gone_student, "b" * 64),
+    )
     kept_lead = _lead(pipeline, stayer, "Au Pair")
     duplicate_lead = _lead(pipeline, absorbed, "AU-PAIR", notes="call back")
     other_lead = _lead(pipeline, absorbed, "Camp")
@@ -237,13 +354,25 @@ def test_same_person_merges_the_two_production_persons(pipeline):
     _link(pipeline, "staging_lead", 9, "person", absorbed)
     _link(pipeline, "staging_lead", 9, "lead", duplicate_lead)
     _link(pipeline, "staging_document", 4, "document", duplicate_file)
-    pipeline.query("INSERT INTO ice_pipeline.field_sources (person_id, field, staging_table, staging_id, run_id) "
-                   "VALUES (%s, 'email', 'staging_lead', 9, 't'), (%s, 'full_name', 'staging_lead', 9, 't')",
-                   (absorbed, absorbed))
-    pipeline.query("INSERT INTO ice_pipeline.row_keys (staging_table, staging_id, person_id, run_id) "
-                   "VALUES ('staging_lead', 9, %s, 't')", (absorbed,))
-    item = _item(pipeline, "possible_duplicate", person_id=absorbed, candidate_person_id=stayer, score=0.93,
-                 reason="fuzzy", details={"agree": ["name_key"], "differ": []})
+    pipeline.query(
+        "INSERT INTO ice_pipeline.field_sources (person_id, field, staging_table, staging_id, run_id) "
+        "VALUES (%s, 'email', 'staging_lead', 9, 't'), (%s, 'full_name', 'staging_lead', 9, 't')",
+        (absorbed, absorbed),
+    )
+    pipeline.query(
+        "INSERT INTO ice_pipeline.row_keys (staging_table, staging_id, person_id, run_id) "
+        "VALUES ('staging_lead', 9, %s, 't')",
+        (absorbed,),
+    )
+    item = _item(
+        pipeline,
+        "possible_duplicate",
+        person_id=absorbed,
+        candidate_person_id=stayer,
+        score=0.93,
+        reason="fuzzy",
+        details={"agree": ["name_key"], "differ": []},
+    )
     # an identity decision pending on the absorbed person follows it to the stayer
     pending = _item(pipeline, "identity_conflict", staging_table="staging_lead", staging_id=11)
     pipeline.cli("review", "resolve", pending, "merge_into", "--person", absorbed)
@@ -254,24 +383,38 @@ def test_same_person_merges_the_two_production_persons(pipeline):
     assert "1 decisions applied" in pipeline.cli("review", "apply").output
 
     assert pipeline.query("SELECT count(*) FROM persons WHERE id = %s", (absorbed,)) == [(0,)]
-    assert pipeline.query("SELECT email, phone, cedula, data_source FROM persons WHERE id = %s", (stayer,)) == [
-        ("ana@mail.com", "+573001112233", "1020345678", "CSV")]
+    assert pipeline.query(
+        "SELECT email, phone, cedula, data_source FROM persons WHERE id = %s", (stayer,)
+    ) == [("ana@mail.com", "+573001112233", "1020345678", "CSV")]
     assert pipeline.query("SELECT id::text, student_number FROM students") == [(kept_student, "S-1")]
-    assert sorted(pipeline.query("SELECT id::text FROM student_documents WHERE student_id = %s", (kept_student,))) \
-        == sorted([(same_file,), (other_file,)])
-    assert sorted(pipeline.query("SELECT id::text, notes FROM leads WHERE person_id = %s", (stayer,))) == sorted(
-        [(kept_lead, "call back"), (other_lead, None)])
-    links = dict(((t, e), i) for t, e, i in pipeline.query(
-        "SELECT staging_table, entity, entity_id::text FROM ice_pipeline.source_links"))
-    assert links == {("staging_student", "person"): stayer, ("staging_student", "student"): kept_student,
-                     ("staging_lead", "person"): stayer, ("staging_lead", "lead"): kept_lead,
-                     ("staging_document", "document"): same_file}
+    assert sorted(
+        pipeline.query("SELECT id::text FROM student_documents WHERE student_id = %s", (kept_student,))
+    ) == sorted([(same_file,), (other_file,)])
+    assert sorted(
+        pipeline.query("SELECT id::text, notes FROM leads WHERE person_id = %s", (stayer,))
+    ) == sorted([(kept_lead, "call back"), (other_lead, None)])
+    links = dict(
+        ((t, e), i)
+        for t, e, i in pipeline.query(
+            "SELECT staging_table, entity, entity_id::text FROM ice_pipeline.source_links"
+        )
+    )
+    assert links == {
+        ("staging_student", "person"): stayer,
+        ("staging_student", "student"): kept_student,
+        ("staging_lead", "person"): stayer,
+        ("staging_lead", "lead"): kept_lead,
+        ("staging_document", "document"): same_file,
+    }
     assert pipeline.query("SELECT person_id::text FROM ice_pipeline.row_keys") == [(stayer,)]
     # the e-mail came with the absorbed person's lead row; the stayer kept its own name
-    assert pipeline.query("SELECT person_id::text, field FROM ice_pipeline.field_sources") == [(stayer, "email")]
-    assert pipeline.query("SELECT kind, from_person_id::text, to_person_id::text, review_id, staging_rows "
-                          "FROM ice_pipeline.person_moves") == [
-        ("merge", absorbed, stayer, item, [["staging_lead", 9], ["staging_student", 5]])]
+    assert pipeline.query("SELECT person_id::text, field FROM ice_pipeline.field_sources") == [
+        (stayer, "email")
+    ]
+    assert pipeline.query(
+        "SELECT kind, from_person_id::text, to_person_id::text, review_id, staging_rows "
+        "FROM ice_pipeline.person_moves"
+    ) == [("merge", absorbed, stayer, item, [["staging_lead", 9], ["staging_student", 5]])]
     assert _status(pipeline, item)[0] == "applied"
     assert _status(pipeline, pending) == ("resolved", "merge_into", stayer)
 
@@ -281,8 +424,18 @@ def test_same_person_is_refused_for_students_with_different_numbers(pipeline):
     b = pipeline.insert_bot_person(created_at="2024-01-01", full_name="Ana Gomez")
     _student(pipeline, a, "S-1"), _student(pipeline, b, "S-2")
     item = _item(pipeline, "possible_duplicate", person_id=a, candidate_person_id=b)
-    assert "one of the pair" in pipeline.cli("review", "resolve", item, "same_person", "--person",
-                                             pipeline.insert_bot_person(full_name="X"), code=2).output
+    assert (
+        "one of the pair"
+        in pipeline.cli(
+            "review",
+            "resolve",
+            item,
+            "same_person",
+            "--person",
+            pipeline.insert_bot_person(full_name="X"),
+            code=2,
+        ).output
+    )
     pipeline.cli("review", "resolve", item, "same_person", "--person", b)
     assert "different student numbers" in pipeline.cli("review", "apply", code=1).output
     assert pipeline.scalar("SELECT count(*) FROM persons WHERE id IN (%s, %s)", (a, b)) == 2
@@ -305,44 +458,95 @@ def test_not_same_closes_the_pair_for_good(pipeline):
     import pandas as pd
 
     with closing(psycopg2.connect(pipeline.production_url)) as conn, conn, conn.cursor() as cur:
-        added = write_reviews(cur, pd.DataFrame([{"kind": "possible_duplicate", "staging_table": "staging_lead",
-                                                  "staging_id": 99, "person_id": b, "candidate_person_id": a}]), "t")
+        added = write_reviews(
+            cur,
+            pd.DataFrame(
+                [
+                    {
+                        "kind": "possible_duplicate",
+                        "staging_table": "staging_lead",
+                        "staging_id": 99,
+                        "person_id": b,
+                        "candidate_person_id": a,
+                    }
+                ]
+            ),
+            "t",
+        )
     assert added == 0
 
 
 # --- possible_false_merge -----------------------------------------------------------------------------
 
+
 def test_split_moves_the_listed_rows_and_what_they_brought_to_a_new_person(pipeline):
-    (student_row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", cedula="1020345678",
-                                                              email="ana@mail.com", source="csv_only")])
-    (lead_row,) = pipeline.insert("staging_lead", [dict(full_name="Ana Gomez", email="ana@mail.com",
-                                                        phone="3001112233", interest_program="Au Pair")])
+    (student_row,) = pipeline.insert(
+        "staging_student",
+        [dict(full_name="Ana Gómez", cedula="1020345678", email="ana@mail.com", source="csv_only")],
+    )
+    (lead_row,) = pipeline.insert(
+        "staging_lead",
+        [dict(full_name="Ana Gomez", email="ana@mail.com", phone="3001112233", interest_program="Au Pair")],
+    )
     assert pipeline.run()["success"]
     (person,) = [p for (p,) in pipeline.query("SELECT id::text FROM persons")]
     lead = pipeline.scalar("SELECT id::text FROM leads")
     # the run recorded which row brought each value: the cédula the student's row, the phone the lead's
-    sources = dict(pipeline.query("SELECT field, staging_table || ':' || staging_id FROM ice_pipeline.field_sources "
-                                  "WHERE person_id = %s", (person,)))
-    assert sources["cedula"] == f"staging_student:{student_row}" and sources["phone"] == f"staging_lead:{lead_row}"
-    item = _item(pipeline, "possible_false_merge", person_id=person, reason="test", details={
-        "rows": {"stay": [["staging_student", student_row]], "move": [["staging_lead", lead_row]]}})
-    together = _item(pipeline, "possible_false_merge", person_id=person, staging_table="staging_lead",
-                     staging_id=lead_row, details={"rows": {"move": [["staging_lead", lead_row]]}})
+    sources = dict(
+        pipeline.query(
+            "SELECT field, staging_table || ':' || staging_id FROM ice_pipeline.field_sources "
+            "WHERE person_id = %s",
+            (person,),
+        )
+    )
+    assert (
+        sources["cedula"] == f"staging_student:{student_row}"
+        and sources["phone"] == f"staging_lead:{lead_row}"
+    )
+    item = _item(
+        pipeline,
+        "possible_false_merge",
+        person_id=person,
+        reason="test",
+        details={"rows": {"stay": [["staging_student", student_row]], "move": [["staging_lead", lead_row]]}},
+    )
+    together = _item(
+        pipeline,
+        "possible_false_merge",
+        person_id=person,
+        staging_table="staging_lead",
+        staging_id=lead_row,
+        details={"rows": {"move": [["staging_lead", lead_row]]}},
+    )
     pipeline.cli("review", "resolve", together, "keep_together")
     pipeline.cli("review", "resolve", item, "split")
     summary = pipeline.run()
     assert summary["success"] and summary["review_decisions_applied"] == 2, summary
 
-    new = pipeline.scalar("SELECT to_person_id::text FROM ice_pipeline.person_moves WHERE kind = 'split' "
-                          "AND from_person_id = %s AND review_id = %s", (person, item))
+    new = pipeline.scalar(
+        "SELECT to_person_id::text FROM ice_pipeline.person_moves WHERE kind = 'split' "
+        "AND from_person_id = %s AND review_id = %s",
+        (person, item),
+    )
     assert new and new != person
-    assert pipeline.query("SELECT phone, cedula FROM persons WHERE id = %s", (new,)) == [("+573001112233", None)]
-    assert pipeline.query("SELECT phone, cedula FROM persons WHERE id = %s", (person,)) == [(None, "1020345678")]
+    assert pipeline.query("SELECT phone, cedula FROM persons WHERE id = %s", (new,)) == [
+        ("+573001112233", None)
+    ]
+    assert pipeline.query("SELECT phone, cedula FROM persons WHERE id = %s", (person,)) == [
+        (None, "1020345678")
+    ]
     assert pipeline.scalar("SELECT person_id::text FROM leads WHERE id = %s", (lead,)) == new
     assert pipeline.scalar("SELECT person_id::text FROM students") == person
-    assert pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = 'staging_lead' "
-                           "AND entity = 'person'") == new
-    assert pipeline.scalar("SELECT person_id::text FROM ice_pipeline.field_sources WHERE field = 'phone'") == new
+    assert (
+        pipeline.scalar(
+            "SELECT entity_id::text FROM ice_pipeline.source_links WHERE staging_table = 'staging_lead' "
+            "AND entity = 'person'"
+        )
+        == new
+    )
+    assert (
+        pipeline.scalar("SELECT person_id::text FROM ice_pipeline.field_sources WHERE field = 'phone'") == new
+    )
     assert _status(pipeline, item)[:2] == ("applied", "split")
     assert _status(pipeline, together)[:2] == ("applied", "keep_together")
     assert pipeline.scalar("SELECT count(*) FROM persons") == 2
@@ -352,14 +556,31 @@ def test_split_moves_the_listed_rows_and_what_they_brought_to_a_new_person(pipel
 
 # --- in bulk: a spreadsheet ---------------------------------------------------------------------------
 
+
 def _queue_for_sheet(pipeline) -> tuple[str, int, int, int]:
     person = pipeline.insert_bot_person(full_name="Ana Gómez", city="Cali")
     other = pipeline.insert_bot_person(full_name="Ana Gomez")
-    field = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=1, person_id=person,
-                  field="city", existing_value="Cali", incoming_value="=HYPERLINK(\"http://x\")")
+    field = _item(
+        pipeline,
+        "field_conflict",
+        staging_table="staging_lead",
+        staging_id=1,
+        person_id=person,
+        field="city",
+        existing_value="Cali",
+        incoming_value='=HYPERLINK("http://x")',
+    )
     pair = _item(pipeline, "possible_duplicate", person_id=person, candidate_person_id=other, score=0.9)
-    untouched = _item(pipeline, "field_conflict", staging_table="staging_lead", staging_id=2, person_id=person,
-                      field="country", existing_value="Colombia", incoming_value="Peru")
+    untouched = _item(
+        pipeline,
+        "field_conflict",
+        staging_table="staging_lead",
+        staging_id=2,
+        person_id=person,
+        field="country",
+        existing_value="Colombia",
+        incoming_value="Peru",
+    )
     return person, field, pair, untouched
 
 
@@ -385,7 +606,9 @@ def test_export_edit_import_apply(pipeline, tmp_path):
     assert rows[field]["incoming_value"].startswith("'=")  # a spreadsheet does not run it
     assert rows[pair]["valid_decisions"] == "same_person | not_same" and rows[pair]["decision"] == ""
     _fill(sheet, {field: ("keep_existing", ""), pair: ("same_person", person)})
-    assert "2 decisions recorded (1 lines without a decision)" in pipeline.cli("review", "import", sheet).output
+    assert (
+        "2 decisions recorded (1 lines without a decision)" in pipeline.cli("review", "import", sheet).output
+    )
     assert "2 decisions applied" in pipeline.cli("review", "apply").output
     assert _status(pipeline, field)[:2] == ("applied", "keep_existing")
     assert _status(pipeline, pair) == ("applied", "same_person", person)
@@ -399,7 +622,11 @@ def test_import_with_one_bad_line_records_nothing_and_names_the_line(pipeline, t
     pipeline.cli("review", "export", "--csv", sheet, "--kind", "field_conflict")
     _fill(sheet, {field: ("keep_existing", ""), untouched: ("same_person", "")})
     output = pipeline.cli("review", "import", sheet, code=2).output
-    assert "line 3:" in output and "one of keep_existing, take_incoming" in output and "nothing was recorded" in output
+    assert (
+        "line 3:" in output
+        and "one of keep_existing, take_incoming" in output
+        and "nothing was recorded" in output
+    )
     assert _status(pipeline, field) == ("open", None, None)
     assert _status(pipeline, untouched) == ("open", None, None)
 
@@ -408,14 +635,18 @@ def test_the_run_merges_before_it_resolves_new_rows(pipeline):
     """A same_person decision is applied first thing in the run: a new row carrying the absorbed
     person's e-mail joins the person that stays (never the one that is gone)."""
     stayer = pipeline.insert_bot_person(created_at="2023-01-01", full_name="Ana Gómez", cedula="1020345678")
-    absorbed = pipeline.insert_bot_person(created_at="2024-01-01", full_name="Ana Gomez", email="ana@mail.com")
+    absorbed = pipeline.insert_bot_person(
+        created_at="2024-01-01", full_name="Ana Gomez", email="ana@mail.com"
+    )
     item = _item(pipeline, "possible_duplicate", person_id=stayer, candidate_person_id=absorbed)
     pipeline.cli("review", "resolve", item, "same_person", "--person", stayer)
-    (row,) = pipeline.insert("staging_student", [dict(full_name="Ana Gómez", email="ana@mail.com",
-                                                      source="csv_only")])
+    (row,) = pipeline.insert(
+        "staging_student", [dict(full_name="Ana Gómez", email="ana@mail.com", source="csv_only")]
+    )
     summary = pipeline.run()
-    assert summary["success"] and summary["review_decisions_applied"] == 1 and summary["persons_created"] == 0, \
-        summary
+    assert (
+        summary["success"] and summary["review_decisions_applied"] == 1 and summary["persons_created"] == 0
+    ), summary
     assert pipeline.linked("staging_student", row) == stayer
     assert pipeline.query("SELECT id::text, email FROM persons") == [(stayer, "ana@mail.com")]
     assert pipeline.scalar("SELECT person_id::text FROM students") == stayer

@@ -33,8 +33,15 @@ def base_env(**values: str) -> dict[str, str]:
 
 
 def ice(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ICE), *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=240,
-                          stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [str(ICE), *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def with_password(url: str) -> str:
@@ -43,7 +50,9 @@ def with_password(url: str) -> str:
 
 
 @pytest.mark.parametrize("present", [["DATABASE_URL"], ["STAGING_DATABASE_URL", "MINIO_ENDPOINT"]])
-def test_partial_configuration_stops_naming_what_is_missing(services, tmp_path: Path, present: list[str]) -> None:
+def test_partial_configuration_stops_naming_what_is_missing(
+    services, tmp_path: Path, present: list[str]
+) -> None:
     """The embedded services run, yet a half-configured environment is refused: no mixing."""
     embedded = services.env()
     env = base_env(ICE_LOCAL_DIR=str(services.root), **{name: embedded[name] for name in present})
@@ -80,8 +89,10 @@ def test_configured_services_are_named_without_passwords(pipeline, tmp_path: Pat
     staging_db = pipeline.staging_url.rsplit("/", 1)[1]
     production_db = pipeline.production_url.rsplit("/", 1)[1]
     port = pipeline.services.pg_port
-    assert line.startswith(f"using STAGING_DATABASE_URL=127.0.0.1:{port}/{staging_db}, "
-                           f"DATABASE_URL=127.0.0.1:{port}/{production_db}"), line
+    assert line.startswith(
+        f"using STAGING_DATABASE_URL=127.0.0.1:{port}/{staging_db}, "
+        f"DATABASE_URL=127.0.0.1:{port}/{production_db}"
+    ), line
     assert f"MINIO_ENDPOINT={pipeline.env['MINIO_ENDPOINT']}/{pipeline.bucket}" in line
     assert PASSWORD not in result.stdout + result.stderr
 
@@ -92,12 +103,13 @@ def _remote_like(scratch_databases, name: str, template: str | None) -> str:
     with closing(psycopg2.connect(url)) as conn:
         conn.autocommit = True
         with conn.cursor() as cur:
-            cur.execute(f'ALTER DATABASE "{name}" SET ice_pipeline.embedded = \'off\'')
+            cur.execute(f"ALTER DATABASE \"{name}\" SET ice_pipeline.embedded = 'off'")
     return url
 
 
-def test_demo_data_and_db_init_refuse_a_database_that_is_not_embedded(pipeline, scratch_databases,
-                                                                       tmp_path: Path) -> None:
+def test_demo_data_and_db_init_refuse_a_database_that_is_not_embedded(
+    pipeline, scratch_databases, tmp_path: Path
+) -> None:
     staging = _remote_like(scratch_databases, f"remote_stg_{os.getpid()}", "tpl_staging")
     env = base_env(ICE_LOCAL_DIR=str(tmp_path / "none"), **{**pipeline.env, "STAGING_DATABASE_URL": staging})
     env.pop("DAGSTER_HOME")
@@ -119,30 +131,47 @@ def test_demo_data_and_db_init_refuse_a_database_that_is_not_embedded(pipeline, 
         assert cur.fetchone()[0] > 0
 
     # The embedded cluster's own databases are accepted without the flag.
-    embedded = ice(["demo-data", "--persons", "50", "--no-documents"], base_env(
-        ICE_LOCAL_DIR=str(tmp_path / "none"), **{k: v for k, v in pipeline.env.items() if k != "DAGSTER_HOME"}),
-        tmp_path)
+    embedded = ice(
+        ["demo-data", "--persons", "50", "--no-documents"],
+        base_env(
+            ICE_LOCAL_DIR=str(tmp_path / "none"),
+            **{k: v for k, v in pipeline.env.items() if k != "DAGSTER_HOME"},
+        ),
+        tmp_path,
+    )
     assert embedded.returncode == 0, embedded.stderr[-3000:]
 
 
 def test_safe_url_hides_passwords_in_the_query_string_too() -> None:
-    raw = (f"postgresql://ice:{PASSWORD}@db.example:5432/ice_bot?schema=public&sslmode=require"
-           f"&password={PASSWORD}1&sslpassword={PASSWORD}2&application_name=ice")
+    raw = (
+        f"postgresql://ice:{PASSWORD}@db.example:5432/ice_bot?schema=public&sslmode=require"
+        f"&password={PASSWORD}1&sslpassword={PASSWORD}2&application_name=ice"
+    )
     shown = safe_url(parse_database_url(raw, "DATABASE_URL"))
     assert PASSWORD not in shown
-    assert "db.example:5432/ice_bot" in shown and "sslmode=require" in shown and "application_name=ice" in shown
+    assert (
+        "db.example:5432/ice_bot" in shown and "sslmode=require" in shown and "application_name=ice" in shown
+    )
     assert "password=***" in shown
 
 
 def test_importing_the_code_location_has_no_side_effects(services, tmp_path: Path) -> None:
     """No `.env` read, no environment written, no embedded service probed: definitions only define."""
     (tmp_path / ".env").write_text("DATABASE_URL=postgresql://from-dotenv@127.0.0.1:1/x\n")
-    probe = ("import json, os, sys; before = dict(os.environ); import psutil\n"
-             "import ice_pipeline.definitions\n"
-             "print(json.dumps({'same': dict(os.environ) == before, "
-             "'modules': sorted(m for m in sys.modules if m.startswith('ice_pipeline.dev') or m == 'dotenv')}))\n")
-    result = subprocess.run([sys.executable, "-c", probe], env=base_env(ICE_LOCAL_DIR=str(services.root)),
-                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    probe = (
+        "import json, os, sys; before = dict(os.environ); import psutil\n"
+        "import ice_pipeline.definitions\n"
+        "print(json.dumps({'same': dict(os.environ) == before, "
+        "'modules': sorted(m for m in sys.modules if m.startswith('ice_pipeline.dev') or m == 'dotenv')}))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=base_env(ICE_LOCAL_DIR=str(services.root)),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     seen = json.loads(result.stdout.splitlines()[-1])
     assert seen == {"same": True, "modules": []}

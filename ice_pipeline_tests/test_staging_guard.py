@@ -22,15 +22,22 @@ from ice_pipeline.store.staging import OpenWriterNotVisible, open_writer_cap
 
 
 def student(number: str, cedula: str) -> dict:
-    return {"full_name": f"Estudiante {number}", "cedula": cedula, "student_number": number,
-            "source": "directory+csv", "csv_enriched": True}
+    return {
+        "full_name": f"Estudiante {number}",
+        "cedula": cedula,
+        "student_number": number,
+        "source": "directory+csv",
+        "csv_enriched": True,
+    }
 
 
 def insert(conn: psycopg2.extensions.connection, row: dict) -> None:
     with conn.cursor() as cur:
         columns = list(row)
-        cur.execute(f"INSERT INTO staging_student ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
-                    [row[c] for c in columns])
+        cur.execute(
+            f"INSERT INTO staging_student ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})",
+            [row[c] for c in columns],
+        )
 
 
 @pytest.fixture
@@ -41,8 +48,10 @@ def reader(pipeline, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     with admin.cursor() as cur:
         cur.execute(f"CREATE ROLE {role} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE")
         cur.execute(f"GRANT SELECT ON ALL TABLES IN SCHEMA public TO {role}")
-    monkeypatch.setenv("STAGING_DATABASE_URL",
-                       make_url(pipeline.staging_url).set(username=role).render_as_string(hide_password=False))
+    monkeypatch.setenv(
+        "STAGING_DATABASE_URL",
+        make_url(pipeline.staging_url).set(username=role).render_as_string(hide_password=False),
+    )
     try:
         yield role
     finally:
@@ -62,10 +71,18 @@ def test_reader_role_is_really_unprivileged(pipeline, reader):
     v3 = psycopg2.connect(pipeline.staging_url)
     try:
         insert(v3, student("ST-OPEN", "52123456"))
-        with closing(psycopg2.connect(make_url(pipeline.staging_url).set(username=reader)
-                                      .render_as_string(hide_password=False))) as conn, conn.cursor() as cur:
-            cur.execute("SELECT count(*), count(xact_start) FROM pg_stat_activity "
-                        "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()")
+        with (
+            closing(
+                psycopg2.connect(
+                    make_url(pipeline.staging_url).set(username=reader).render_as_string(hide_password=False)
+                )
+            ) as conn,
+            conn.cursor() as cur,
+        ):
+            cur.execute(
+                "SELECT count(*), count(xact_start) FROM pg_stat_activity "
+                "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid()"
+            )
             assert cur.fetchone() == (1, 0)
             cur.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
             assert cur.fetchone() == (False,)
@@ -125,10 +142,15 @@ def test_cap_ignores_readers_and_writers_of_other_tables(pipeline, reader):
     try:
         with other.cursor() as cur:
             cur.execute("SELECT count(*) FROM staging_student")
-            cur.execute("INSERT INTO staging_reference_data (source_file, category, code, label) "
-                        "VALUES ('test.csv', 'city', 'TEST', 'Test')")
-        conn = connect(make_url(pipeline.staging_url).set(username=reader).render_as_string(hide_password=False),
-                       "STAGING_DATABASE_URL", read_only=True)
+            cur.execute(
+                "INSERT INTO staging_reference_data (source_file, category, code, label) "
+                "VALUES ('test.csv', 'city', 'TEST', 'Test')"
+            )
+        conn = connect(
+            make_url(pipeline.staging_url).set(username=reader).render_as_string(hide_password=False),
+            "STAGING_DATABASE_URL",
+            read_only=True,
+        )
         with closing(conn):
             cap, writers = open_writer_cap(conn)
             assert writers == 0

@@ -32,13 +32,20 @@ def test_run_lock_is_taken_once_per_run_and_held_while_students_and_leads_write(
             cur.execute(HELD_BY_ANOTHER_SESSION, (RUN_LOCK_KEY >> 32, RUN_LOCK_KEY & 0xFFFFFFFF))
             held_during[name] = cur.fetchone()[0]
             return write(cur, frame, now)
+
         return wrapper
 
     monkeypatch.setattr(MigrationLock, "yield_for_execution", counting)
-    monkeypatch.setattr(students_asset, "insert_students", observed("students", students_asset.insert_students))
+    monkeypatch.setattr(
+        students_asset, "insert_students", observed("students", students_asset.insert_students)
+    )
     monkeypatch.setattr(leads_asset, "insert_leads", observed("leads", leads_asset.insert_leads))
-    pipeline.insert("staging_student", [{"full_name": "Ana Uno", "email": "ana@mail.com", "source": "csv_only"}])
-    pipeline.insert("staging_lead", [{"full_name": "Ana Uno", "email": "ana@mail.com", "interest_program": "Camp"}])
+    pipeline.insert(
+        "staging_student", [{"full_name": "Ana Uno", "email": "ana@mail.com", "source": "csv_only"}]
+    )
+    pipeline.insert(
+        "staging_lead", [{"full_name": "Ana Uno", "email": "ana@mail.com", "interest_program": "Camp"}]
+    )
     summary = pipeline.run()
     assert summary["success"], summary["error"]
     assert summary["students_created"] == 1 and summary["leads_created"] == 1

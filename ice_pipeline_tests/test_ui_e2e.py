@@ -41,6 +41,7 @@ STOP_TIMEOUT_S = 30
 
 # --- fixtures -----------------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -74,8 +75,9 @@ class Server:
     log: Path
 
     def graphql(self, query: str, variables: dict | None = None) -> dict:
-        response = requests.post(f"{self.url}/graphql", json={"query": query, "variables": variables or {}},
-                                 timeout=60)
+        response = requests.post(
+            f"{self.url}/graphql", json={"query": query, "variables": variables or {}}, timeout=60
+        )
         assert response.status_code == 200, f"GraphQL HTTP {response.status_code}: {response.text[:2000]}"
         body = response.json()
         assert not body.get("errors"), body["errors"]
@@ -95,8 +97,11 @@ class Server:
         while left and time.monotonic() < deadline:
             time.sleep(0.2)
             left = processes_using(self.home)
-        return [f"{p.pid} pgid={os.getpgid(p.pid)} {' '.join(p.cmdline())[:150]} {_signal_state(p.pid)}"
-                for p in left if p.is_running()]
+        return [
+            f"{p.pid} pgid={os.getpgid(p.pid)} {' '.join(p.cmdline())[:150]} {_signal_state(p.pid)}"
+            for p in left
+            if p.is_running()
+        ]
 
     def kill(self) -> None:
         """Safety net: SIGKILL whatever this server left behind (only processes using its DAGSTER_HOME)."""
@@ -118,9 +123,23 @@ def dagster_ui(pipeline, pg_dagster_home, tmp_path: Path) -> Iterator[Server]:
     log = tmp_path / "dagster_dev.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "ice_pipeline.dev.launcher", "dev", "-h", "127.0.0.1", "-p", str(port),
-             "-w", str(REPO / "workspace.yaml")],
-            cwd=REPO, env=env, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "ice_pipeline.dev.launcher",
+                "dev",
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(port),
+                "-w",
+                str(REPO / "workspace.yaml"),
+            ],
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group: stopped as a whole, like Ctrl-C in a terminal
         )
     server = Server(proc, f"http://127.0.0.1:{port}", pg_dagster_home.path, log)
@@ -131,7 +150,9 @@ def dagster_ui(pipeline, pg_dagster_home, tmp_path: Path) -> Iterator[Server]:
             with contextlib.suppress(requests.RequestException):
                 if requests.get(f"{server.url}/server_info", timeout=2).ok:
                     break
-            assert time.monotonic() < deadline, f"no /server_info within {START_TIMEOUT_S} s:\n{server.log_tail()}"
+            assert time.monotonic() < deadline, (
+                f"no /server_info within {START_TIMEOUT_S} s:\n{server.log_tail()}"
+            )
             time.sleep(0.25)
         yield server
     finally:
@@ -279,9 +300,17 @@ def wait_for_run(server: Server, run_id: str) -> dict:
 
 def sensor_dry_run(server: Server) -> dict:
     """The UI's "Test sensor": one evaluation in the code server, with the Definitions' resources."""
-    result = server.graphql(SENSOR_DRY_RUN, {"selectorData": {
-        "repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "sensorName": "new_staging_rows"},
-        "cursor": None})  # required by this Dagster's resolver, even when empty
+    result = server.graphql(
+        SENSOR_DRY_RUN,
+        {
+            "selectorData": {
+                "repositoryLocationName": LOCATION,
+                "repositoryName": REPOSITORY,
+                "sensorName": "new_staging_rows",
+            },
+            "cursor": None,
+        },
+    )  # required by this Dagster's resolver, even when empty
     tick = result["sensorDryRun"]
     assert tick["__typename"] == "DryRunInstigationTick", tick
     evaluation = tick["evaluationResult"]
@@ -292,11 +321,15 @@ def sensor_dry_run(server: Server) -> dict:
 def failure_messages(server: Server, run_id: str) -> list[str]:
     logs = server.graphql(FAILURE_EVENTS, {"runId": run_id})["logsForRun"]
     events = logs.get("events", []) if logs["__typename"] == "EventConnection" else []
-    return [e.get("error", {}).get("message") or e.get("message") for e in events
-            if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")]
+    return [
+        e.get("error", {}).get("message") or e.get("message")
+        for e in events
+        if e["__typename"] in ("ExecutionStepFailureEvent", "RunFailureEvent")
+    ]
 
 
 # --- tests ---------------------------------------------------------------------------
+
 
 def test_repo_dagster_yaml_is_valid_for_this_dagster(pg_dagster_home, monkeypatch: pytest.MonkeyPatch):
     """dagster.yaml loads (storage, concurrency.runs.tag_concurrency_limits, run_retries) on this Dagster."""
@@ -309,7 +342,7 @@ def test_repo_dagster_yaml_is_valid_for_this_dagster(pg_dagster_home, monkeypatc
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert isinstance(instance.run_coordinator, QueuedRunCoordinator)
         limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
-        (key, value), = SERIAL_TAG.items()
+        ((key, value),) = SERIAL_TAG.items()
         assert {"key": key, "value": value, "limit": 1} in limits
         assert instance.run_retries_enabled and instance.run_retries_max_retries == 2
 
@@ -317,18 +350,24 @@ def test_repo_dagster_yaml_is_valid_for_this_dagster(pg_dagster_home, monkeypatc
 def test_launcher_gives_the_server_default_signal_handling(tmp_path: Path):
     """Started from a script with SIGINT/SIGTERM ignored (as `make` or `&` do), the server still gets
     the default handlers, in its own process group; its exit status comes back."""
-    probe = ("import os, signal, sys; "
-             "ok = signal.getsignal(signal.SIGINT) is signal.default_int_handler "
-             "and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and os.getpgrp() == os.getpid(); "
-             "sys.exit(3 if ok else 4)")
+    probe = (
+        "import os, signal, sys; "
+        "ok = signal.getsignal(signal.SIGINT) is signal.default_int_handler "
+        "and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL and os.getpgrp() == os.getpid(); "
+        "sys.exit(3 if ok else 4)"
+    )
 
     def ignore_stop_signals() -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
     env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "home")}
-    result = subprocess.run([sys.executable, "-m", "ice_pipeline.dev.launcher", sys.executable, "-c", probe],
-                            env=env, preexec_fn=ignore_stop_signals, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "ice_pipeline.dev.launcher", sys.executable, "-c", probe],
+        env=env,
+        preexec_fn=ignore_stop_signals,
+        timeout=60,
+    )
     assert result.returncode == 3
 
 
@@ -359,12 +398,22 @@ def test_ui_loads_everything_and_runs_the_job(pipeline, dagster_ui: Server):
 
     # The assets and their checks (the duplicate checks on resolved_persons block).
     nodes = {"/".join(n["assetKey"]["path"]): n for n in server.graphql(ASSET_NODES)["assetNodes"]}
-    for asset in ("staging_students", "staging_leads", "staging_documents", "staging_reference_data",
-                  "resolved_persons", "prod_students", "prod_leads", "prod_documents"):
+    for asset in (
+        "staging_students",
+        "staging_leads",
+        "staging_documents",
+        "staging_reference_data",
+        "resolved_persons",
+        "prod_students",
+        "prod_leads",
+        "prod_documents",
+    ):
         assert asset in nodes, f"asset {asset} not loaded: {sorted(nodes)}"
         assert MIGRATION_JOB in nodes[asset]["jobNames"]
-    checks = {name: {c["name"]: c for c in node["assetChecksOrError"].get("checks", [])}
-              for name, node in nodes.items()}
+    checks = {
+        name: {c["name"]: c for c in node["assetChecksOrError"].get("checks", [])}
+        for name, node in nodes.items()
+    }
     assert checks["resolved_persons"]["persons_unique_cedula"]["blocking"] is True
     for asset in ("resolved_persons", "prod_students", "prod_leads", "prod_documents"):
         assert checks[asset], f"{asset} has no asset checks"
@@ -374,11 +423,20 @@ def test_ui_loads_everything_and_runs_the_job(pipeline, dagster_ui: Server):
     assert [r["jobName"] for r in before["runRequests"]] == [MIGRATION_JOB], before
 
     # Launch the job through the API, as the UI's "Materialize all" / launchpad does.
-    launched = server.graphql(LAUNCH, {"executionParams": {
-        "selector": {"repositoryLocationName": LOCATION, "repositoryName": REPOSITORY, "jobName": MIGRATION_JOB},
-        "runConfigData": {},
-        "executionMetadata": {"tags": [{"key": "ice_pipeline/trigger", "value": "e2e"}]},
-    }})["launchRun"]
+    launched = server.graphql(
+        LAUNCH,
+        {
+            "executionParams": {
+                "selector": {
+                    "repositoryLocationName": LOCATION,
+                    "repositoryName": REPOSITORY,
+                    "jobName": MIGRATION_JOB,
+                },
+                "runConfigData": {},
+                "executionMetadata": {"tags": [{"key": "ice_pipeline/trigger", "value": "e2e"}]},
+            }
+        },
+    )["launchRun"]
     assert launched["__typename"] == "LaunchRunSuccess", launched
     run_id = launched["run"]["runId"]
     run = wait_for_run(server, run_id)
@@ -387,8 +445,9 @@ def test_ui_loads_everything_and_runs_the_job(pipeline, dagster_ui: Server):
     assert run_tags.items() >= SERIAL_TAG.items()  # what the tag concurrency limit keys on
 
     # The check results are recorded against this run.
-    executions = server.graphql(CHECK_EXECUTIONS, {"assetKey": {"path": ["resolved_persons"]},
-                                                   "checkName": "persons_unique_cedula"})["assetCheckExecutions"]
+    executions = server.graphql(
+        CHECK_EXECUTIONS, {"assetKey": {"path": ["resolved_persons"]}, "checkName": "persons_unique_cedula"}
+    )["assetCheckExecutions"]
     mine = [e for e in executions if e["runId"] == run_id]
     assert mine and mine[0]["status"] == "SUCCEEDED" and mine[0]["evaluation"]["success"] is True, executions
 

@@ -45,6 +45,7 @@ KILL_SEED = 4242
 
 # --- helpers ----------------------------------------------------------------
 
+
 @dataclass
 class Databases:
     """A staging + production database pair cloned from the session templates (like the `pipeline` fixture)."""
@@ -62,7 +63,9 @@ class Databases:
         return conn
 
     def query(self, sql: str, params=None, *, db: str = "production") -> list[tuple]:
-        with closing(psycopg2.connect(self.production_url if db == "production" else self.staging_url)) as conn:
+        with closing(
+            psycopg2.connect(self.production_url if db == "production" else self.staging_url)
+        ) as conn:
             conn.autocommit = True
             with conn.cursor() as cur:
                 cur.execute(sql, params)
@@ -91,9 +94,15 @@ def make_databases(services: local.LocalServices, scratch_databases, tmp_path: P
         home = tmp_path / f"dagster_home_{tag}"
         home.mkdir()
         env = services.env()
-        env.update({"STAGING_DATABASE_URL": staging_url, "DATABASE_URL": production_url,
-                    "MINIO_BUCKET": f"docs-{tag}", "STAGING_FILES_ROOT": str(files_root),
-                    "DAGSTER_HOME": str(home)})
+        env.update(
+            {
+                "STAGING_DATABASE_URL": staging_url,
+                "DATABASE_URL": production_url,
+                "MINIO_BUCKET": f"docs-{tag}",
+                "STAGING_FILES_ROOT": str(files_root),
+                "DAGSTER_HOME": str(home),
+            }
+        )
         dbs = Databases(staging_url, production_url, env, files_root)
         created.append(dbs)
         return dbs
@@ -114,15 +123,20 @@ def load_staging(dbs: Databases, data: demo.DemoData) -> demo.LoadResult:
 
 def split(data: demo.DemoData, parts: int) -> list[demo.DemoData]:
     """The same staging rows in `parts` consecutive slices (reference data with the first one)."""
+
     def chunk(frame: pd.DataFrame, i: int) -> pd.DataFrame:
         n = len(frame)
-        return frame.iloc[n * i // parts: n * (i + 1) // parts].reset_index(drop=True)
+        return frame.iloc[n * i // parts : n * (i + 1) // parts].reset_index(drop=True)
 
     assert data.documents.empty, "split() keeps documents out: their student_row would not line up"
     return [
-        demo.DemoData(students=chunk(data.students, i), leads=chunk(data.leads, i), documents=data.documents,
-                      reference_data=data.reference_data if i == 0 else data.reference_data.iloc[0:0],
-                      lead_failures=chunk(data.lead_failures, i))
+        demo.DemoData(
+            students=chunk(data.students, i),
+            leads=chunk(data.leads, i),
+            documents=data.documents,
+            reference_data=data.reference_data if i == 0 else data.reference_data.iloc[0:0],
+            lead_failures=chunk(data.lead_failures, i),
+        )
         for i in range(parts)
     ]
 
@@ -134,11 +148,14 @@ def use_env(monkeypatch: pytest.MonkeyPatch):
     In-process runs use an ephemeral Dagster instance (no DAGSTER_HOME): Dagster's default SQLite event
     log costs ~10 s of fsyncs per run on this disk, and what is under test is the production database.
     """
+
     def use(dbs: Databases) -> None:
         for name, value in dbs.env.items():
             monkeypatch.setenv(name, value)
         monkeypatch.delenv("DAGSTER_HOME", raising=False)
-        monkeypatch.delenv("DAGSTER_PG_URL", raising=False)  # else a PostgreSQL instance in ./.ice/dagster_home
+        monkeypatch.delenv(
+            "DAGSTER_PG_URL", raising=False
+        )  # else a PostgreSQL instance in ./.ice/dagster_home
 
     return use
 
@@ -157,29 +174,45 @@ def _sortable(rows: list[tuple]) -> list[tuple]:
     return sorted(rows, key=lambda row: tuple((value is None, str(value)) for value in row))
 
 
-PERSON = ("p.full_name, p.email, p.phone, p.cedula, p.birth_date::text, p.address, p.city, p.country, "
-          "p.data_source, p.original_name, p.csv_enriched")
+PERSON = (
+    "p.full_name, p.email, p.phone, p.cedula, p.birth_date::text, p.address, p.city, p.country, "
+    "p.data_source, p.original_name, p.csv_enriched"
+)
 
 
 def production_state(dbs: Databases) -> dict[str, list[tuple]]:
     """Persons, students, leads (and where each staging row ended) as id-free tuples."""
     return {
         "persons": _sortable(dbs.query(f"SELECT {PERSON} FROM persons p")),
-        "students": _sortable(dbs.query(
-            f"SELECT {PERSON}, s.student_number, s.program, s.status, s.data_source, s.csv_enriched "
-            "FROM students s JOIN persons p ON p.id = s.person_id")),
-        "leads": _sortable(dbs.query(
-            f"SELECT {PERSON}, sv.name, ev.name, l.program_type, l.lead_status, l.notes, l.source_file, "
-            "l.source_sheet, l.source_row FROM leads l JOIN persons p ON p.id = l.person_id "
-            "LEFT JOIN services sv ON sv.id = l.service_id LEFT JOIN events ev ON ev.id = l.event_id")),
+        "students": _sortable(
+            dbs.query(
+                f"SELECT {PERSON}, s.student_number, s.program, s.status, s.data_source, s.csv_enriched "
+                "FROM students s JOIN persons p ON p.id = s.person_id"
+            )
+        ),
+        "leads": _sortable(
+            dbs.query(
+                f"SELECT {PERSON}, sv.name, ev.name, l.program_type, l.lead_status, l.notes, l.source_file, "
+                "l.source_sheet, l.source_row FROM leads l JOIN persons p ON p.id = l.person_id "
+                "LEFT JOIN services sv ON sv.id = l.service_id LEFT JOIN events ev ON ev.id = l.event_id"
+            )
+        ),
         # Staging ids line up between pairs: same template, rows loaded in the same order.
-        "person_links": _sortable(dbs.query(
-            f"SELECT l.staging_table, l.staging_id, {PERSON} FROM ice_pipeline.source_links l "
-            "JOIN persons p ON p.id = l.entity_id WHERE l.entity = 'person'")),
-        "rejected": _sortable(dbs.query("SELECT staging_table, staging_id, reason FROM ice_pipeline.rejected_rows")),
-        "open_review": _sortable(dbs.query(
-            "SELECT kind, staging_table, staging_id, field, existing_value, incoming_value "
-            "FROM ice_pipeline.review_queue WHERE status = 'open'")),
+        "person_links": _sortable(
+            dbs.query(
+                f"SELECT l.staging_table, l.staging_id, {PERSON} FROM ice_pipeline.source_links l "
+                "JOIN persons p ON p.id = l.entity_id WHERE l.entity = 'person'"
+            )
+        ),
+        "rejected": _sortable(
+            dbs.query("SELECT staging_table, staging_id, reason FROM ice_pipeline.rejected_rows")
+        ),
+        "open_review": _sortable(
+            dbs.query(
+                "SELECT kind, staging_table, staging_id, field, existing_value, incoming_value "
+                "FROM ice_pipeline.review_queue WHERE status = 'open'"
+            )
+        ),
     }
 
 
@@ -189,27 +222,33 @@ def assert_same_state(actual: dict, expected: dict) -> None:
         extra = [row for row in actual[name] if row not in set(expected[name])]
         assert actual[name] == expected[name], (
             f"{name}: {len(actual[name])} rows vs {len(expected[name])} expected; "
-            f"missing {missing[:3]}, extra {extra[:3]}")
+            f"missing {missing[:3]}, extra {extra[:3]}"
+        )
 
 
 def flagged_identifiers(dbs: Databases) -> set[str]:
     """E-mails and cédulas of the persons named by open possible_duplicate items: two persons created
     before a later row showed they are one. The pipeline flags them and never merges production
     persons by itself, so increments differ from one batch exactly there."""
-    rows = dbs.query("SELECT p.email, p.cedula FROM ice_pipeline.review_queue q JOIN persons p "
-                     "ON p.id IN (q.person_id, q.candidate_person_id) "
-                     "WHERE q.kind = 'possible_duplicate' AND q.status = 'open'")
+    rows = dbs.query(
+        "SELECT p.email, p.cedula FROM ice_pipeline.review_queue q JOIN persons p "
+        "ON p.id IN (q.person_id, q.candidate_person_id) "
+        "WHERE q.kind = 'possible_duplicate' AND q.status = 'open'"
+    )
     return {value for row in rows for value in row if value}
 
 
 def without_flagged(state: dict, flagged: set[str]) -> dict:
     """The state minus every row about a flagged person (email at index 1, cédula at 3 of PERSON)."""
+
     def about_flagged(row: tuple, offset: int) -> bool:
         return bool({row[offset + 1], row[offset + 3]} & flagged)
 
     offsets = {"persons": 0, "students": 0, "leads": 0, "person_links": 2}
-    result = {name: [r for r in rows if not about_flagged(r, offsets[name])] if name in offsets else rows
-              for name, rows in state.items()}
+    result = {
+        name: [r for r in rows if not about_flagged(r, offsets[name])] if name in offsets else rows
+        for name, rows in state.items()
+    }
     tying_rows = {(r[1], r[2]) for r in state["open_review"] if r[0] == "possible_duplicate"}
     # the row that tied them is flagged, and its values held by the other person are noted
     result["open_review"] = [r for r in state["open_review"] if (r[1], r[2]) not in tying_rows]
@@ -223,24 +262,36 @@ def assert_same_state_but_flagged(incremental: Databases, once: Databases) -> No
     actual, expected = production_state(incremental), production_state(once)
     assert_same_state(without_flagged(actual, flagged), without_flagged(expected, flagged))
     extra = len(actual["persons"]) - len(expected["persons"])
-    pairs = incremental.scalar("SELECT count(*) FROM ice_pipeline.review_queue "
-                               "WHERE kind = 'possible_duplicate' AND status = 'open'")
+    pairs = incremental.scalar(
+        "SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'possible_duplicate' AND status = 'open'"
+    )
     assert 0 <= extra <= pairs, (extra, pairs)
 
 
 def assert_no_duplicates(dbs: Databases) -> None:
     assert dbs.scalar("SELECT count(*) - count(DISTINCT cedula) FROM persons WHERE cedula IS NOT NULL") == 0
-    assert dbs.scalar("SELECT count(*) - count(DISTINCT lower(email)) FROM persons WHERE email IS NOT NULL") == 0
+    assert (
+        dbs.scalar("SELECT count(*) - count(DISTINCT lower(email)) FROM persons WHERE email IS NOT NULL") == 0
+    )
     assert dbs.scalar("SELECT count(*) - count(DISTINCT person_id) FROM students") == 0
-    assert dbs.scalar("SELECT count(*) FROM (SELECT staging_table, staging_id FROM ice_pipeline.source_links "
-                      "GROUP BY staging_table, staging_id, entity HAVING count(DISTINCT entity_id) > 1) d") == 0
+    assert (
+        dbs.scalar(
+            "SELECT count(*) FROM (SELECT staging_table, staging_id FROM ice_pipeline.source_links "
+            "GROUP BY staging_table, staging_id, entity HAVING count(DISTINCT entity_id) > 1) d"
+        )
+        == 0
+    )
 
 
 def sensor_context(dbs: Databases, cursor: str | None = None, instance=None):
-    return build_sensor_context(cursor=cursor, instance=instance, resources={
-        "staging_db": StagingDatabase(url=dbs.staging_url),
-        "production_db": ProductionDatabase(url=dbs.production_url),
-    })
+    return build_sensor_context(
+        cursor=cursor,
+        instance=instance,
+        resources={
+            "staging_db": StagingDatabase(url=dbs.staging_url),
+            "production_db": ProductionDatabase(url=dbs.production_url),
+        },
+    )
 
 
 def cli_env(dbs: Databases, home: DagsterHome) -> dict[str, str]:
@@ -251,19 +302,36 @@ def cli_env(dbs: Databases, home: DagsterHome) -> dict[str, str]:
 
 
 def start_cli(dbs: Databases, home: DagsterHome, *args: str) -> subprocess.Popen:
-    return subprocess.Popen([CLI, "migrate", "--json", *args], env=cli_env(dbs, home),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [CLI, "migrate", "--json", *args],
+        env=cli_env(dbs, home),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def student_row(**values) -> dict:
-    row = {"full_name": "Ana María Pérez Gómez", "email": "ana.perez@example.com", "phone": None,
-           "cedula": "1.020.345.678", "birth_date": "15/03/1995", "city": "Bogotá", "country": "Colombia",
-           "program": None, "student_number": "ST-1001", "source": "directory+csv", "csv_enriched": True}
+    row = {
+        "full_name": "Ana María Pérez Gómez",
+        "email": "ana.perez@example.com",
+        "phone": None,
+        "cedula": "1.020.345.678",
+        "birth_date": "15/03/1995",
+        "city": "Bogotá",
+        "country": "Colombia",
+        "program": None,
+        "student_number": "ST-1001",
+        "source": "directory+csv",
+        "csv_enriched": True,
+    }
     row.update(values)
     return row
 
 
 # --- sensor -------------------------------------------------------------------
+
 
 def test_sensor_skips_with_reason_when_nothing_is_new(pipeline, use_env):
     dbs = as_databases(pipeline)
@@ -321,14 +389,20 @@ def test_sensor_sees_changed_rows_and_polls_cheaply(pipeline, use_env):
     assert isinstance(new_staging_rows(sensor_context(dbs)), SkipReason)
 
     # V3 re-ingests the row: same id, updated_at moved.
-    pipeline.query("UPDATE staging_student SET phone = '300 123 4567', updated_at = now() WHERE id = %s", (sid,),
-                   db="staging")
+    pipeline.query(
+        "UPDATE staging_student SET phone = '300 123 4567', updated_at = now() WHERE id = %s",
+        (sid,),
+        db="staging",
+    )
     result = new_staging_rows(sensor_context(dbs))
     assert isinstance(result, RunRequest)
 
     # The polling query is an index scan reading one row, not a scan of the table.
-    plan = pipeline.query("EXPLAIN (FORMAT JSON) SELECT updated_at, id FROM staging_student "
-                          "ORDER BY updated_at DESC, id DESC LIMIT 1", db="staging")[0][0]
+    plan = pipeline.query(
+        "EXPLAIN (FORMAT JSON) SELECT updated_at, id FROM staging_student "
+        "ORDER BY updated_at DESC, id DESC LIMIT 1",
+        db="staging",
+    )[0][0]
     text = json.dumps(plan)
     assert "Index" in text and "Seq Scan" not in text and "Sort" not in text
 
@@ -341,9 +415,11 @@ def test_sensor_launches_for_review_decisions_waiting_for_a_run(pipeline, use_en
     idle = new_staging_rows.evaluate_tick(sensor_context(dbs))
     assert not idle.run_requests
 
-    pipeline.query("INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, status, decision_kind, "
-                   "resolved_at) VALUES ('identity_conflict', 'staging_lead', %s, 'resolved', 'new_person', now())",
-                   (sid,))
+    pipeline.query(
+        "INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, status, decision_kind, "
+        "resolved_at) VALUES ('identity_conflict', 'staging_lead', %s, 'resolved', 'new_person', now())",
+        (sid,),
+    )
     tick = new_staging_rows.evaluate_tick(sensor_context(dbs))
     assert len(tick.run_requests) == 1
     staging_only = run_key_for(staging_high_water_marks(StagingDatabase(url=dbs.staging_url)))
@@ -363,8 +439,9 @@ def test_job_is_serialised_by_tag_and_scheduled_daily():
     assert sensor_def.job_name == MIGRATION_JOB and sensor_def.minimum_interval_seconds >= 30
 
 
-def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothing(pipeline, use_env,
-                                                                                   pg_dagster_home, monkeypatch):
+def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothing(
+    pipeline, use_env, pg_dagster_home, monkeypatch
+):
     """Both are on by default and both ask the same questions of a real instance (the repo's dagster.yaml,
     PostgreSQL run storage): is there work, and is a migration already queued or running?"""
     from dagster import (
@@ -382,10 +459,13 @@ def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothin
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
     assert defs.resolve_sensor_def("new_staging_rows").default_status == DefaultSensorStatus.RUNNING
     dbs = as_databases(pipeline)
-    resources = {"staging_db": StagingDatabase(url=dbs.staging_url),
-                 "production_db": ProductionDatabase(url=dbs.production_url)}
+    resources = {
+        "staging_db": StagingDatabase(url=dbs.staging_url),
+        "production_db": ProductionDatabase(url=dbs.production_url),
+    }
     monkeypatch.setenv("DAGSTER_PG_URL", pg_dagster_home.pg_url)
     with DagsterInstance.from_ref(InstanceRef.from_dir(str(pg_dagster_home.path))) as instance:
+
         def schedule_tick():
             return schedule.evaluate_tick(build_schedule_context(instance=instance, resources=resources))
 
@@ -402,8 +482,9 @@ def test_sensor_and_schedule_never_run_two_migrations_at_once_nor_one_for_nothin
         tick = sensor_tick()
         (request,) = tick.run_requests
         job = defs.resolve_job_def(MIGRATION_JOB)
-        queued = instance.create_run_for_job(job_def=job, status=DagsterRunStatus.NOT_STARTED,
-                                             tags={**job.tags, **request.tags})
+        queued = instance.create_run_for_job(
+            job_def=job, status=DagsterRunStatus.NOT_STARTED, tags={**job.tags, **request.tags}
+        )
         # While it waits or runs: the 02:00 schedule does not add a second one, nor does the sensor,
         # even with its cursor lost.
         for status in (DagsterRunStatus.STARTING, DagsterRunStatus.STARTED):
@@ -438,6 +519,7 @@ def _status_event(run, status):
 
 # --- increments -----------------------------------------------------------------
 
+
 def test_three_batches_with_runs_in_between_equal_one_batch(pipeline, make_databases, use_env):
     data = demo.generate(400, seed=7, documents=False)
     batches = split(data, 3)
@@ -466,16 +548,38 @@ def test_three_batches_with_runs_in_between_equal_one_batch(pipeline, make_datab
 INCREMENT_CASES = {
     # Two earlier rows share nothing; a later row carries the cédula of one and the e-mail of the other.
     "row_bridging_two_earlier_persons": [
-        [("staging_lead", {"full_name": "Johana Rodríguez Ortiz", "cedula": "1145375514", "birth_date": "17/06/1993"}),
-         ("staging_lead", {"full_name": "Johana Rodríguez Ortiz", "email": "jrodriguez697@hotmail.com"})],
-        [("staging_student", {"full_name": "Johana Rodríguez Ortiz", "cedula": "1145375514",
-                              "email": "jrodriguez697@hotmail.com", "student_number": "ST-2001"})],
+        [
+            (
+                "staging_lead",
+                {"full_name": "Johana Rodríguez Ortiz", "cedula": "1145375514", "birth_date": "17/06/1993"},
+            ),
+            ("staging_lead", {"full_name": "Johana Rodríguez Ortiz", "email": "jrodriguez697@hotmail.com"}),
+        ],
+        [
+            (
+                "staging_student",
+                {
+                    "full_name": "Johana Rodríguez Ortiz",
+                    "cedula": "1145375514",
+                    "email": "jrodriguez697@hotmail.com",
+                    "student_number": "ST-2001",
+                },
+            )
+        ],
     ],
     # The same person written without, then with, accents.
     "better_written_name_arrives_later": [
         [("staging_lead", {"full_name": "Nicolas Sanchez Gonzalez", "cedula": "76935615"})],
-        [("staging_lead", {"full_name": "Nicolás Sánchez González", "cedula": "76935615",
-                           "email": "nicolassanchez1045@gmail.com"})],
+        [
+            (
+                "staging_lead",
+                {
+                    "full_name": "Nicolás Sánchez González",
+                    "cedula": "76935615",
+                    "email": "nicolassanchez1045@gmail.com",
+                },
+            )
+        ],
     ],
 }
 
@@ -485,8 +589,10 @@ def insert_rows(dbs: Databases, rows: list[tuple[str, dict]]) -> None:
         conn.autocommit = True  # one transaction per row: arrival order = updated_at order
         with conn.cursor() as cur:
             for table, row in rows:
-                cur.execute(f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
-                            list(row.values()))
+                cur.execute(
+                    f"INSERT INTO {table} ({', '.join(row)}) VALUES ({', '.join(['%s'] * len(row))})",
+                    list(row.values()),
+                )
 
 
 @pytest.mark.parametrize("case", sorted(INCREMENT_CASES))
@@ -503,8 +609,10 @@ def test_increments_equal_one_batch_small_cases(case, pipeline, make_databases, 
         # that ties them is linked to one and flags both for a person to merge.
         assert len(production_state(once)["persons"]) == 1
         assert len(production_state(incremental)["persons"]) == 2
-        flagged = incremental.query("SELECT person_id, candidate_person_id FROM ice_pipeline.review_queue "
-                                    "WHERE kind = 'possible_duplicate' AND status = 'open'")
+        flagged = incremental.query(
+            "SELECT person_id, candidate_person_id FROM ice_pipeline.review_queue "
+            "WHERE kind = 'possible_duplicate' AND status = 'open'"
+        )
         assert len(flagged) == 1 and None not in flagged[0] and flagged[0][0] != flagged[0][1]
         assert_same_state_but_flagged(incremental, once)
         return
@@ -513,8 +621,10 @@ def test_increments_equal_one_batch_small_cases(case, pipeline, make_databases, 
 
 # --- killed run -------------------------------------------------------------------
 
-def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipeline, make_databases, use_env,
-                                                                            pg_dagster_home):
+
+def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(
+    pipeline, make_databases, use_env, pg_dagster_home
+):
     data = demo.generate(KILL_PERSONS, seed=KILL_SEED, documents=False)
     killed = as_databases(pipeline)
     load_staging(killed, data)
@@ -525,8 +635,10 @@ def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipel
     try:
         with watch.cursor() as cur:
             while proc.poll() is None:
-                cur.execute("SELECT (SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person'), "
-                            "(SELECT count(*) FROM students)")
+                cur.execute(
+                    "SELECT (SELECT count(*) FROM ice_pipeline.source_links WHERE entity = 'person'), "
+                    "(SELECT count(*) FROM students)"
+                )
                 persons_linked, students = cur.fetchone()
                 if persons_linked and not students:
                     os.killpg(proc.pid, signal.SIGKILL)
@@ -545,7 +657,10 @@ def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipel
     # Killed between the two commits: persons and their links are there, nothing after them.
     assert killed.scalar("SELECT count(*) FROM persons") > 0
     assert killed.scalar("SELECT count(*) FROM students") == 0
-    assert killed.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_student'") == 0
+    assert (
+        killed.scalar("SELECT count(*) FROM ice_pipeline.watermarks WHERE staging_table = 'staging_student'")
+        == 0
+    )
     # The sensor still sees the work (the watermark did not move).
     assert isinstance(new_staging_rows(sensor_context(killed)), RunRequest)
 
@@ -565,6 +680,7 @@ def test_run_killed_after_resolved_persons_then_rerun_equals_uninterrupted(pipel
 
 
 # --- two runs at once ---------------------------------------------------------------
+
 
 def test_two_runs_started_together_never_duplicate(pipeline, make_databases, use_env, pg_dagster_home):
     data = demo.generate(1500, seed=99, documents=False)
@@ -625,26 +741,38 @@ def test_rows_committed_late_by_a_long_staging_transaction_are_not_lost(pipeline
     slow = psycopg2.connect(dbs.staging_url)  # V3's long ingestion transaction
     try:
         with slow.cursor() as cur:
-            cur.execute("INSERT INTO staging_student (full_name, cedula, student_number) "
-                        "VALUES ('Late Row Student', '52123456', 'ST-LATE')")
+            cur.execute(
+                "INSERT INTO staging_student (full_name, cedula, student_number) "
+                "VALUES ('Late Row Student', '52123456', 'ST-LATE')"
+            )
         pipeline.insert("staging_student", [student_row()])  # a quick one, committed first
         migrate(dbs, use_env)
         slow.commit()
     finally:
         slow.close()
     # The late row is new work: the sensor must see it, and the next run must load it.
-    assert isinstance(new_staging_rows(sensor_context(dbs)), RunRequest), "the sensor does not see the late row"
+    assert isinstance(new_staging_rows(sensor_context(dbs)), RunRequest), (
+        "the sensor does not see the late row"
+    )
     migrate(dbs, use_env)
     assert dbs.scalar("SELECT count(*) FROM students WHERE student_number = 'ST-LATE'") == 1
 
 
 # --- changed staging row --------------------------------------------------------------
 
+
 def load_reference_data(dbs: Databases) -> None:
     data = demo.generate(1, seed=1, documents=False)
-    load_staging(dbs, demo.DemoData(students=data.students.iloc[0:0], leads=data.leads.iloc[0:0],
-                                    documents=data.documents, reference_data=data.reference_data,
-                                    lead_failures=data.lead_failures.iloc[0:0]))
+    load_staging(
+        dbs,
+        demo.DemoData(
+            students=data.students.iloc[0:0],
+            leads=data.leads.iloc[0:0],
+            documents=data.documents,
+            reference_data=data.reference_data,
+            lead_failures=data.lead_failures.iloc[0:0],
+        ),
+    )
 
 
 def test_reingested_unchanged_rows_change_nothing(pipeline, use_env):
@@ -669,13 +797,20 @@ def test_reingested_leads_keep_their_lead(pipeline, use_env):
     dbs = as_databases(pipeline)
     load_reference_data(dbs)
     for n in range(8):  # eight people: which lead wins an ambiguous key must not be left to chance
-        person = {"full_name": f"Persona Prueba {chr(65 + n)}", "cedula": f"10203040{n:02d}",
-                  "interest_program": "Intercambio Académico", "source_file": "leads.csv"}
-        pipeline.insert("staging_lead", [
-            {**person, "service": "Intercambio Académico", "event": "Charla Javeriana Work & Travel"},
-            {**person, "service": "Intercambio Académico"},
-            {**person, "event": "Webinar Au Pair Julio", "source_sheet": "Hoja1"},
-        ])
+        person = {
+            "full_name": f"Persona Prueba {chr(65 + n)}",
+            "cedula": f"10203040{n:02d}",
+            "interest_program": "Intercambio Académico",
+            "source_file": "leads.csv",
+        }
+        pipeline.insert(
+            "staging_lead",
+            [
+                {**person, "service": "Intercambio Académico", "event": "Charla Javeriana Work & Travel"},
+                {**person, "service": "Intercambio Académico"},
+                {**person, "event": "Webinar Au Pair Julio", "source_sheet": "Hoja1"},
+            ],
+        )
     migrate(dbs, use_env)
     before = production_state(dbs)
     assert len(before["leads"]) == 8
@@ -691,8 +826,12 @@ def test_changed_staging_row_fills_null_and_sends_conflict_to_review(pipeline, u
     person = dbs.query("SELECT id, phone, city FROM persons")
     assert len(person) == 1 and person[0][1] is None
 
-    pipeline.query("UPDATE staging_student SET phone = '300 123 4567', city = 'Medellín', updated_at = now() "
-                   "WHERE id = %s", (sid,), db="staging")
+    pipeline.query(
+        "UPDATE staging_student SET phone = '300 123 4567', city = 'Medellín', updated_at = now() "
+        "WHERE id = %s",
+        (sid,),
+        db="staging",
+    )
     assert isinstance(new_staging_rows(sensor_context(dbs)), RunRequest)
     summary = migrate(dbs, use_env)
     assert summary["persons_created"] == 0 and summary["students_created"] == 0
@@ -701,9 +840,18 @@ def test_changed_staging_row_fills_null_and_sends_conflict_to_review(pipeline, u
     assert len(rows) == 1 and rows[0][0] == person[0][0]
     assert rows[0][1] is not None and rows[0][1].replace(" ", "").endswith("3001234567"), rows  # NULL filled
     assert rows[0][2] == "Bogotá"  # a differing value is kept as is...
-    conflicts = dbs.query("SELECT staging_table, staging_id, field, existing_value, incoming_value, status "
-                          "FROM ice_pipeline.review_queue WHERE kind = 'field_conflict'")
-    assert ("staging_student", sid, "city", "Bogotá", "Medellín", "open") in conflicts  # ...and sent to review
+    conflicts = dbs.query(
+        "SELECT staging_table, staging_id, field, existing_value, incoming_value, status "
+        "FROM ice_pipeline.review_queue WHERE kind = 'field_conflict'"
+    )
+    assert (
+        "staging_student",
+        sid,
+        "city",
+        "Bogotá",
+        "Medellín",
+        "open",
+    ) in conflicts  # ...and sent to review
     assert dbs.scalar("SELECT count(*) FROM students") == 1
     assert dbs.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE staging_id = %s", (sid,)) == 2
     assert_no_duplicates(dbs)
@@ -712,5 +860,7 @@ def test_changed_staging_row_fills_null_and_sends_conflict_to_review(pipeline, u
     # Re-processing the same change again adds nothing (no second review item, no duplicate).
     pipeline.query("UPDATE staging_student SET updated_at = now() WHERE id = %s", (sid,), db="staging")
     migrate(dbs, use_env)
-    assert dbs.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'field_conflict'") == len(conflicts)
+    assert dbs.scalar("SELECT count(*) FROM ice_pipeline.review_queue WHERE kind = 'field_conflict'") == len(
+        conflicts
+    )
     assert dbs.scalar("SELECT count(*) FROM persons") == 1

@@ -17,10 +17,25 @@ import pytest
 from ice_pipeline.dev import demo_data
 
 PRODUCTION_TABLES = ("persons", "students", "leads", "services", "events", "student_documents")
-PIPELINE_TABLES = ("ice_pipeline.source_links", "ice_pipeline.rejected_rows", "ice_pipeline.review_queue",
-                   "ice_pipeline.watermarks", "ice_pipeline.person_keys")
-COUNT_KEYS = ("persons_created", "persons_updated", "students_created", "students_updated", "leads_created",
-              "leads_updated", "documents_uploaded", "documents_skipped", "rows_rejected", "rows_in_review")
+PIPELINE_TABLES = (
+    "ice_pipeline.source_links",
+    "ice_pipeline.rejected_rows",
+    "ice_pipeline.review_queue",
+    "ice_pipeline.watermarks",
+    "ice_pipeline.person_keys",
+)
+COUNT_KEYS = (
+    "persons_created",
+    "persons_updated",
+    "students_created",
+    "students_updated",
+    "leads_created",
+    "leads_updated",
+    "documents_uploaded",
+    "documents_skipped",
+    "rows_rejected",
+    "rows_in_review",
+)
 
 
 def data_dump(pipeline) -> list[str]:
@@ -29,18 +44,31 @@ def data_dump(pipeline) -> list[str]:
     Sorted because a restored row is a new tuple (COPY follows physical order); sequence
     positions dropped (they advance even in rolled-back transactions, and are not data).
     """
-    command = ["pg_dump", "--data-only", "--dbname", pipeline.production_url,
-               "--exclude-table", "ice_pipeline.change_log", "--exclude-table", "ice_pipeline.runs"]
+    command = [
+        "pg_dump",
+        "--data-only",
+        "--dbname",
+        pipeline.production_url,
+        "--exclude-table",
+        "ice_pipeline.change_log",
+        "--exclude-table",
+        "ice_pipeline.runs",
+    ]
     for table in (*PRODUCTION_TABLES, *PIPELINE_TABLES):
         command += ["--table", table if "." in table else f"public.{table}"]
     text = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-    return sorted(line for line in text.splitlines()
-                  if not line.startswith(("\\restrict", "\\unrestrict", "SELECT pg_catalog.setval", "--")))
+    return sorted(
+        line
+        for line in text.splitlines()
+        if not line.startswith(("\\restrict", "\\unrestrict", "SELECT pg_catalog.setval", "--"))
+    )
 
 
 def snapshot(pipeline) -> tuple[dict, list[str]]:
-    tables = {**pipeline.dump(), "ice_pipeline.person_keys": pipeline.query(
-        "SELECT * FROM ice_pipeline.person_keys ORDER BY 1")}
+    tables = {
+        **pipeline.dump(),
+        "ice_pipeline.person_keys": pipeline.query("SELECT * FROM ice_pipeline.person_keys ORDER BY 1"),
+    }
     return tables, data_dump(pipeline)
 
 
@@ -63,8 +91,11 @@ def load_demo(pipeline, persons: int, seed: int, documents: bool = True):
 
 
 def created_person(pipeline, run_id: str) -> str:
-    return pipeline.scalar("SELECT entity_id::text FROM ice_pipeline.source_links WHERE run_id = %s "
-                           "AND entity = 'person' AND matched_by = 'new' ORDER BY 1 LIMIT 1", (run_id,))
+    return pipeline.scalar(
+        "SELECT entity_id::text FROM ice_pipeline.source_links WHERE run_id = %s "
+        "AND entity = 'person' AND matched_by = 'new' ORDER BY 1 LIMIT 1",
+        (run_id,),
+    )
 
 
 # --- the tests -----------------------------------------------------------------------
@@ -88,7 +119,10 @@ def test_undo_restores_production_byte_for_byte_and_a_new_run_gives_the_same_res
     assert after_tables == before_tables
     assert after_dump == before_dump
     assert bucket_objects(pipeline) == []
-    assert pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (first["run_id"],)) == "undone"
+    assert (
+        pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (first["run_id"],))
+        == "undone"
+    )
 
     again = pipeline.run()
     assert again["success"]
@@ -111,9 +145,14 @@ def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipel
     refused = pipeline.cli("undo", first["run_id"], code=1)
     assert "refused" in refused.output
     # The staging watermarks moved by both runs: the later run is named as the blocker.
-    assert re.search(rf"ice_pipeline\.watermarks staging_\w+: a later run changed it too \({second['run_id']}\)",
-                     refused.output), refused.output
-    assert pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (first["run_id"],)) != "undone"
+    assert re.search(
+        rf"ice_pipeline\.watermarks staging_\w+: a later run changed it too \({second['run_id']}\)",
+        refused.output,
+    ), refused.output
+    assert (
+        pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (first["run_id"],))
+        != "undone"
+    )
 
     # Undone in reverse order, both go, and production is as it was before either.
     pipeline.cli("undo", second["run_id"])
@@ -122,18 +161,40 @@ def test_undo_of_an_earlier_run_is_refused_while_a_later_run_depends_on_it(pipel
 
 
 def test_a_later_runs_link_to_a_person_the_run_created_blocks_its_undo(pipeline):
-    pipeline.insert("staging_student", [{"full_name": "Ana Maria Perez Test", "email": "ana.test@example.com",
-                                         "cedula": "1020345678", "student_number": "T-0001", "source": "csv_only"}])
+    pipeline.insert(
+        "staging_student",
+        [
+            {
+                "full_name": "Ana Maria Perez Test",
+                "email": "ana.test@example.com",
+                "cedula": "1020345678",
+                "student_number": "T-0001",
+                "source": "csv_only",
+            }
+        ],
+    )
     first = pipeline.run()
     person = created_person(pipeline, first["run_id"])
-    pipeline.insert("staging_lead", [{"full_name": "ANA MARIA PEREZ TEST", "cedula": "1.020.345.678",
-                                      "source_file": "leads.csv", "source_row": 2}])
+    pipeline.insert(
+        "staging_lead",
+        [
+            {
+                "full_name": "ANA MARIA PEREZ TEST",
+                "cedula": "1.020.345.678",
+                "source_file": "leads.csv",
+                "source_row": 2,
+            }
+        ],
+    )
     second = pipeline.run()
     assert second["persons_created"] == 0 and second["leads_created"] == 1
 
     refused = pipeline.cli("undo", first["run_id"], "--json", code=1)
     reasons = {b["reason"] for b in json.loads(refused.stdout)["blockers"]}
-    assert f"a later run ({second['run_id']}) linked it to public.persons {person}, which this run created" in reasons
+    assert (
+        f"a later run ({second['run_id']}) linked it to public.persons {person}, which this run created"
+        in reasons
+    )
 
 
 def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipeline):
@@ -144,12 +205,18 @@ def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipel
 
     # The bot creates a lead for a person the run created: deleting the person would break it.
     lead = str(uuid.uuid4())
-    pipeline.query("INSERT INTO leads (id, person_id, lead_status, updated_at) VALUES (%s, %s, 'NEW', now())",
-                   (lead, person))
+    pipeline.query(
+        "INSERT INTO leads (id, person_id, lead_status, updated_at) VALUES (%s, %s, 'NEW', now())",
+        (lead, person),
+    )
     refused = pipeline.cli("undo", run["run_id"], "--json", code=1)
     blockers = json.loads(refused.stdout)["blockers"]
-    assert {"table_name": "public.leads", "row_id": lead, "row_key": lead,
-            "reason": f"references public.persons {person}, which the run created"} in blockers
+    assert {
+        "table_name": "public.leads",
+        "row_id": lead,
+        "row_key": lead,
+        "reason": f"references public.persons {person}, which the run created",
+    } in blockers
     pipeline.query("DELETE FROM leads WHERE id = %s", (lead,))
 
     # The bot edits a person the run created (as Prisma does: a field and updated_at).
@@ -157,9 +224,13 @@ def test_undo_is_refused_after_a_bot_edit_or_a_bot_row_referencing_the_run(pipel
     refused = pipeline.cli("undo", run["run_id"], "--json", code=1)
     blockers = json.loads(refused.stdout)["blockers"]
     assert [b["reason"] for b in blockers if b["row_id"] == person] == [
-        "changed after the run, outside the pipeline (a bot or manual edit)"]
+        "changed after the run, outside the pipeline (a bot or manual edit)"
+    ]
     assert snapshot(pipeline)[0]["ice_pipeline.person_keys"] == untouched[0]["ice_pipeline.person_keys"]
-    assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE run_id = %s", (run["run_id"],)) > 0
+    assert (
+        pipeline.scalar("SELECT count(*) FROM ice_pipeline.source_links WHERE run_id = %s", (run["run_id"],))
+        > 0
+    )
 
 
 def test_undo_dry_run_changes_nothing_and_says_what_it_would_do(pipeline):
@@ -182,7 +253,10 @@ def test_undo_dry_run_changes_nothing_and_says_what_it_would_do(pipeline):
 
     assert snapshot(pipeline) == before
     assert bucket_objects(pipeline) == objects
-    assert pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (run["run_id"],)) == "succeeded"
+    assert (
+        pipeline.scalar("SELECT status FROM ice_pipeline.runs WHERE run_id = %s", (run["run_id"],))
+        == "succeeded"
+    )
 
 
 def test_undo_of_an_unknown_run_is_a_clear_error(pipeline):
@@ -197,7 +271,9 @@ def test_migrate_backup_writes_a_dump_pg_restore_reads_and_that_restores_product
     assert json.loads(result.stdout)["persons_created"] > 0
     dumps = list((tmp_path / "backups").glob("ice-production-*.dump"))
     assert len(dumps) == 1
-    listing = subprocess.run(["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True)
+    listing = subprocess.run(
+        ["pg_restore", "--list", str(dumps[0])], capture_output=True, text=True, check=True
+    )
     assert "TABLE DATA public persons" in listing.stdout
     assert "TABLE DATA ice_pipeline watermarks" in listing.stdout
     command = re.search(r"^.*(pg_restore .*\.dump)$", result.stderr, re.MULTILINE)
@@ -205,8 +281,13 @@ def test_migrate_backup_writes_a_dump_pg_restore_reads_and_that_restores_product
     assert '"$DATABASE_URL"' in command.group(1)
 
     # The printed command, as an operator runs it, puts production back as it was before the run.
-    subprocess.run(command.group(1), shell=True, check=True, capture_output=True,
-                   env={"DATABASE_URL": pipeline.production_url, "PATH": "/usr/bin:/bin"})
+    subprocess.run(
+        command.group(1),
+        shell=True,
+        check=True,
+        capture_output=True,
+        env={"DATABASE_URL": pipeline.production_url, "PATH": "/usr/bin:/bin"},
+    )
     assert snapshot(pipeline) == before
 
 
@@ -214,9 +295,13 @@ def test_migrate_backup_writes_a_dump_pg_restore_reads_and_that_restores_product
 def test_writes_outside_a_run_are_not_logged(pipeline, table):
     """The bot's writes (no run id in the session) leave nothing in the change log."""
     if table == "persons":
-        pipeline.query("INSERT INTO persons (id, full_name, email, updated_at) VALUES (%s, 'X', NULL, now())",
-                       (str(uuid.uuid4()),))
+        pipeline.query(
+            "INSERT INTO persons (id, full_name, email, updated_at) VALUES (%s, 'X', NULL, now())",
+            (str(uuid.uuid4()),),
+        )
     else:
-        pipeline.query("INSERT INTO ice_pipeline.watermarks (staging_table, high_updated_at, high_id, run_id) "
-                       "VALUES ('staging_lead', now(), 1, 'manual')")
+        pipeline.query(
+            "INSERT INTO ice_pipeline.watermarks (staging_table, high_updated_at, high_id, run_id) "
+            "VALUES ('staging_lead', now(), 1, 'manual')"
+        )
     assert pipeline.scalar("SELECT count(*) FROM ice_pipeline.change_log") == 0

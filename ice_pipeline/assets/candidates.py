@@ -42,8 +42,14 @@ def run_candidates(cur, person_ids: list[str], run_id: str) -> dict[str, int]:
     """Compare `person_ids` with their blocking neighbours and queue the candidates; returns counts only."""
     focus_ids = sorted(set(person_ids))
     if not focus_ids:
-        return {"persons_checked": 0, "neighbours_read": 0, "candidates_found": 0, "candidates_queued": 0,
-                "blocks_skipped": 0, "pairs_compared": 0}
+        return {
+            "persons_checked": 0,
+            "neighbours_read": 0,
+            "candidates_found": 0,
+            "candidates_queued": 0,
+            "blocks_skipped": 0,
+            "pairs_compared": 0,
+        }
     if len(focus_ids) > FOCUS_LOOKUP_LIMIT:
         # A large run (a first load, a backfill): one read of every person beats ~200 cédula
         # variants per person looked up; the comparison still only pairs the run's persons.
@@ -55,9 +61,14 @@ def run_candidates(cur, person_ids: list[str], run_id: str) -> dict[str, int]:
         checked = len(focus)
     result = find_candidates(persons, focus=persons["person_id"].isin(focus_ids).to_numpy())
     queued = queue_candidates(cur, result.pairs, run_id)
-    return {"persons_checked": checked, "neighbours_read": len(persons) - checked,
-            "candidates_found": len(result.pairs), "candidates_queued": queued,
-            "blocks_skipped": result.stats["blocks_skipped"], "pairs_compared": result.stats["pairs_compared"]}
+    return {
+        "persons_checked": checked,
+        "neighbours_read": len(persons) - checked,
+        "candidates_found": len(result.pairs),
+        "candidates_queued": queued,
+        "blocks_skipped": result.stats["blocks_skipped"],
+        "pairs_compared": result.stats["pairs_compared"],
+    }
 
 
 @asset(
@@ -70,17 +81,26 @@ def run_candidates(cur, person_ids: list[str], run_id: str) -> dict[str, int]:
     "mobile, e-mail). Pairs that look like one person go to the review queue as possible_duplicate with a "
     "score and the evidence; never merged. Metadata: counts only.",
 )
-def person_candidates(context: AssetExecutionContext, resolved_persons: pd.DataFrame,
-                      production_db: ProductionDatabase, options: MigrationOptions) -> Output[None]:
+def person_candidates(
+    context: AssetExecutionContext,
+    resolved_persons: pd.DataFrame,
+    production_db: ProductionDatabase,
+    options: MigrationOptions,
+) -> Output[None]:
     started = time.monotonic()
     person_ids = resolved_persons["person_id"].dropna().astype(str).unique().tolist()
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         figures = run_candidates(cur, person_ids, context.run.run_id)
         record_run(cur, context.run.run_id, {CANDIDATES_QUEUED.stats_key: figures["candidates_queued"]})
-    context.log.info(f"candidates: {figures['persons_checked']} persons checked, "
-                     f"{figures['candidates_found']} candidate pairs, {figures['candidates_queued']} newly queued")
-    metadata = {"dry_run": MetadataValue.bool(options.dry_run), **figures,
-                "seconds": round(time.monotonic() - started, 2)}
+    context.log.info(
+        f"candidates: {figures['persons_checked']} persons checked, "
+        f"{figures['candidates_found']} candidate pairs, {figures['candidates_queued']} newly queued"
+    )
+    metadata = {
+        "dry_run": MetadataValue.bool(options.dry_run),
+        **figures,
+        "seconds": round(time.monotonic() - started, 2),
+    }
     return Output(None, metadata=metadata)
 
 
@@ -105,14 +125,23 @@ def full_scan(conn, run_id: str, *, dry_run: bool = False, max_block: int = DEFA
         conn.rollback()
         raise
     stats = result.stats
-    return {"run_id": run_id, "dry_run": dry_run, "persons": len(persons), "pairs_blocked": stats["pairs_blocked"],
-            "pairs_compared": stats["pairs_compared"], "candidates_found": len(result.pairs),
-            "candidates_queued": queued, "already_asked": len(result.pairs) - queued,
-            "blocks_skipped": stats["blocks_skipped"],
-            "persons_in_skipped_blocks": stats["persons_in_skipped_blocks"],
-            "blocks_skipped_by_key": {k.removeprefix("blocks_skipped_"): v for k, v in stats.items()
-                                      if k.startswith("blocks_skipped_")},
-            "read_seconds": round(read_seconds, 2), "seconds": round(time.monotonic() - started, 2)}
+    return {
+        "run_id": run_id,
+        "dry_run": dry_run,
+        "persons": len(persons),
+        "pairs_blocked": stats["pairs_blocked"],
+        "pairs_compared": stats["pairs_compared"],
+        "candidates_found": len(result.pairs),
+        "candidates_queued": queued,
+        "already_asked": len(result.pairs) - queued,
+        "blocks_skipped": stats["blocks_skipped"],
+        "persons_in_skipped_blocks": stats["persons_in_skipped_blocks"],
+        "blocks_skipped_by_key": {
+            k.removeprefix("blocks_skipped_"): v for k, v in stats.items() if k.startswith("blocks_skipped_")
+        },
+        "read_seconds": round(read_seconds, 2),
+        "seconds": round(time.monotonic() - started, 2),
+    }
 
 
 # --- the review queue in the Dagster UI -----------------------------------------------------------------------
@@ -130,7 +159,9 @@ def review_max_age_days() -> int:
     try:
         value = int(raw)
     except ValueError:
-        raise Failure(description=f"{REVIEW_MAX_AGE_VARIABLE} must be a whole number of days, got '{raw}'.") from None
+        raise Failure(
+            description=f"{REVIEW_MAX_AGE_VARIABLE} must be a whole number of days, got '{raw}'."
+        ) from None
     if value < 0:
         raise Failure(description=f"{REVIEW_MAX_AGE_VARIABLE} must not be negative.")
     return value
@@ -157,16 +188,21 @@ def review_queue_figures(conn, max_age_days: int) -> dict:
 def _age_table(figures: dict) -> MetadataValue:
     lines = ["| kind | open | < 1 day | 1–7 days | 7–30 days | > 30 days |", "|---|---:|---:|---:|---:|---:|"]
     for kind, ages in sorted(figures["by_kind_and_age"].items()):
-        lines.append(f"| {kind} | {figures['by_kind'][kind]} | " + " | ".join(str(ages[b]) for b in AGE_BUCKETS) + " |")
+        lines.append(
+            f"| {kind} | {figures['by_kind'][kind]} | " + " | ".join(str(ages[b]) for b in AGE_BUCKETS) + " |"
+        )
     if len(lines) == 2:
         lines.append("| (none) | 0 | 0 | 0 | 0 | 0 |")
     return MetadataValue.md("\n".join(lines))
 
 
-@asset_check(asset="resolved_persons", name="review_queue_age",
-             description="The review queue waits for people: open items by kind and by age (counts only, no "
-             "personal values). WARN when an item has waited longer than ICE_REVIEW_MAX_AGE_DAYS (default 14) "
-             "days: answer it with `ice-pipeline review`.")
+@asset_check(
+    asset="resolved_persons",
+    name="review_queue_age",
+    description="The review queue waits for people: open items by kind and by age (counts only, no "
+    "personal values). WARN when an item has waited longer than ICE_REVIEW_MAX_AGE_DAYS (default 14) "
+    "days: answer it with `ice-pipeline review`.",
+)
 def review_queue_age(production_db: ProductionDatabase) -> AssetCheckResult:
     max_age = review_max_age_days()
     with production_db.connection() as conn:
@@ -174,8 +210,11 @@ def review_queue_age(production_db: ProductionDatabase) -> AssetCheckResult:
     return AssetCheckResult(
         passed=figures["older_than_max"] == 0,
         severity=AssetCheckSeverity.WARN,
-        description=(f"{figures['older_than_max']} open review items waited more than {max_age} days"
-                     if figures["older_than_max"] else f"no open review item older than {max_age} days"),
+        description=(
+            f"{figures['older_than_max']} open review items waited more than {max_age} days"
+            if figures["older_than_max"]
+            else f"no open review item older than {max_age} days"
+        ),
         metadata={
             "open_items": figures["open_items"],
             "older_than_max_age": figures["older_than_max"],

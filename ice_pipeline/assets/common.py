@@ -1,6 +1,5 @@
 """What every asset of the migration shares: run options, the writer lock, metadata helpers."""
 
-
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,13 +24,23 @@ OWNERS = ["team:ice-data-ops"]
 class MigrationOptions(ConfigurableResource):
     """Run options, also settable in the Dagster launchpad (resources.options.config)."""
 
-    dry_run: bool = Field(default=False, description="Compute everything, write nothing (production and bucket untouched).")
-    limit: int = Field(default=DEFAULT_BATCH_ROWS, description=(
-        "At most this many new/changed student and lead rows in this run, taken together in arrival order, and "
-        "at most this many documents (0 = all). A larger backlog is taken in several runs: the sensor launches "
-        "the next at once and `ice-pipeline migrate` loops. Bounds the run's memory."))
-    full_refresh: bool = Field(default=False, description="Re-read every staging row, ignoring the watermarks.")
-    lock_wait_seconds: int = Field(default=600, description="How long to wait for another migration to finish writing.")
+    dry_run: bool = Field(
+        default=False, description="Compute everything, write nothing (production and bucket untouched)."
+    )
+    limit: int = Field(
+        default=DEFAULT_BATCH_ROWS,
+        description=(
+            "At most this many new/changed student and lead rows in this run, taken together in arrival order, and "
+            "at most this many documents (0 = all). A larger backlog is taken in several runs: the sensor launches "
+            "the next at once and `ice-pipeline migrate` loops. Bounds the run's memory."
+        ),
+    )
+    full_refresh: bool = Field(
+        default=False, description="Re-read every staging row, ignoring the watermarks."
+    )
+    lock_wait_seconds: int = Field(
+        default=600, description="How long to wait for another migration to finish writing."
+    )
 
 
 @dataclass
@@ -40,9 +49,9 @@ class StagingBatch:
 
     table: str
     rows: pd.DataFrame
-    high: tuple[str, int] | None      # (updated_at, id) of the last row read, for the watermark
-    retried: int = 0                  # rows read again because an earlier run could not load them yet
-    limited: bool = False             # the batch limit cut it short: more rows wait for the next run
+    high: tuple[str, int] | None  # (updated_at, id) of the last row read, for the watermark
+    retried: int = 0  # rows read again because an earlier run could not load them yet
+    limited: bool = False  # the batch limit cut it short: more rows wait for the next run
     # staging_leads only: the lead failures (staging_lead_failures) read with it. The recovered ones are
     # among `rows` (staging_table 'staging_lead_failures'); the rest wait in `failures_rejected` for
     # prod_leads, which writes them and moves the failures' own watermark to `failures_high`.
@@ -63,6 +72,8 @@ def current_run_id() -> str:
         return OpExecutionContext.get().run_id
     except DagsterInvariantViolationError:
         return ""
+
+
 # --- end undo -------------------------------------------------------------------------
 
 
@@ -78,7 +89,9 @@ def writer_transaction(conn: Connection, options: MigrationOptions) -> Iterator[
             cur.execute("SET LOCAL lock_timeout = %s", (f"{options.lock_wait_seconds}s",))
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
             cur.execute("SET LOCAL lock_timeout = 0")
-            cur.execute("SELECT set_config('ice_pipeline.run_id', %s, true)", (current_run_id(),))  # undo's change log
+            cur.execute(
+                "SELECT set_config('ice_pipeline.run_id', %s, true)", (current_run_id(),)
+            )  # undo's change log
             check_production_schema(conn)
             yield cur
         if options.dry_run:
@@ -97,8 +110,10 @@ def writer_transaction(conn: Connection, options: MigrationOptions) -> Iterator[
         # primary message and the constraint only.
         diag = error.diag
         where = f" (constraint {diag.constraint_name})" if diag.constraint_name else ""
-        raise Failure(description=f"Production write failed and was rolled back: "
-                      f"{diag.message_primary or type(error).__name__}{where}.") from None
+        raise Failure(
+            description=f"Production write failed and was rolled back: "
+            f"{diag.message_primary or type(error).__name__}{where}."
+        ) from None
     except BaseException:
         conn.rollback()
         raise

@@ -64,10 +64,15 @@ def _upload(document_store: DocumentStore, fresh: pd.DataFrame) -> list[UploadOu
         client = document_store.client()
         document_store.ensure_bucket(client)
     except Exception as error:
-        cause = str(error).rstrip(".") if isinstance(error, SettingsError | DatabaseUnavailable) else \
-            f"the document store at {document_store.endpoint} failed ({store_error_summary(error)})"
-        raise Failure(description=f"{cause}; no document was uploaded, nothing was written to the database, "
-                      "and the next run completes the documents.") from None
+        cause = (
+            str(error).rstrip(".")
+            if isinstance(error, SettingsError | DatabaseUnavailable)
+            else f"the document store at {document_store.endpoint} failed ({store_error_summary(error)})"
+        )
+        raise Failure(
+            description=f"{cause}; no document was uploaded, nothing was written to the database, "
+            "and the next run completes the documents."
+        ) from None
     try:
         return document_store.upload(items, client)
     except StoreFailure as failure:
@@ -80,8 +85,15 @@ def _upload(document_store: DocumentStore, fresh: pd.DataFrame) -> list[UploadOu
         ) from None
 
 
-def _write(cur, plan: docs.DocumentPlan, fresh: pd.DataFrame, batch: StagingBatch, run_id: str,
-           options: MigrationOptions, bytes_put: int) -> tuple[pd.DataFrame, set[str]]:
+def _write(
+    cur,
+    plan: docs.DocumentPlan,
+    fresh: pd.DataFrame,
+    batch: StagingBatch,
+    run_id: str,
+    options: MigrationOptions,
+    bytes_put: int,
+) -> tuple[pd.DataFrame, set[str]]:
     """Inside the writer transaction: re-check, insert, link, reject, watermark. (links, inserted ids)"""
     existing = store.read_existing(cur, plan.accepted)
     to_insert = fresh[~docs.present_in(fresh, existing)]
@@ -98,14 +110,25 @@ def _write(cur, plan: docs.DocumentPlan, fresh: pd.DataFrame, batch: StagingBatc
         store.relink_documents(cur, links, run_id)
         write_rejections(cur, plan.rejection_frame(), run_id)
         advance_watermark(cur, STAGING_TABLE, batch.high, run_id)
-        record_run(cur, run_id, {DOCUMENTS_UPLOADED.stats_key: len(inserted), BYTES_UPLOADED.stats_key: int(bytes_put)},
-                   last=True)
+        record_run(
+            cur,
+            run_id,
+            {DOCUMENTS_UPLOADED.stats_key: len(inserted), BYTES_UPLOADED.stats_key: int(bytes_put)},
+            last=True,
+        )
     return links, inserted
 
 
-def _metadata(batch: StagingBatch, plan: docs.DocumentPlan, links: pd.DataFrame, fresh: pd.DataFrame,
-              inserted: set[str], outcomes: list[UploadOutcome], options: MigrationOptions,
-              seconds: dict[str, float]) -> dict:
+def _metadata(
+    batch: StagingBatch,
+    plan: docs.DocumentPlan,
+    links: pd.DataFrame,
+    fresh: pd.DataFrame,
+    inserted: set[str],
+    outcomes: list[UploadOutcome],
+    options: MigrationOptions,
+    seconds: dict[str, float],
+) -> dict:
     """Run metadata: counts, bytes and timings only (no paths, keys or names)."""
     rejections = plan.rejection_frame()
     bytes_put = sum(o.bytes for o in outcomes)
@@ -125,7 +148,9 @@ def _metadata(batch: StagingBatch, plan: docs.DocumentPlan, links: pd.DataFrame,
         "objects_already_in_bucket": sum(o.status == "present" for o in outcomes),
         # On a dry run: the bytes a real run would upload.
         "bytes_uploaded": bytes_put if not options.dry_run else new_bytes,
-        "throughput_mb_s": round(bytes_put / 1e6 / seconds["upload"], 2) if bytes_put and seconds["upload"] else 0.0,
+        "throughput_mb_s": round(bytes_put / 1e6 / seconds["upload"], 2)
+        if bytes_put and seconds["upload"]
+        else 0.0,
         "bytes_hashed": plan.hashed_bytes,
         "rejection_reasons": markdown_counts("reason", rejections["reason"].value_counts()),
         "hash_seconds": round(seconds["hash"], 2),
@@ -147,9 +172,14 @@ def _metadata(batch: StagingBatch, plan: docs.DocumentPlan, links: pd.DataFrame,
     "their staged checksum are refused with a reason; documents of students in review or rejected wait for "
     "them. Advances the staging_document watermark with its writes. Output: staging document -> document.",
 )
-def prod_documents(context: AssetExecutionContext, staging_documents: StagingBatch, prod_students: pd.DataFrame,
-                   production_db: ProductionDatabase, document_store: DocumentStore,
-                   options: MigrationOptions) -> Output[pd.DataFrame]:
+def prod_documents(
+    context: AssetExecutionContext,
+    staging_documents: StagingBatch,
+    prod_students: pd.DataFrame,
+    production_db: ProductionDatabase,
+    document_store: DocumentStore,
+    options: MigrationOptions,
+) -> Output[pd.DataFrame]:
     started = time.monotonic()
     rows = staging_documents.rows
 
@@ -174,11 +204,20 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
 
     # 3. One transaction: re-check, insert, link, reject, watermark.
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        links, inserted = _write(cur, plan, fresh, staging_documents, context.run.run_id, options,
-                                 sum(o.bytes for o in outcomes))
+        links, inserted = _write(
+            cur, plan, fresh, staging_documents, context.run.run_id, options, sum(o.bytes for o in outcomes)
+        )
 
-    metadata = _metadata(staging_documents, plan, links, fresh, inserted, outcomes, options, {
-        "hash": hash_seconds, "upload": upload_seconds, "total": time.monotonic() - started})
+    metadata = _metadata(
+        staging_documents,
+        plan,
+        links,
+        fresh,
+        inserted,
+        outcomes,
+        options,
+        {"hash": hash_seconds, "upload": upload_seconds, "total": time.monotonic() - started},
+    )
     with production_db.connection() as conn:  # the plan's verification figures, on the run's last asset
         metadata.update(verification_metadata(conn))
     context.log.info(
@@ -186,5 +225,7 @@ def prod_documents(context: AssetExecutionContext, staging_documents: StagingBat
         f"{metadata['documents_skipped']} already present, {metadata['documents_rejected']} refused or waiting, "
         f"{metadata['bytes_uploaded'] / 1e6:.1f} MB"
     )
-    return Output(links[["staging_id", "entity_id", "matched_by"]].rename(columns={"entity_id": "document_id"}),
-                  metadata=metadata)
+    return Output(
+        links[["staging_id", "entity_id", "matched_by"]].rename(columns={"entity_id": "document_id"}),
+        metadata=metadata,
+    )

@@ -5,7 +5,6 @@ logic.leads) -> write (store.leads; a row production refuses costs that row)
 -> lineage, rejections, metadata.
 """
 
-
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -63,24 +62,36 @@ def unrecoverable_failures(batch: StagingBatch) -> pd.DataFrame:
 class WrittenLeads:
     """What prod_leads wrote: the figures of its metadata and of ice_pipeline.runs."""
 
-    links: pd.DataFrame          # staging_table, staging_id, lead_id, matched_by, warnings; refused leads out
-    rejected: pd.DataFrame       # the batch's rows rejected (REJECTION_COLUMNS), unrecoverable failures aside
+    links: pd.DataFrame  # staging_table, staging_id, lead_id, matched_by, warnings; refused leads out
+    rejected: pd.DataFrame  # the batch's rows rejected (REJECTION_COLUMNS), unrecoverable failures aside
     unrecoverable: pd.DataFrame  # lead failures no lead can be recovered from (staging_id, reason)
     created: int
     updated: int
-    recovered: int               # rows recovered from staging_lead_failures, linked to a lead
+    recovered: int  # rows recovered from staging_lead_failures, linked to a lead
 
 
-def write_leads(cur: Cursor, batch: StagingBatch, fitted: Fitted, linked: pd.DataFrame, plan: LeadPlan, *,
-                now: dt.datetime, run_id: str, dry_run: bool) -> WrittenLeads:
+def write_leads(
+    cur: Cursor,
+    batch: StagingBatch,
+    fitted: Fitted,
+    linked: pd.DataFrame,
+    plan: LeadPlan,
+    *,
+    now: dt.datetime,
+    run_id: str,
+    dry_run: bool,
+) -> WrittenLeads:
     """New leads and fills, then the batch's links, rejections and both watermarks, and the run's figures."""
     refused = pd.DataFrame(columns=["entity_id", "reason", "details"])
     # A dry run predicts from the plan: the persons it would create were
     # rolled back, so inserting rows that reference them cannot even be tried.
     if not dry_run:
-        refused = pd.concat([
-            refused_ids(plan.new_leads, "lead_id", insert_leads(cur, plan.new_leads, now).refused),
-            refused_ids(plan.updates, "lead_id", fill_leads(cur, plan.updates, now).refused)])
+        refused = pd.concat(
+            [
+                refused_ids(plan.new_leads, "lead_id", insert_leads(cur, plan.new_leads, now).refused),
+                refused_ids(plan.updates, "lead_id", fill_leads(cur, plan.updates, now).refused),
+            ]
+        )
     links, lost = settle_refused(plan.links, "lead_id", refused)
     rejected = row_rejections("staging_lead", fitted, lost)
     # A row an earlier run linked to its lead keeps that link; its new values are not applied.
@@ -94,15 +105,23 @@ def write_leads(cur: Cursor, batch: StagingBatch, fitted: Fitted, linked: pd.Dat
     advance_watermark(cur, "staging_lead", batch.high, run_id)
     advance_watermark(cur, FAILURES, batch.failures_high, run_id)
     recovered = int((links["staging_table"] == FAILURES).sum())
-    record_run(cur, run_id, {LEADS_CREATED.stats_key: created, LEADS_UPDATED.stats_key: updated,
-                             LEAD_ROWS_REJECTED.stats_key: len(rejected),
-                             FAILURES_RECOVERED.stats_key: recovered,
-                             FAILURES_UNRECOVERABLE.stats_key: len(unrecoverable)})
+    record_run(
+        cur,
+        run_id,
+        {
+            LEADS_CREATED.stats_key: created,
+            LEADS_UPDATED.stats_key: updated,
+            LEAD_ROWS_REJECTED.stats_key: len(rejected),
+            FAILURES_RECOVERED.stats_key: recovered,
+            FAILURES_UNRECOVERABLE.stats_key: len(unrecoverable),
+        },
+    )
     return WrittenLeads(links, rejected, unrecoverable, created, updated, recovered)
 
 
-def leads_metadata(batch: StagingBatch, rows: pd.DataFrame, fitted: Fitted,
-                   written: WrittenLeads) -> dict[str, object]:
+def leads_metadata(
+    batch: StagingBatch, rows: pd.DataFrame, fitted: Fitted, written: WrittenLeads
+) -> dict[str, object]:
     """The asset's metadata: counts and small tables only, no personal data."""
     links, rejected = written.links, written.rejected
     fitted_warnings = fitted.warnings.dropna().str.split("; ").explode()
@@ -112,8 +131,9 @@ def leads_metadata(batch: StagingBatch, rows: pd.DataFrame, fitted: Fitted,
         "rows_linked": len(links),
         "rows_rejected": len(rejected),
         # (leads from staging_lead + recovered failures) / (staging_lead rows + failures read)
-        "lead_capture_rate": rate(len(links), int((batch.rows["staging_table"] == "staging_lead").sum())
-                                  + batch.failures_read),
+        "lead_capture_rate": rate(
+            len(links), int((batch.rows["staging_table"] == "staging_lead").sum()) + batch.failures_read
+        ),
         "failures_read": batch.failures_read,
         "failures_recovered": written.recovered,
         "failures_unrecoverable": len(written.unrecoverable),
@@ -137,9 +157,14 @@ def leads_metadata(batch: StagingBatch, rows: pd.DataFrame, fitted: Fitted,
     "Rows recovered from staging_lead_failures are leads like any other; the failures that cannot be are "
     "rejected here. Advances the staging_lead and staging_lead_failures watermarks with its writes.",
 )
-def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, resolved_persons: pd.DataFrame,
-               prod_services_events: dict, production_db: ProductionDatabase,
-               options: MigrationOptions) -> Output[pd.DataFrame]:
+def prod_leads(
+    context: AssetExecutionContext,
+    staging_leads: StagingBatch,
+    resolved_persons: pd.DataFrame,
+    prod_services_events: dict,
+    production_db: ProductionDatabase,
+    options: MigrationOptions,
+) -> Output[pd.DataFrame]:
     started = time.monotonic()
     rows = leads_with_persons(staging_leads.rows, resolved_persons, prod_services_events)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
@@ -147,13 +172,28 @@ def prod_leads(context: AssetExecutionContext, staging_leads: StagingBatch, reso
         fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.run.run_id))
         linked = leads_linked_before(cur, rows)
         loadable = fitted.loadable.merge(linked, on="staging_id", how="left")
-        plan = plan_leads(loadable[["staging_id", "person_id", *FILL_FIELDS, "warnings", "linked_lead_id"]],
-                          read_leads(cur, loadable["person_id"]))
-        written = write_leads(cur, staging_leads, fitted, linked, plan, now=now, run_id=context.run.run_id,
-                              dry_run=options.dry_run)
-    metadata = {"dry_run": options.dry_run, **leads_metadata(staging_leads, rows, fitted, written),
-                "seconds": round(time.monotonic() - started, 2)}
-    context.log.info(f"leads: {written.created} created, {written.updated} enriched, {len(written.rejected)} "
-                     f"rejected; lead failures: {written.recovered} recovered, {len(written.unrecoverable)} "
-                     "unrecoverable")
+        plan = plan_leads(
+            loadable[["staging_id", "person_id", *FILL_FIELDS, "warnings", "linked_lead_id"]],
+            read_leads(cur, loadable["person_id"]),
+        )
+        written = write_leads(
+            cur,
+            staging_leads,
+            fitted,
+            linked,
+            plan,
+            now=now,
+            run_id=context.run.run_id,
+            dry_run=options.dry_run,
+        )
+    metadata = {
+        "dry_run": options.dry_run,
+        **leads_metadata(staging_leads, rows, fitted, written),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    context.log.info(
+        f"leads: {written.created} created, {written.updated} enriched, {len(written.rejected)} "
+        f"rejected; lead failures: {written.recovered} recovered, {len(written.unrecoverable)} "
+        "unrecoverable"
+    )
     return Output(written.links[["staging_table", "staging_id", "lead_id"]], metadata=metadata)

@@ -5,7 +5,6 @@ with a reason. Each run re-resolves every person a new row touches with *all* of
 person's rows (their evidence), under one batch's rules: a run sees what one batch would see.
 """
 
-
 import datetime as dt
 import time
 from dataclasses import dataclass
@@ -63,8 +62,10 @@ def refresh_person_keys(cur: Cursor, reference: pd.DataFrame, run_id: str) -> in
     changed = read_frame(cur, sql.READ_CHANGED_PERSONS, {"since": since})
     if len(changed):
         keys = lp.person_key_frame(prepare_person_rows(changed, reference)).assign(
-            person_id=changed["person_id"], person_updated_at=changed["person_updated_at"],
-            student_number=changed["student_number"])
+            person_id=changed["person_id"],
+            person_updated_at=changed["person_updated_at"],
+            student_number=changed["student_number"],
+        )
         copy_into_temp(cur, "tmp_person_keys", sql.PERSON_KEY_COLUMNS, keys)
         cur.execute(sql.UPSERT_PERSON_KEYS)
         cur.execute("DROP TABLE tmp_person_keys")
@@ -79,25 +80,30 @@ def known_shared_values(cur: Cursor) -> dict[str, dict[str, str]]:
     Masked in `tmp_keys` so that they fetch no candidates."""
     known = read_frame(cur, sql.READ_KNOWN_SHARED).assign(reason="found shared by an earlier run")
     crowded = read_frame(cur, sql.READ_CROWDED_VALUES, {"cap": lp.CROWDED_VALUE_PERSONS}).assign(
-        reason=f"carried by more than {lp.CROWDED_VALUE_PERSONS} persons")
+        reason=f"carried by more than {lp.CROWDED_VALUE_PERSONS} persons"
+    )
     found = pd.concat([known, crowded], ignore_index=True).drop_duplicates(["kind", "value"])
     copy_into_temp(cur, "tmp_shared", sql.SHARED_COLUMNS, found)
     cur.execute(sql.KEEP_UNIQUE_VALUES)
     cur.execute(sql.MASK_SHARED_KEYS)
     cur.execute("DROP TABLE tmp_shared")
-    return {kind: dict(zip(group["value"], group["reason"], strict=True)) for kind, group in found.groupby("kind")}
+    return {
+        kind: dict(zip(group["value"], group["reason"], strict=True)) for kind, group in found.groupby("kind")
+    }
 
 
-def read_nodes(cur: Cursor, batch: pd.DataFrame, reference: pd.DataFrame, *,
-               only: list[str] | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+def read_nodes(
+    cur: Cursor, batch: pd.DataFrame, reference: pd.DataFrame, *, only: list[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Candidate persons (all in tmp_candidates, or `only` these) and their evidence rows, as nodes."""
     candidates = read_frame(cur, sql.READ_CANDIDATES, {"only": only})
     history = read_frame(cur, sql.READ_HISTORY, {"only": only})
     return lp.existing_nodes(candidates, reference), lp.history_nodes(history)
 
 
-def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.DataFrame,
-                    reference: pd.DataFrame) -> lp.PersonResolution:
+def gather_and_plan(
+    cur: Cursor, context: AssetExecutionContext, loadable: pd.DataFrame, reference: pd.DataFrame
+) -> lp.PersonResolution:
     """Read the batch's evidence and candidates, resolve, and fetch what a cluster's own keys
     find (persons matching a key only a cluster has), up to CANDIDATE_ROUNDS times."""
     keys = loadable.assign(phone_tail=lp.phone_tail(loadable["mobile"]))
@@ -113,8 +119,10 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
     accepted = set(read_frame(cur, sql.READ_ACCEPTED)["person_id"])
     decided_pairs = set(read_frame(cur, sql.READ_DECIDED_PAIRS).itertuples(index=False, name=None))
     batch = lp.staging_nodes(loadable, linked, same_row)
-    context.log.info(f"resolving {len(loadable)} rows against {len(existing)} existing persons "
-                     f"and {len(history)} rows linked to them before")
+    context.log.info(
+        f"resolving {len(loadable)} rows against {len(existing)} existing persons "
+        f"and {len(history)} rows linked to them before"
+    )
     for round_ in range(CANDIDATE_ROUNDS + 1):
         nodes = lp.order_nodes(existing, history, batch)
         planned = lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted, decided_pairs)
@@ -122,8 +130,12 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
             break
         # A stored person can match a key only the cluster has (its stored name with a birth date
         # a row brings): read those too, or increments would miss what one batch finds.
-        copy_into_temp(cur, "tmp_cluster_keys", sql.CLUSTER_KEY_COLUMNS,
-                       cluster_name_keys(nodes, planned.resolution.anchor, planned.resolution.in_review))
+        copy_into_temp(
+            cur,
+            "tmp_cluster_keys",
+            sql.CLUSTER_KEY_COLUMNS,
+            cluster_name_keys(nodes, planned.resolution.anchor, planned.resolution.in_review),
+        )
         cur.execute(sql.FIND_MORE_CANDIDATES)
         more = [person_id for (person_id,) in cur.fetchall()]
         cur.execute("DROP TABLE tmp_cluster_keys")
@@ -134,7 +146,9 @@ def gather_and_plan(cur: Cursor, context: AssetExecutionContext, loadable: pd.Da
         history = pd.concat([history, more_history], ignore_index=True)
         flagged = set(read_frame(cur, sql.READ_FLAGGED)["person_id"])
         accepted = set(read_frame(cur, sql.READ_ACCEPTED)["person_id"])
-        context.log.info(f"{len(more)} more existing persons share a key of a resolved cluster: resolving again")
+        context.log.info(
+            f"{len(more)} more existing persons share a key of a resolved cluster: resolving again"
+        )
     return planned
 
 
@@ -149,7 +163,9 @@ def fit_person_rows(rows: pd.DataFrame, limits: Limits) -> pd.DataFrame:
     )
 
 
-def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, limits: Limits) -> tuple[int, int, pd.DataFrame]:
+def write_persons(
+    cur: Cursor, planned: lp.PersonResolution, run_id: str, limits: Limits
+) -> tuple[int, int, pd.DataFrame]:
     """New persons, fills, keys, evidence, field sources and shared values, in the caller's transaction.
 
     Returns the persons created and updated, and those production refused (entity_id, reason,
@@ -157,23 +173,37 @@ def write_persons(cur: Cursor, planned: lp.PersonResolution, run_id: str, limits
     """
     plan = planned.plan
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # timestamp(3): keys compare equal to persons
+    now = now.replace(
+        microsecond=now.microsecond // 1000 * 1000
+    )  # timestamp(3): keys compare equal to persons
     new = fit(plan.new_persons, "persons", PERSON_PLAN_RULES, limits).frame
     fills = fit(plan.updates, "persons", PERSON_PLAN_RULES, limits).frame
-    inserted = write_isolating(cur, "tmp_new_persons", sql.NEW_PERSON_COLUMNS, new, sql.INSERT_PERSONS, {"now": now})
-    filled = write_isolating(cur, "tmp_person_fills", sql.NEW_PERSON_COLUMNS, fills, sql.FILL_PERSONS, {"now": now})
-    refused = pd.concat([refused_ids(new, "person_id", inserted.refused), refused_ids(fills, "person_id", filled.refused)],
-                        ignore_index=True)
+    inserted = write_isolating(
+        cur, "tmp_new_persons", sql.NEW_PERSON_COLUMNS, new, sql.INSERT_PERSONS, {"now": now}
+    )
+    filled = write_isolating(
+        cur, "tmp_person_fills", sql.NEW_PERSON_COLUMNS, fills, sql.FILL_PERSONS, {"now": now}
+    )
+    refused = pd.concat(
+        [refused_ids(new, "person_id", inserted.refused), refused_ids(fills, "person_id", filled.refused)],
+        ignore_index=True,
+    )
     gone = set(refused["entity_id"])
 
     def kept(frame: pd.DataFrame) -> pd.DataFrame:
         return frame[~frame["person_id"].isin(gone)] if gone else frame
 
-    copy_into_temp(cur, "tmp_person_keys", sql.PERSON_KEY_COLUMNS, kept(plan.keys).assign(person_updated_at=now))
+    copy_into_temp(
+        cur, "tmp_person_keys", sql.PERSON_KEY_COLUMNS, kept(plan.keys).assign(person_updated_at=now)
+    )
     cur.execute(sql.UPSERT_PERSON_KEYS)
     if len(plan.student_numbers):
-        copy_into_temp(cur, "tmp_student_numbers", {"person_id": "uuid", "student_number": "text"},
-                       kept(plan.student_numbers))
+        copy_into_temp(
+            cur,
+            "tmp_student_numbers",
+            {"person_id": "uuid", "student_number": "text"},
+            kept(plan.student_numbers),
+        )
         cur.execute(sql.SET_STUDENT_NUMBERS)
     copy_into_temp(cur, "tmp_row_keys", sql.ROW_KEY_COLUMNS, kept(planned.row_keys))
     cur.execute(sql.UPSERT_ROW_KEYS, {"run_id": run_id})
@@ -216,8 +246,8 @@ def reviews_of_written(reviews: pd.DataFrame, refused: pd.DataFrame) -> pd.DataF
 class WrittenResolution:
     """What resolved_persons wrote: the figures of its metadata and of ice_pipeline.runs."""
 
-    assignment: pd.DataFrame    # staging row -> person, for the rows linked (refused persons taken out)
-    rejected: pd.DataFrame      # REJECTION_COLUMNS
+    assignment: pd.DataFrame  # staging row -> person, for the rows linked (refused persons taken out)
+    rejected: pd.DataFrame  # REJECTION_COLUMNS
     persons_created: int
     persons_updated: int
     rows_newly_linked: int
@@ -225,8 +255,9 @@ class WrittenResolution:
     review_items_added: int
 
 
-def write_resolution(cur: Cursor, planned: lp.PersonResolution, rejected: pd.DataFrame, run_id: str,
-                     limits: Limits) -> WrittenResolution:
+def write_resolution(
+    cur: Cursor, planned: lp.PersonResolution, rejected: pd.DataFrame, run_id: str, limits: Limits
+) -> WrittenResolution:
     """Persons, then the links, review items and rejections of every row of the batch, and the run's figures."""
     created, updated, refused = write_persons(cur, planned, run_id, limits)
     assignment, lost = settle_refused(planned.plan.assignment, "person_id", refused)
@@ -237,13 +268,22 @@ def write_resolution(cur: Cursor, planned: lp.PersonResolution, rejected: pd.Dat
     reviews_added = write_reviews(cur, reviews_of_written(planned.reviews, refused), run_id)
     write_rejections(cur, rejected, run_id)
     in_review = int((planned.assignment.in_review & lp.batch_rows(planned.nodes)).sum())
-    record_run(cur, run_id, {PERSONS_CREATED.stats_key: created, PERSONS_UPDATED.stats_key: updated,
-                             PERSON_ROWS_IN_REVIEW.stats_key: in_review, PERSON_ROWS_REJECTED.stats_key: len(rejected)})
+    record_run(
+        cur,
+        run_id,
+        {
+            PERSONS_CREATED.stats_key: created,
+            PERSONS_UPDATED.stats_key: updated,
+            PERSON_ROWS_IN_REVIEW.stats_key: in_review,
+            PERSON_ROWS_REJECTED.stats_key: len(rejected),
+        },
+    )
     return WrittenResolution(assignment, rejected, created, updated, linked, in_review, reviews_added)
 
 
-def resolution_metadata(planned: lp.PersonResolution, written: WrittenResolution, staging_rows: int,
-                        refreshed: int) -> dict[str, object]:
+def resolution_metadata(
+    planned: lp.PersonResolution, written: WrittenResolution, staging_rows: int, refreshed: int
+) -> dict[str, object]:
     """The asset's metadata: counts and small tables only, no personal data."""
     plan, stats, assignment = planned.plan, planned.stats, written.assignment
     matched_existing = assignment.loc[~assignment["is_new_person"], "person_id"].nunique()
@@ -264,15 +304,17 @@ def resolution_metadata(planned: lp.PersonResolution, written: WrittenResolution
         "review_by_kind": markdown_counts("kind", by_kind),
         "field_conflicts_by_field": markdown_counts("field", plan.field_conflicts["field"].value_counts()),
         "vetoed_joins": stats["vetoed_joins"],
-        "vetoed_joins_by_level": markdown_counts("level", {k.removeprefix("vetoed_at_"): v for k, v in stats.items()
-                                                           if k.startswith("vetoed_at_")}),
+        "vetoed_joins_by_level": markdown_counts(
+            "level", {k.removeprefix("vetoed_at_"): v for k, v in stats.items() if k.startswith("vetoed_at_")}
+        ),
         "shared_values": markdown_counts("kind", {k: stats[f"shared_{k}_values"] for k in lp.KIND_OF_COLUMN}),
         "shared_values_found_now": sum(stats[f"new_shared_{k}_values"] for k in lp.KIND_OF_COLUMN),
         "possible_false_merges": stats["possible_false_merges"],
         "rows_waiting_for_flagged_person": stats["rows_waiting_for_flagged_person"],
         "evidence_rows_read": stats["evidence_rows"],
-        "csv_enrichment_rate": rate(int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates),
-                                    assignment["person_id"].nunique()),
+        "csv_enrichment_rate": rate(
+            int(plan.new_persons["csv_enriched"].sum()) + len(plan.updates), assignment["person_id"].nunique()
+        ),
         "failed_rows_rate": rate(len(written.rejected), staging_rows),
         "person_keys_refreshed": refreshed,
     }
@@ -289,9 +331,14 @@ def resolution_metadata(planned: lp.PersonResolution, written: WrittenResolution
     "created, existing ones filled (NULLs only), ambiguous rows and persons the evidence shows to hold two "
     "people sent to review. Output: staging row -> person.",
 )
-def resolved_persons(context: AssetExecutionContext, staging_students: StagingBatch, staging_leads: StagingBatch,
-                     staging_reference_data: pd.DataFrame, production_db: ProductionDatabase,
-                     options: MigrationOptions) -> Output[pd.DataFrame]:
+def resolved_persons(
+    context: AssetExecutionContext,
+    staging_students: StagingBatch,
+    staging_leads: StagingBatch,
+    staging_reference_data: pd.DataFrame,
+    production_db: ProductionDatabase,
+    options: MigrationOptions,
+) -> Output[pd.DataFrame]:
     started = time.monotonic()
     incoming = lp.incoming_rows(staging_students.rows, staging_leads.rows)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
@@ -301,10 +348,14 @@ def resolved_persons(context: AssetExecutionContext, staging_students: StagingBa
         refreshed = refresh_person_keys(cur, staging_reference_data, context.run.run_id)
         planned = gather_and_plan(cur, context, loadable, staging_reference_data)
         written = write_resolution(cur, planned, lp.person_rejections(rows), context.run.run_id, limits)
-    metadata = {"dry_run": MetadataValue.bool(options.dry_run),
-                **resolution_metadata(planned, written, len(rows), refreshed),
-                "seconds": round(time.monotonic() - started, 2)}
-    context.log.info(f"persons: {written.persons_created} created, {written.persons_updated} enriched, "
-                     f"{written.rows_in_review} rows to review, {len(written.rejected)} rejected")
+    metadata = {
+        "dry_run": MetadataValue.bool(options.dry_run),
+        **resolution_metadata(planned, written, len(rows), refreshed),
+        "seconds": round(time.monotonic() - started, 2),
+    }
+    context.log.info(
+        f"persons: {written.persons_created} created, {written.persons_updated} enriched, "
+        f"{written.rows_in_review} rows to review, {len(written.rejected)} rejected"
+    )
     output = written.assignment[["staging_table", "staging_id", "person_id", "matched_by", "is_new_person"]]
     return Output(output, metadata=metadata)

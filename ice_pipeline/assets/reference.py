@@ -7,7 +7,6 @@ A rejected item is recorded in ice_pipeline.rejected_rows as a
 `staging_reference_data` row; leads naming it load without it, with a warning.
 """
 
-
 import datetime as dt
 import json
 
@@ -47,43 +46,79 @@ SERVICE_DESCRIPTION = "From V3 reference data"
     "with a warning; an item production refuses is rejected, never the run. Output: normalized name/alias -> "
     "service id and event id.",
 )
-def prod_services_events(context: AssetExecutionContext, staging_reference_data: pd.DataFrame,
-                         production_db: ProductionDatabase, options: MigrationOptions) -> Output[dict]:
+def prod_services_events(
+    context: AssetExecutionContext,
+    staging_reference_data: pd.DataFrame,
+    production_db: ProductionDatabase,
+    options: MigrationOptions,
+) -> Output[dict]:
     reference = staging_reference_data
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         limits = column_limits(cur, context.run.run_id)
-        services, new_services = match_reference(reference[reference["category"] == "service"], read_services(cur))
-        service_fit = fit(new_services.assign(description=SERVICE_DESCRIPTION), "services", SERVICE_RULES, limits)
+        services, new_services = match_reference(
+            reference[reference["category"] == "service"], read_services(cur)
+        )
+        service_fit = fit(
+            new_services.assign(description=SERVICE_DESCRIPTION), "services", SERVICE_RULES, limits
+        )
         inserted = insert_services(cur, service_fit.frame[service_fit.rejected.isna().to_numpy()], now)
-        refused_services = not_created(new_services, service_fit.rejected, refused_ids(
-            service_fit.frame[service_fit.rejected.isna().to_numpy()], "id", inserted.refused))
+        refused_services = not_created(
+            new_services,
+            service_fit.rejected,
+            refused_ids(service_fit.frame[service_fit.rejected.isna().to_numpy()], "id", inserted.refused),
+        )
         services = without_ids(services, set(refused_services["id"]))
 
         events, new_events = match_reference(reference[reference["category"] == "event"], read_events(cur))
         new_events = event_fields(new_events, services)
         event_fit = fit(new_events, "events", EVENT_RULES, limits)
         kept_events = event_fit.frame[event_fit.rejected.isna().to_numpy()]
-        refused_events = not_created(new_events, event_fit.rejected, refused_ids(
-            kept_events, "id", insert_events(cur, kept_events, now).refused))
+        refused_events = not_created(
+            new_events,
+            event_fit.rejected,
+            refused_ids(kept_events, "id", insert_events(cur, kept_events, now).refused),
+        )
         events = without_ids(events, set(refused_events["id"]))
 
-        refused = pd.concat([refused_services, refused_events], ignore_index=True).dropna(subset=["reference_id"])
+        refused = pd.concat([refused_services, refused_events], ignore_index=True).dropna(
+            subset=["reference_id"]
+        )
         clear_reference_rejections(cur, refused["reference_id"].astype("int64").tolist())
-        write_rejections(cur, rejections("staging_reference_data", refused["reference_id"], refused["reason"],
-                                         refused["details"]), context.run.run_id)
+        write_rejections(
+            cur,
+            rejections(
+                "staging_reference_data", refused["reference_id"], refused["reason"], refused["details"]
+            ),
+            context.run.run_id,
+        )
     warnings = pd.concat([new_services["warnings"], event_fit.warnings, new_events["warnings"]]).dropna()
-    created_services, created_events = len(new_services) - len(refused_services), len(new_events) - len(refused_events)
-    context.log.info(f"reference: {created_services} services and {created_events} events created, "
-                     f"{len(refused)} items rejected")
-    return Output({"service": services, "event": events}, metadata={
-        "dry_run": options.dry_run,
-        "services_created": created_services, "events_created": created_events,
-        "service_names_known": len(services), "event_names_known": len(events),
-        "programs": int((reference["category"] == "program").sum()),
-        "items_rejected": len(refused),
-        "rejection_reasons": markdown_counts("reason", refused["reason"].value_counts()),
-        "attribute_warnings": markdown_counts("warning", warnings.str.split("; ").explode().value_counts()),
-        "new_names": json.dumps(sorted(name[:100] for name in pd.concat([new_services["name"], new_events["name"]])
-                                       .astype(str))[:50]),
-    })
+    created_services, created_events = (
+        len(new_services) - len(refused_services),
+        len(new_events) - len(refused_events),
+    )
+    context.log.info(
+        f"reference: {created_services} services and {created_events} events created, "
+        f"{len(refused)} items rejected"
+    )
+    return Output(
+        {"service": services, "event": events},
+        metadata={
+            "dry_run": options.dry_run,
+            "services_created": created_services,
+            "events_created": created_events,
+            "service_names_known": len(services),
+            "event_names_known": len(events),
+            "programs": int((reference["category"] == "program").sum()),
+            "items_rejected": len(refused),
+            "rejection_reasons": markdown_counts("reason", refused["reason"].value_counts()),
+            "attribute_warnings": markdown_counts(
+                "warning", warnings.str.split("; ").explode().value_counts()
+            ),
+            "new_names": json.dumps(
+                sorted(
+                    name[:100] for name in pd.concat([new_services["name"], new_events["name"]]).astype(str)
+                )[:50]
+            ),
+        },
+    )

@@ -26,22 +26,28 @@ from ice_pipeline.schema import check_production_schema
     "taken from the incoming row, two persons merged into one, a person split in two, or the question closed. "
     "Runs before identity resolution. Output: how many decisions of each kind were applied.",
 )
-def applied_review_decisions(context: AssetExecutionContext, production_db: ProductionDatabase,
-                             options: MigrationOptions) -> Output[dict]:
+def applied_review_decisions(
+    context: AssetExecutionContext, production_db: ProductionDatabase, options: MigrationOptions
+) -> Output[dict]:
     started = time.monotonic()
     with production_db.connection() as conn:
         check_production_schema(conn)
         try:
             figures, refused, by_kind = _apply(context, conn, options)
         except (errors.UndefinedColumn, errors.UndefinedTable):
-            raise Failure(description="The production database lacks the review tables/columns of this release "
-                          "(review_queue.decision_kind, ice_pipeline.person_moves, ...): run "
-                          "`ice-pipeline db migrate`.") from None
+            raise Failure(
+                description="The production database lacks the review tables/columns of this release "
+                "(review_queue.decision_kind, ice_pipeline.person_moves, ...): run "
+                "`ice-pipeline db migrate`."
+            ) from None
     for item_id, reason in refused.items():
         context.log.warning(f"review item {item_id}: decision not applied, back in the queue: {reason}")
-    metadata = {**figures, "dry_run": MetadataValue.bool(options.dry_run),
-                "applied_by_decision": markdown_counts("decision", by_kind),
-                "seconds": round(time.monotonic() - started, 2)}
+    metadata = {
+        **figures,
+        "dry_run": MetadataValue.bool(options.dry_run),
+        "applied_by_decision": markdown_counts("decision", by_kind),
+        "seconds": round(time.monotonic() - started, 2),
+    }
     return Output(figures, metadata=metadata)
 
 
@@ -50,8 +56,11 @@ def _apply(context: AssetExecutionContext, conn, options: MigrationOptions) -> t
     if options.dry_run:
         # A dry run writes nothing: it says what the real run would apply.
         pending = pending_decisions(conn)
-        figures = {"review_decisions_applied": sum(pending.values()), "review_decisions_refused": 0,
-                   **{f"review_{kind}": n for kind, n in sorted(pending.items())}}
+        figures = {
+            "review_decisions_applied": sum(pending.values()),
+            "review_decisions_refused": 0,
+            **{f"review_{kind}": n for kind, n in sorted(pending.items())},
+        }
         return figures, {}, pending
     result = apply_decisions(conn, context.run.run_id)
     figures = result.as_metadata()

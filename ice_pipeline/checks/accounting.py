@@ -11,8 +11,12 @@ import pyarrow as pa
 
 from ice_pipeline.db import read_frame
 
-FINAL_ENTITY = {"staging_student": "student", "staging_lead": "lead", "staging_document": "document",
-                "staging_lead_failures": "lead"}
+FINAL_ENTITY = {
+    "staging_student": "student",
+    "staging_lead": "lead",
+    "staging_document": "document",
+    "staging_lead_failures": "lead",
+}
 ACCOUNTED_IDS = """
 SELECT 0 AS place, staging_id FROM ice_pipeline.source_links WHERE staging_table = %(table)s AND entity = %(entity)s
 UNION ALL
@@ -23,14 +27,14 @@ SELECT DISTINCT 2, q.staging_id FROM ice_pipeline.review_queue q
    AND NOT EXISTS (SELECT 1 FROM ice_pipeline.source_links l WHERE l.staging_table = q.staging_table
                    AND l.staging_id = q.staging_id AND l.entity = %(entity)s)
 """
-PLACES = ("linked", "rejected", "in_review")   # the place codes of ACCOUNTED_IDS
+PLACES = ("linked", "rejected", "in_review")  # the place codes of ACCOUNTED_IDS
 WATERMARK = "SELECT high_updated_at, high_id FROM ice_pipeline.watermarks WHERE staging_table = %(table)s"
 STAGING_IDS = {
     "staging_student": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_student",
     "staging_lead": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_lead",
     # No updated_at: a raw row is written once; its watermark is (created_at, id).
     "staging_lead_failures": "SELECT id, ((created_at, id) > (%(ts)s, %(id)s))::int AS pending "
-                             "FROM staging_lead_failures",
+    "FROM staging_lead_failures",
     "staging_document": "SELECT id, ((updated_at, id) > (%(ts)s, %(id)s))::int AS pending FROM staging_document",
 }
 ID_TYPES = {"place": pa.int8(), "staging_id": pa.int64(), "id": pa.int64(), "pending": pa.int8()}
@@ -43,7 +47,9 @@ def accounting(staging_conn, production_conn, table: str) -> dict[str, int]:
     runs after every batch, over the whole table, so it must stay cheap at millions of rows.
     """
     with production_conn.cursor() as cur:
-        places = read_frame(cur, ACCOUNTED_IDS, {"table": table, "entity": FINAL_ENTITY[table]}, types=ID_TYPES)
+        places = read_frame(
+            cur, ACCOUNTED_IDS, {"table": table, "entity": FINAL_ENTITY[table]}, types=ID_TYPES
+        )
         cur.execute(WATERMARK, {"table": table})
         mark = cur.fetchone() or ("-infinity", 0)
     with staging_conn.cursor() as cur:
@@ -65,9 +71,12 @@ def accounting(staging_conn, production_conn, table: str) -> dict[str, int]:
     pending_mask[all_ids[staged["pending"].to_numpy(dtype=np.int8) == 1]] = True
     lost = np.flatnonzero(staged_mask & (places_of == 0) & ~pending_mask)
     return {
-        "staging_rows": len(all_ids), "linked": count["linked"], "rejected": count["rejected"],
+        "staging_rows": len(all_ids),
+        "linked": count["linked"],
+        "rejected": count["rejected"],
         "in_review": count["in_review"],
         "not_processed_yet": int((pending_mask & (places_of == 0)).sum()),
-        "in_two_places": int((places_of - 1).clip(min=0).sum()), "unaccounted": len(lost),
+        "in_two_places": int((places_of - 1).clip(min=0).sum()),
+        "unaccounted": len(lost),
         "unaccounted_ids": lost[:50].tolist(),
     }

@@ -31,9 +31,11 @@ CUSTOM_CHECKS = frozenset({"documents_no_duplicates", "documents_no_orphans"})
 def scope_metadata(rule: Rule, scope: Scope) -> dict:
     """The scope a rule's check used, said in its metadata."""
     table = rule.scope == "table"
-    return {"scope": scope.label_for(rule),
-            "scope_run_id": "" if table or scope.run_id is None else scope.run_id,
-            "scope_reason": "this rule always reads the whole table" if table else scope.why}
+    return {
+        "scope": scope.label_for(rule),
+        "scope_run_id": "" if table or scope.run_id is None else scope.run_id,
+        "scope_reason": "this rule always reads the whole table" if table else scope.why,
+    }
 
 
 def rule_result(rule: Rule, production_conn, staging_conn, scope: Scope, **extra) -> AssetCheckResult:
@@ -46,24 +48,33 @@ def explain(rule: Rule, found: pd.DataFrame, scope: Scope, **extra) -> AssetChec
     return AssetCheckResult(
         passed=found.empty,
         severity=SEVERITY[rule.severity],
-        description=None if found.empty else f"{len(found)} {rule.kind[:-1]} violation(s) in scope "
+        description=None
+        if found.empty
+        else f"{len(found)} {rule.kind[:-1]} violation(s) in scope "
         f"'{scope.label_for(rule)}': see offending_ids.",
-        metadata={"violations": len(found), "offending_ids": MetadataValue.json(offending_ids(found)),
-                  **scope_metadata(rule, scope), **extra},
+        metadata={
+            "violations": len(found),
+            "offending_ids": MetadataValue.json(offending_ids(found)),
+            **scope_metadata(rule, scope),
+            **extra,
+        },
     )
 
 
-SCOPE_NOTE = (" Scope (metadata `scope`): in a migration, the rows this run took; run on its own (Execute in the "
-              "UI), the rows of the asset's latest materialization's run, or the whole database when there is none; "
-              "in verify_production, the whole database.")
+SCOPE_NOTE = (
+    " Scope (metadata `scope`): in a migration, the rows this run took; run on its own (Execute in the "
+    "UI), the rows of the asset's latest materialization's run, or the whole database when there is none; "
+    "in verify_production, the whole database."
+)
 
 
 def _rule_check(rule: Rule) -> AssetChecksDefinition:
     description = rule.description + ("" if rule.scope == "table" else SCOPE_NOTE)
 
     @asset_check(asset=rule.asset, name=rule.name, description=description, blocking=rule.blocking)
-    def _check(context: AssetCheckExecutionContext, staging_db: StagingDatabase,
-               production_db: ProductionDatabase) -> AssetCheckResult:
+    def _check(
+        context: AssetCheckExecutionContext, staging_db: StagingDatabase, production_db: ProductionDatabase
+    ) -> AssetCheckResult:
         scope = resolve_scope(context, rule.asset)
         with ExitStack() as stack:
             production = stack.enter_context(production_db.connection())
@@ -73,8 +84,9 @@ def _rule_check(rule: Rule) -> AssetChecksDefinition:
     return _check
 
 
-def accounting_result(staging_conn, production_conn, table: str,
-                      severity: AssetCheckSeverity | None = None) -> AssetCheckResult:
+def accounting_result(
+    staging_conn, production_conn, table: str, severity: AssetCheckSeverity | None = None
+) -> AssetCheckResult:
     """The accounting identity of one staging table as a check result (always the whole table)."""
     figures = accounting(staging_conn, production_conn, table)
     passed = figures["unaccounted"] == 0 and figures["in_two_places"] == 0
@@ -85,11 +97,14 @@ def accounting_result(staging_conn, production_conn, table: str,
 
 
 def _accounting_check(asset: str, table: str) -> AssetChecksDefinition:
-    @asset_check(asset=asset, name=f"accounting_{table}",
-                 description=f"Every {table} row is linked, rejected with a reason, or waiting in review "
-                 "(or beyond the watermark, not processed yet) — and in only one of those places. "
-                 "A failure means rows were lost or double-counted: the listed staging ids say which. "
-                 "Always the whole table.")
+    @asset_check(
+        asset=asset,
+        name=f"accounting_{table}",
+        description=f"Every {table} row is linked, rejected with a reason, or waiting in review "
+        "(or beyond the watermark, not processed yet) — and in only one of those places. "
+        "A failure means rows were lost or double-counted: the listed staging ids say which. "
+        "Always the whole table.",
+    )
     def _check(staging_db: StagingDatabase, production_db: ProductionDatabase) -> AssetCheckResult:
         with staging_db.connection() as s, production_db.connection() as p:
             return accounting_result(s, p, table)

@@ -25,9 +25,9 @@ WHOLE_DATABASE = "whole database"
 class Scope:
     """What a check looks at: the rows one run linked (`run_id`), or everything (`run_id` None)."""
 
-    kind: str                   # THIS_RUN | LATEST_RUN | WHOLE_DATABASE
+    kind: str  # THIS_RUN | LATEST_RUN | WHOLE_DATABASE
     run_id: str | None = None
-    why: str = ""               # one sentence for the metadata: why this scope
+    why: str = ""  # one sentence for the metadata: why this scope
 
     def label_for(self, rule: Rule) -> str:
         """The scope a rule actually used (rules with scope "table" always read the whole table)."""
@@ -42,7 +42,9 @@ EVERYTHING = Scope(WHOLE_DATABASE, None, "every row of the database")
 def staging_ids(production_conn, table: str, run_id: str | None) -> list[int]:
     """Staging ids of `table` that run `run_id` took (linked, rejected, in review); every run's when None."""
     with production_conn.cursor() as cur:
-        ids = read_frame(cur, STAGING_IDS_OF_RUN, {"table": table, "run_id": run_id}, types={"staging_id": pa.int64()})
+        ids = read_frame(
+            cur, STAGING_IDS_OF_RUN, {"table": table, "run_id": run_id}, types={"staging_id": pa.int64()}
+        )
     production_conn.rollback()
     return ids["staging_id"].tolist()
 

@@ -34,15 +34,15 @@ STAGING = "staging"
 class Rule:
     """One integrity rule: where it applies, how bad a violation is, and its query."""
 
-    name: str                   # also the asset check's name
-    asset: str                  # the asset of the design card it guards
-    kind: str                   # duplicates | orphans
-    database: str               # production | staging
-    query: str                  # rows (ids, n); parameters %(run_id)s / %(ids)s (see the module docstring)
+    name: str  # also the asset check's name
+    asset: str  # the asset of the design card it guards
+    kind: str  # duplicates | orphans
+    database: str  # production | staging
+    query: str  # rows (ids, n); parameters %(run_id)s / %(ids)s (see the module docstring)
     description: str
-    severity: str = ERROR       # ERROR | WARN
-    blocking: bool = False      # an ERROR stops the run (downstream assets are not materialized)
-    scope: str = "run"          # run | table | lineage (staging ids from production even for the whole database)
+    severity: str = ERROR  # ERROR | WARN
+    blocking: bool = False  # an ERROR stops the run (downstream assets are not materialized)
+    scope: str = "run"  # run | table | lineage (staging ids from production even for the whole database)
     staging_table: str | None = None  # staging rules: the table whose ids %(ids)s holds
 
 
@@ -52,8 +52,10 @@ class Rule:
 
 def _linked_by_run(entity: str) -> str:
     """The run-scope subquery for one entity: its ids linked by run %(run_id)s."""
-    return (f"SELECT entity_id FROM ice_pipeline.source_links WHERE entity = '{entity}' "  # noqa: S608
-            "AND run_id = %(run_id)s")
+    return (
+        f"SELECT entity_id FROM ice_pipeline.source_links WHERE entity = '{entity}' "  # noqa: S608
+        "AND run_id = %(run_id)s"
+    )
 
 
 LINKED_PERSONS = _linked_by_run("person")
@@ -255,84 +257,222 @@ _V3 = " V3's responsibility: a warning, the pipeline copes (it resolves identiti
 
 RULES: tuple[Rule, ...] = (
     # staging_students
-    Rule("staging_students_no_duplicates", "staging_students", DUPLICATES, STAGING, STAGING_STUDENTS_TWICE,
-         "The same source row ingested twice by V3: two staging_student rows with the same student number "
-         "(trimmed, upper-cased) or, without one, the same name, cédula, e-mail and birth date. Lists staging "
-         "ids." + _V3, severity=WARN, staging_table="staging_student"),
-    Rule("staging_students_no_orphans", "staging_students", ORPHANS, STAGING, STAGING_STUDENTS_GONE,
-         "Every staging_student row the pipeline took (linked, rejected or in review) still exists in staging: "
-         "a failure means V3 deleted rows whose lineage now points at nothing. Lists staging ids. (Documents "
-         "pointing at missing students: staging_documents_no_orphans.)" + _V3, severity=WARN, scope="lineage",
-         staging_table="staging_student"),
+    Rule(
+        "staging_students_no_duplicates",
+        "staging_students",
+        DUPLICATES,
+        STAGING,
+        STAGING_STUDENTS_TWICE,
+        "The same source row ingested twice by V3: two staging_student rows with the same student number "
+        "(trimmed, upper-cased) or, without one, the same name, cédula, e-mail and birth date. Lists staging "
+        "ids." + _V3,
+        severity=WARN,
+        staging_table="staging_student",
+    ),
+    Rule(
+        "staging_students_no_orphans",
+        "staging_students",
+        ORPHANS,
+        STAGING,
+        STAGING_STUDENTS_GONE,
+        "Every staging_student row the pipeline took (linked, rejected or in review) still exists in staging: "
+        "a failure means V3 deleted rows whose lineage now points at nothing. Lists staging ids. (Documents "
+        "pointing at missing students: staging_documents_no_orphans.)" + _V3,
+        severity=WARN,
+        scope="lineage",
+        staging_table="staging_student",
+    ),
     # staging_leads
-    Rule("staging_leads_no_duplicates", "staging_leads", DUPLICATES, STAGING, STAGING_LEADS_TWICE,
-         "The same source row ingested twice by V3: two staging_lead rows with the same (source_file, "
-         "source_sheet, source_row). Lists staging ids." + _V3, severity=WARN, staging_table="staging_lead"),
-    Rule("staging_leads_no_orphans", "staging_leads", ORPHANS, STAGING, STAGING_LEADS_GONE,
-         "Every staging_lead row the pipeline took (linked, rejected or in review) still exists in staging: "
-         "a failure means V3 deleted rows whose lineage now points at nothing. Lists staging ids." + _V3,
-         severity=WARN, scope="lineage", staging_table="staging_lead"),
+    Rule(
+        "staging_leads_no_duplicates",
+        "staging_leads",
+        DUPLICATES,
+        STAGING,
+        STAGING_LEADS_TWICE,
+        "The same source row ingested twice by V3: two staging_lead rows with the same (source_file, "
+        "source_sheet, source_row). Lists staging ids." + _V3,
+        severity=WARN,
+        staging_table="staging_lead",
+    ),
+    Rule(
+        "staging_leads_no_orphans",
+        "staging_leads",
+        ORPHANS,
+        STAGING,
+        STAGING_LEADS_GONE,
+        "Every staging_lead row the pipeline took (linked, rejected or in review) still exists in staging: "
+        "a failure means V3 deleted rows whose lineage now points at nothing. Lists staging ids." + _V3,
+        severity=WARN,
+        scope="lineage",
+        staging_table="staging_lead",
+    ),
     # staging_documents
-    Rule("staging_documents_no_duplicates", "staging_documents", DUPLICATES, STAGING, STAGING_DOCUMENTS_TWICE,
-         "The same file staged twice for one student: two staging_document rows with the same (student_id, "
-         "staging_file_path). Lists staging ids." + _V3, severity=WARN, staging_table="staging_document"),
-    Rule("staging_documents_no_orphans", "staging_documents", ORPHANS, STAGING, STAGING_DOCUMENTS_WITHOUT_STUDENT,
-         "Every staging document points at an existing staging_student (its file cannot be loaded otherwise; "
-         "the pipeline rejects it with a reason). Lists staging_document ids." + _V3, severity=WARN,
-         staging_table="staging_document"),
+    Rule(
+        "staging_documents_no_duplicates",
+        "staging_documents",
+        DUPLICATES,
+        STAGING,
+        STAGING_DOCUMENTS_TWICE,
+        "The same file staged twice for one student: two staging_document rows with the same (student_id, "
+        "staging_file_path). Lists staging ids." + _V3,
+        severity=WARN,
+        staging_table="staging_document",
+    ),
+    Rule(
+        "staging_documents_no_orphans",
+        "staging_documents",
+        ORPHANS,
+        STAGING,
+        STAGING_DOCUMENTS_WITHOUT_STUDENT,
+        "Every staging document points at an existing staging_student (its file cannot be loaded otherwise; "
+        "the pipeline rejects it with a reason). Lists staging_document ids." + _V3,
+        severity=WARN,
+        staging_table="staging_document",
+    ),
     # staging_reference_data
-    Rule("staging_reference_data_no_duplicates", "staging_reference_data", DUPLICATES, STAGING,
-         STAGING_REFERENCE_SAME_LABEL,
-         "No two reference items of one category share a label (trimmed, case-folded): the pipeline would map "
-         "both to one service/event/program. Whole table (every run reads all of it). Lists ids." + _V3,
-         severity=WARN, scope="table"),
-    Rule("staging_reference_data_no_orphans", "staging_reference_data", ORPHANS, STAGING,
-         STAGING_REFERENCE_EVENT_WITHOUT_SERVICE,
-         "Every event item whose attributes name a service names a service item (by code or label): else the "
-         "event is created without its service. Whole table. Lists ids." + _V3, severity=WARN, scope="table"),
+    Rule(
+        "staging_reference_data_no_duplicates",
+        "staging_reference_data",
+        DUPLICATES,
+        STAGING,
+        STAGING_REFERENCE_SAME_LABEL,
+        "No two reference items of one category share a label (trimmed, case-folded): the pipeline would map "
+        "both to one service/event/program. Whole table (every run reads all of it). Lists ids." + _V3,
+        severity=WARN,
+        scope="table",
+    ),
+    Rule(
+        "staging_reference_data_no_orphans",
+        "staging_reference_data",
+        ORPHANS,
+        STAGING,
+        STAGING_REFERENCE_EVENT_WITHOUT_SERVICE,
+        "Every event item whose attributes name a service names a service item (by code or label): else the "
+        "event is created without its service. Whole table. Lists ids." + _V3,
+        severity=WARN,
+        scope="table",
+    ),
     # resolved_persons
-    Rule("persons_unique_cedula", "resolved_persons", DUPLICATES, PRODUCTION, PERSONS_SAME_CEDULA,
-         "No two persons share a cédula (digits only). A failure means identity resolution created a "
-         "duplicate: the run stops before students and leads; inspect the listed person ids.", blocking=True),
-    Rule("persons_unique_email", "resolved_persons", DUPLICATES, PRODUCTION, PERSONS_SAME_EMAIL,
-         "No two persons share an e-mail (trimmed, lower-cased). Blocking: a failure stops the run.",
-         blocking=True),
-    Rule("persons_unique_name_birth_date", "resolved_persons", DUPLICATES, PRODUCTION, PERSONS_SAME_NAME_BIRTH_DATE,
-         "No two persons share name key and birth date unless a cédula, e-mail or student number tells them "
-         "apart (those are vetoed on purpose), or a row showed them to be one and they wait in review as a "
-         "possible_duplicate, or a person answered that they are not the same (the pipeline never merges two "
-         "production persons itself). Blocking: a failure "
-         "stops the run.", blocking=True),
-    Rule("persons_no_orphans", "resolved_persons", ORPHANS, PRODUCTION, PERSON_LINKS_WITHOUT_PERSON,
-         "Every person the pipeline linked a staging row to still exists. A failure means a linked person was "
-         "deleted (by the bot or by hand): its staging rows' lineage points nowhere. Lists the missing person "
-         "ids."),
+    Rule(
+        "persons_unique_cedula",
+        "resolved_persons",
+        DUPLICATES,
+        PRODUCTION,
+        PERSONS_SAME_CEDULA,
+        "No two persons share a cédula (digits only). A failure means identity resolution created a "
+        "duplicate: the run stops before students and leads; inspect the listed person ids.",
+        blocking=True,
+    ),
+    Rule(
+        "persons_unique_email",
+        "resolved_persons",
+        DUPLICATES,
+        PRODUCTION,
+        PERSONS_SAME_EMAIL,
+        "No two persons share an e-mail (trimmed, lower-cased). Blocking: a failure stops the run.",
+        blocking=True,
+    ),
+    Rule(
+        "persons_unique_name_birth_date",
+        "resolved_persons",
+        DUPLICATES,
+        PRODUCTION,
+        PERSONS_SAME_NAME_BIRTH_DATE,
+        "No two persons share name key and birth date unless a cédula, e-mail or student number tells them "
+        "apart (those are vetoed on purpose), or a row showed them to be one and they wait in review as a "
+        "possible_duplicate, or a person answered that they are not the same (the pipeline never merges two "
+        "production persons itself). Blocking: a failure "
+        "stops the run.",
+        blocking=True,
+    ),
+    Rule(
+        "persons_no_orphans",
+        "resolved_persons",
+        ORPHANS,
+        PRODUCTION,
+        PERSON_LINKS_WITHOUT_PERSON,
+        "Every person the pipeline linked a staging row to still exists. A failure means a linked person was "
+        "deleted (by the bot or by hand): its staging rows' lineage points nowhere. Lists the missing person "
+        "ids.",
+    ),
     # prod_services_events
-    Rule("services_events_no_duplicates", "prod_services_events", DUPLICATES, PRODUCTION, SERVICES_EVENTS_SAME_NAME,
-         "No two services share a name, and no two events of one service share a name (trimmed, case-folded): "
-         "leads would be matched to either. The bot writes these tables too: a warning. Whole tables. Lists "
-         "service/event ids.", severity=WARN, scope="table"),
-    Rule("services_events_no_orphans", "prod_services_events", ORPHANS, PRODUCTION, EVENTS_WITHOUT_SERVICE,
-         "Every event that names a service points at an existing service. Whole table. Lists event ids.",
-         scope="table"),
+    Rule(
+        "services_events_no_duplicates",
+        "prod_services_events",
+        DUPLICATES,
+        PRODUCTION,
+        SERVICES_EVENTS_SAME_NAME,
+        "No two services share a name, and no two events of one service share a name (trimmed, case-folded): "
+        "leads would be matched to either. The bot writes these tables too: a warning. Whole tables. Lists "
+        "service/event ids.",
+        severity=WARN,
+        scope="table",
+    ),
+    Rule(
+        "services_events_no_orphans",
+        "prod_services_events",
+        ORPHANS,
+        PRODUCTION,
+        EVENTS_WITHOUT_SERVICE,
+        "Every event that names a service points at an existing service. Whole table. Lists event ids.",
+        scope="table",
+    ),
     # prod_students
-    Rule("students_unique_per_person", "prod_students", DUPLICATES, PRODUCTION, STUDENTS_SAME_PERSON_OR_NUMBER,
-         "At most one student per person and per student number, among the persons and numbers of students "
-         "in scope. Lists student ids."),
-    Rule("students_no_orphans", "prod_students", ORPHANS, PRODUCTION, STUDENTS_WITHOUT_PERSON,
-         "Every student in scope belongs to an existing person. Lists student ids."),
+    Rule(
+        "students_unique_per_person",
+        "prod_students",
+        DUPLICATES,
+        PRODUCTION,
+        STUDENTS_SAME_PERSON_OR_NUMBER,
+        "At most one student per person and per student number, among the persons and numbers of students "
+        "in scope. Lists student ids.",
+    ),
+    Rule(
+        "students_no_orphans",
+        "prod_students",
+        ORPHANS,
+        PRODUCTION,
+        STUDENTS_WITHOUT_PERSON,
+        "Every student in scope belongs to an existing person. Lists student ids.",
+    ),
     # prod_leads
-    Rule("leads_unique_per_key", "prod_leads", DUPLICATES, PRODUCTION, LEADS_SAME_KEY,
-         "At most one lead per (person, service, event) and per (person, program type) among the leads in scope. "
-         "A failure means a sighting was duplicated instead of enriching its lead. Lists lead ids."),
-    Rule("leads_no_orphans", "prod_leads", ORPHANS, PRODUCTION, LEADS_WITHOUT_PERSON_SERVICE_OR_EVENT,
-         "Every lead in scope has its person, and its service/event when it names one. Lists lead ids."),
+    Rule(
+        "leads_unique_per_key",
+        "prod_leads",
+        DUPLICATES,
+        PRODUCTION,
+        LEADS_SAME_KEY,
+        "At most one lead per (person, service, event) and per (person, program type) among the leads in scope. "
+        "A failure means a sighting was duplicated instead of enriching its lead. Lists lead ids.",
+    ),
+    Rule(
+        "leads_no_orphans",
+        "prod_leads",
+        ORPHANS,
+        PRODUCTION,
+        LEADS_WITHOUT_PERSON_SERVICE_OR_EVENT,
+        "Every lead in scope has its person, and its service/event when it names one. Lists lead ids.",
+    ),
     # prod_documents
-    Rule("documents_no_duplicates", "prod_documents", DUPLICATES, PRODUCTION, DOCUMENTS_SAME_STUDENT_CHECKSUM,
-         "No two document rows share (student, SHA-256): a file is stored once per student. "
-         "Lists the offending document ids.", scope="table"),
-    Rule("documents_no_orphans", "prod_documents", ORPHANS, PRODUCTION, DOCUMENTS_WITHOUT_STUDENT,
-         "Every document row belongs to an existing student. Lists the offending document ids; "
-         "also counts document links whose row was deleted since (not a failure).", scope="table"),
+    Rule(
+        "documents_no_duplicates",
+        "prod_documents",
+        DUPLICATES,
+        PRODUCTION,
+        DOCUMENTS_SAME_STUDENT_CHECKSUM,
+        "No two document rows share (student, SHA-256): a file is stored once per student. "
+        "Lists the offending document ids.",
+        scope="table",
+    ),
+    Rule(
+        "documents_no_orphans",
+        "prod_documents",
+        ORPHANS,
+        PRODUCTION,
+        DOCUMENTS_WITHOUT_STUDENT,
+        "Every document row belongs to an existing student. Lists the offending document ids; "
+        "also counts document links whose row was deleted since (not a failure).",
+        scope="table",
+    ),
 )
 RULE = {rule.name: rule for rule in RULES}

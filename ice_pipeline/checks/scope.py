@@ -25,11 +25,16 @@ def resolve_scope(context: AssetCheckExecutionContext, asset: str) -> Scope:
         return Scope(WHOLE_DATABASE, None, f"run tag {SCOPE_TAG}=database (e.g. the job verify_production)")
     event = context.instance.get_latest_materialization_event(AssetKey(asset))
     if event is None:
-        return Scope(WHOLE_DATABASE, None, f"the check ran without {asset}, which has no materialization on record")
+        return Scope(
+            WHOLE_DATABASE, None, f"the check ran without {asset}, which has no materialization on record"
+        )
     if event.run_id == run.run_id:
         return Scope(THIS_RUN, run.run_id, f"{asset} was materialized in this run")
-    return Scope(LATEST_RUN, event.run_id,
-                 f"the check ran without {asset}: the rows of its latest materialization's run")
+    return Scope(
+        LATEST_RUN,
+        event.run_id,
+        f"the check ran without {asset}: the rows of its latest materialization's run",
+    )
 
 
 __all__ = ["EVERYTHING", "SCOPE_TAG", "WHOLE_DATABASE_TAG", "resolve_scope"]

@@ -11,18 +11,92 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-GIVEN_F = ["Luz", "Diana", "Paola", "Marcela", "Liliana", "Yolanda", "Adriana", "Natalia", "Valentina", "Camila",
-           "Isabella", "Mariana", "Daniela", "Juliana", "Sofía", "Laura", "Catalina", "Andrea", "Gabriela", "Ximena"]
-GIVEN_M = ["Andrés", "Felipe", "Santiago", "Sebastián", "Alejandro", "Julián", "Mauricio", "Hernán", "Óscar",
-           "Fabián", "Camilo", "Esteban", "Nicolás", "Mateo", "Samuel", "Tomás", "Daniel", "Gabriel", "Jorge", "Iván"]
-SURNAMES = ["Restrepo", "Ospina", "Cárdenas", "Quintero", "Betancur", "Zuluaga", "Arango", "Echeverri", "Londoño",
-            "Montoya", "Salazar", "Valencia", "Giraldo", "Cifuentes", "Arbeláez", "Vélez", "Bedoya", "Uribe",
-            "Patiño", "Villegas", "Henao", "Orozco", "Agudelo", "Cardona", "Tobón", "Jaramillo", "Posada", "Mejía"]
+GIVEN_F = [
+    "Luz",
+    "Diana",
+    "Paola",
+    "Marcela",
+    "Liliana",
+    "Yolanda",
+    "Adriana",
+    "Natalia",
+    "Valentina",
+    "Camila",
+    "Isabella",
+    "Mariana",
+    "Daniela",
+    "Juliana",
+    "Sofía",
+    "Laura",
+    "Catalina",
+    "Andrea",
+    "Gabriela",
+    "Ximena",
+]
+GIVEN_M = [
+    "Andrés",
+    "Felipe",
+    "Santiago",
+    "Sebastián",
+    "Alejandro",
+    "Julián",
+    "Mauricio",
+    "Hernán",
+    "Óscar",
+    "Fabián",
+    "Camilo",
+    "Esteban",
+    "Nicolás",
+    "Mateo",
+    "Samuel",
+    "Tomás",
+    "Daniel",
+    "Gabriel",
+    "Jorge",
+    "Iván",
+]
+SURNAMES = [
+    "Restrepo",
+    "Ospina",
+    "Cárdenas",
+    "Quintero",
+    "Betancur",
+    "Zuluaga",
+    "Arango",
+    "Echeverri",
+    "Londoño",
+    "Montoya",
+    "Salazar",
+    "Valencia",
+    "Giraldo",
+    "Cifuentes",
+    "Arbeláez",
+    "Vélez",
+    "Bedoya",
+    "Uribe",
+    "Patiño",
+    "Villegas",
+    "Henao",
+    "Orozco",
+    "Agudelo",
+    "Cardona",
+    "Tobón",
+    "Jaramillo",
+    "Posada",
+    "Mejía",
+]
 DOMAINS = ["gmail.com", "hotmail.com", "outlook.com", "yahoo.es", "une.net.co"]
-PLACEHOLDER_EMAILS = ["sincorreo@gmail.com", "notiene@hotmail.com", "ninguno@gmail.com", "no@no.com",
-                      "noaplica@gmail.com", "sin.correo@yahoo.com", "xxx@xxx.com"]
+PLACEHOLDER_EMAILS = [
+    "sincorreo@gmail.com",
+    "notiene@hotmail.com",
+    "ninguno@gmail.com",
+    "no@no.com",
+    "noaplica@gmail.com",
+    "sin.correo@yahoo.com",
+    "xxx@xxx.com",
+]
 PLACEHOLDER_CEDULAS = ["1234567890", "0000000000", "1111111111", "123456789", "9999999999"]
-OFFICE_PHONES = ["6014445566", "3157778899"]          # the agency's lines, typed on many forms
+OFFICE_PHONES = ["6014445566", "3157778899"]  # the agency's lines, typed on many forms
 PLACEHOLDER_PHONES = ["3000000000", "3111111111"]
 
 
@@ -39,7 +113,7 @@ class Person:
 
 @dataclass
 class Row:
-    table: str                       # staging_student | staging_lead
+    table: str  # staging_student | staging_lead
     truth: int
     fields: dict[str, object] = field(default_factory=dict)
 
@@ -65,7 +139,9 @@ class World:
 
     def mobile(self) -> str:
         rng = self.rng
-        return self.unique(lambda: f"3{rng.choice(['00', '01', '10', '12', '15', '20'])}{rng.randint(1_000_000, 9_999_999)}")
+        return self.unique(
+            lambda: f"3{rng.choice(['00', '01', '10', '12', '15', '20'])}{rng.randint(1_000_000, 9_999_999)}"
+        )
 
     def birth_date(self, young: bool = False) -> str:
         year = self.rng.randint(2000, 2008) if young else self.rng.randint(1960, 1999)
@@ -77,16 +153,26 @@ class World:
         rng = self.rng
         return self.unique(lambda: f"{local}{rng.randint(1, 9999)}@{rng.choice(DOMAINS)}")
 
-    def person(self, *, given: list[str] | None = None, surnames: list[str] | None = None,
-               birth_date: str | None | bool = True, cedula: str | None | bool = True,
-               email: str | None | bool = True, mobile: str | None | bool = True, young: bool = False) -> Person:
+    def person(
+        self,
+        *,
+        given: list[str] | None = None,
+        surnames: list[str] | None = None,
+        birth_date: str | None | bool = True,
+        cedula: str | None | bool = True,
+        email: str | None | bool = True,
+        mobile: str | None | bool = True,
+        young: bool = False,
+    ) -> Person:
         rng = self.rng
         pool = GIVEN_F if rng.random() < 0.5 else GIVEN_M
         given = given or rng.sample(pool, rng.choice([1, 2]))
         surnames = surnames or rng.sample(SURNAMES, 2)
         self.next_truth += 1
         return Person(
-            truth=self.next_truth, given=given, surnames=surnames,
+            truth=self.next_truth,
+            given=given,
+            surnames=surnames,
             birth_date=self.birth_date(young) if birth_date is True else birth_date or None,
             cedula=self.cedula() if cedula is True else cedula or None,
             email=self.email(given[0], surnames[0]) if email is True else email or None,
@@ -137,16 +223,18 @@ def hard_rows(seed: int, households: int = 40) -> list[Row]:
     rows: list[Row] = []
     for _ in range(households):
         case = rng.random()
-        if case < 0.25:            # a plain person, one to three sightings
+        if case < 0.25:  # a plain person, one to three sightings
             p = world.person()
             rows += rows_of(rng, p, rng.randint(1, 3))
-        elif case < 0.40:          # people without e-mail or document: placeholders typed instead
+        elif case < 0.40:  # people without e-mail or document: placeholders typed instead
             for _ in range(rng.randint(2, 4)):
-                p = world.person(email=rng.choice(PLACEHOLDER_EMAILS),
-                                 cedula=rng.choice(PLACEHOLDER_CEDULAS) if rng.random() < 0.5 else True,
-                                 mobile=rng.choice(PLACEHOLDER_PHONES) if rng.random() < 0.3 else True)
+                p = world.person(
+                    email=rng.choice(PLACEHOLDER_EMAILS),
+                    cedula=rng.choice(PLACEHOLDER_CEDULAS) if rng.random() < 0.5 else True,
+                    mobile=rng.choice(PLACEHOLDER_PHONES) if rng.random() < 0.3 else True,
+                )
                 rows += rows_of(rng, p, rng.randint(1, 2), keep=0.9)
-        elif case < 0.60:          # a family: the children registered with a parent's e-mail (twins sometimes)
+        elif case < 0.60:  # a family: the children registered with a parent's e-mail (twins sometimes)
             parent = world.person()
             rows += rows_of(rng, parent, rng.randint(1, 2))
             twins = rng.random() < 0.3
@@ -156,19 +244,33 @@ def hard_rows(seed: int, households: int = 40) -> list[Row]:
                 pool = [g for g in GIVEN_F + GIVEN_M if g not in taken]
                 given = [rng.choice(pool)]
                 taken.update(given)
-                child = world.person(given=given, surnames=parent.surnames, email=parent.email,
-                                     birth_date=shared_bd if twins else world.birth_date(young=True),
-                                     cedula=rng.random() < 0.5, mobile=rng.random() < 0.5)
+                child = world.person(
+                    given=given,
+                    surnames=parent.surnames,
+                    email=parent.email,
+                    birth_date=shared_bd if twins else world.birth_date(young=True),
+                    cedula=rng.random() < 0.5,
+                    mobile=rng.random() < 0.5,
+                )
                 rows += rows_of(rng, child, rng.randint(1, 2))
-        elif case < 0.80:          # namesakes: the same full name, different people
+        elif case < 0.80:  # namesakes: the same full name, different people
             a = world.person()
-            b = world.person(given=a.given, surnames=a.surnames, email=rng.random() < 0.5,
-                             birth_date=rng.random() < 0.7, cedula=rng.random() < 0.6)
+            b = world.person(
+                given=a.given,
+                surnames=a.surnames,
+                email=rng.random() < 0.5,
+                birth_date=rng.random() < 0.7,
+                cedula=rng.random() < 0.6,
+            )
             rows += rows_of(rng, a, rng.randint(1, 3)) + rows_of(rng, b, rng.randint(1, 3))
-        else:                      # forms filled at the office: its phone instead of the person's
+        else:  # forms filled at the office: its phone instead of the person's
             for _ in range(rng.randint(2, 4)):
-                p = world.person(mobile=rng.choice(OFFICE_PHONES), email=rng.random() < 0.5,
-                                 birth_date=rng.random() < 0.6, cedula=rng.random() < 0.5)
+                p = world.person(
+                    mobile=rng.choice(OFFICE_PHONES),
+                    email=rng.random() < 0.5,
+                    birth_date=rng.random() < 0.6,
+                    cedula=rng.random() < 0.5,
+                )
                 rows += rows_of(rng, p, rng.randint(1, 2))
     rng.shuffle(rows)
     return rows

@@ -40,12 +40,18 @@ import time
 from pathlib import Path
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
-SHUTDOWN_GRACE_S = 30.0   # for the server itself to exit after the first signal
-GROUP_GRACE_S = 15.0      # then for its children (code servers shut down after it)
-USAGE = ("usage: python -m ice_pipeline.dev.launcher {dev|webserver|daemon|COMMAND} [ARGS...]"
-         "   (e.g. dev -h 127.0.0.1 -p 3000 -w workspace.yaml)")
+SHUTDOWN_GRACE_S = 30.0  # for the server itself to exit after the first signal
+GROUP_GRACE_S = 15.0  # then for its children (code servers shut down after it)
+USAGE = (
+    "usage: python -m ice_pipeline.dev.launcher {dev|webserver|daemon|COMMAND} [ARGS...]"
+    "   (e.g. dev -h 127.0.0.1 -p 3000 -w workspace.yaml)"
+)
 # Short forms, so `make ui` needs no path to the virtualenv's scripts.
-SHORT_FORMS = {"dev": ["dagster", "dev"], "webserver": ["dagster-webserver"], "daemon": ["dagster-daemon", "run"]}
+SHORT_FORMS = {
+    "dev": ["dagster", "dev"],
+    "webserver": ["dagster-webserver"],
+    "daemon": ["dagster-daemon", "run"],
+}
 
 
 def resolve(command: str) -> str:
@@ -122,8 +128,10 @@ def supervise(argv: list[str]) -> int:
             break
         except subprocess.TimeoutExpired:
             if received and time.monotonic() - received[0][1] > SHUTDOWN_GRACE_S:
-                print(f"launcher: {argv[0]} did not stop within {SHUTDOWN_GRACE_S:.0f} s; killing it",
-                      file=sys.stderr)
+                print(
+                    f"launcher: {argv[0]} did not stop within {SHUTDOWN_GRACE_S:.0f} s; killing it",
+                    file=sys.stderr,
+                )
                 kill_group(child.pid)
     deadline = time.monotonic() + GROUP_GRACE_S
     while group_alive(child.pid) and time.monotonic() < deadline:
@@ -151,8 +159,10 @@ def prepare_dagster(home: Path) -> None:
     names = [key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()]
     removed = remove_stale_pickles(home, names)
     if removed:
-        print(f"launcher: removed {removed} batch pickle(s) an older version left in {home / 'storage'}",
-              file=sys.stderr)
+        print(
+            f"launcher: removed {removed} batch pickle(s) an older version left in {home / 'storage'}",
+            file=sys.stderr,
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -173,8 +183,10 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(f"launcher: {error}") from None
     home = os.environ.get("DAGSTER_HOME")
     if not home:
-        raise SystemExit("launcher: DAGSTER_HOME is not set: set it (an absolute directory holding dagster.yaml) "
-                         "or start the embedded services with `ice-pipeline local up`.")
+        raise SystemExit(
+            "launcher: DAGSTER_HOME is not set: set it (an absolute directory holding dagster.yaml) "
+            "or start the embedded services with `ice-pipeline local up`."
+        )
     Path(home).mkdir(parents=True, exist_ok=True)
     if dagster:
         prepare_dagster(Path(home))

@@ -32,9 +32,11 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
-MISSING_MOTO = ("the embedded S3 server needs moto, an optional extra: install it with "
-                "`pip install -e '.[local]'` (`make install` does).")
-_ACCOUNT = "123456789012"   # moto's default account: every access key maps to it
+MISSING_MOTO = (
+    "the embedded S3 server needs moto, an optional extra: install it with "
+    "`pip install -e '.[local]'` (`make install` does)."
+)
+_ACCOUNT = "123456789012"  # moto's default account: every access key maps to it
 _REGION = "us-east-1"
 _MUTATING = ("PUT", "POST", "DELETE")
 
@@ -84,8 +86,12 @@ class ObjectStore:
         folder.mkdir(exist_ok=True)
         stem = self._stem(fake_key.name)
         _atomic_write(folder / f"{stem}.bin", fake_key.value)
-        meta = {"key": fake_key.name, "etag": fake_key.etag.strip('"'),
-                "last_modified": fake_key.last_modified.isoformat(), "metadata": dict(fake_key.metadata)}
+        meta = {
+            "key": fake_key.name,
+            "etag": fake_key.etag.strip('"'),
+            "last_modified": fake_key.last_modified.isoformat(),
+            "metadata": dict(fake_key.metadata),
+        }
         _atomic_write(folder / f"{stem}.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
 
     def drop_key(self, bucket: str, key: str) -> None:
@@ -101,19 +107,25 @@ class ObjectStore:
             self.drop_bucket(bucket)
             return
         self.save_bucket(bucket)
-        live = {name: backend.buckets[bucket].keys[name] for name in list(backend.buckets[bucket].keys.keys())}
+        live = {
+            name: backend.buckets[bucket].keys[name] for name in list(backend.buckets[bucket].keys.keys())
+        }
         folder = self._bucket_dir(bucket)
         stored: dict[str, dict] = {}
         for meta_path in folder.glob("*.json"):
             with contextlib.suppress(OSError, ValueError):
                 stored[json.loads(meta_path.read_text(encoding="utf-8"))["key"]] = json.loads(
-                    meta_path.read_text(encoding="utf-8"))
+                    meta_path.read_text(encoding="utf-8")
+                )
         for name in set(stored) - set(live):
             self.drop_key(bucket, name)
         for name, fake_key in live.items():
             known = stored.get(name)
-            if known is None or known["etag"] != fake_key.etag.strip('"') or \
-                    known["last_modified"] != fake_key.last_modified.isoformat():
+            if (
+                known is None
+                or known["etag"] != fake_key.etag.strip('"')
+                or known["last_modified"] != fake_key.last_modified.isoformat()
+            ):
                 self.save_key(bucket, fake_key)
 
     def sync_key(self, bucket: str, key: str) -> None:
@@ -142,8 +154,9 @@ class ObjectStore:
                     value = data_path.read_bytes()
                 except (OSError, ValueError):
                     continue  # a half-written pair: the client never got its 200
-                fake_key = backend.put_object(folder.name, meta["key"], value, etag=meta["etag"],
-                                              disable_notification=True)
+                fake_key = backend.put_object(
+                    folder.name, meta["key"], value, etag=meta["etag"], disable_notification=True
+                )
                 fake_key.set_metadata(dict(meta["metadata"]))
                 fake_key.last_modified = dt.datetime.fromisoformat(meta["last_modified"])
                 objects += 1
@@ -155,7 +168,11 @@ def _target(environ: dict) -> tuple[str | None, str | None]:
     path = urllib.parse.unquote(environ.get("PATH_INFO", ""))
     host = environ.get("HTTP_HOST", "").split(":")[0]
     parts = path.lstrip("/").split("/", 1)
-    if host.count(".") and not host.replace(".", "").isdigit() and host.split(".")[0] not in ("localhost", "s3"):
+    if (
+        host.count(".")
+        and not host.replace(".", "").isdigit()
+        and host.split(".")[0] not in ("localhost", "s3")
+    ):
         # virtual-host style: bucket.host/key
         return host.split(".")[0], path.lstrip("/") or None
     bucket = parts[0] or None
@@ -193,11 +210,11 @@ class PersistingApp:
             return
         query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if key is None:
-            self.store.sync_bucket(bucket)          # create/delete bucket, multi-object delete
+            self.store.sync_bucket(bucket)  # create/delete bucket, multi-object delete
         elif method == "PUT" and "uploadId" in query:
-            return                                   # a multipart part: the object exists at completion
+            return  # a multipart part: the object exists at completion
         else:
-            self.store.sync_key(bucket, key)         # put, copy, complete multipart, delete
+            self.store.sync_key(bucket, key)  # put, copy, complete multipart, delete
 
 
 def serve(host: str, port: int, data: Path) -> None:
@@ -220,7 +237,9 @@ def serve(host: str, port: int, data: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m ice_pipeline.dev.s3server", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m ice_pipeline.dev.s3server", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
     parser.add_argument("--data", type=Path, required=True, help="directory holding the objects")

@@ -65,15 +65,15 @@ NAME_PREFILTER = 60.0
 # A name that shares little (one token, or one side without a name) needs this much from the other fields
 # (e.g. a cédula one digit apart and the same birth date).
 WEAK_NAME_NEEDS = 7.0
-THRESHOLD = 4.5                      # total weight from which a pair is a candidate
-SCORE_SCALE = 2.0                    # logistic scale of the 0..1 score around the threshold
+THRESHOLD = 4.5  # total weight from which a pair is a candidate
+SCORE_SCALE = 2.0  # logistic scale of the 0..1 score around the threshold
 # A value more persons than this carry identifies nobody (a placeholder e-mail, an office phone, a family
 # e-mail is shared by a handful): it is neither a blocking key nor evidence.
 SHARED_VALUE_LIMIT = 8
 PAIR_CHUNK = 4_000_000
 # A name (or its sound) carried by more persons than this is blocked together with the birth year or the
 # birth day and month, not alone.
-COMMON_NAME = 20               # pairs generated per step (bounds memory at a million persons)
+COMMON_NAME = 20  # pairs generated per step (bounds memory at a million persons)
 
 PARTICLES = frozenset({"de", "del", "la", "las", "los", "y", "e", "da", "do", "dos", "van", "von", "di"})
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
@@ -81,13 +81,25 @@ BLOCK_KINDS = ("birth", "name", "sound", "cedula", "mobile", "email")
 
 # Weight of each comparison level (log-odds-like, set by hand and checked on the benchmarks).
 NAME_WEIGHTS = {"same": 4.0, "typo": 3.0, "dropped": 2.5, "typo_dropped": 2.0, "weak": 0.5, "different": 0.0}
-CEDULA_WEIGHTS = {"same": 6.0, "one_digit": 3.5, "transposition": 3.5, "length": 3.0, "missing": 0.0,
-                  "different": -1.5}
-BIRTH_WEIGHTS = {"same": 4.0, "swapped": 3.0, "one_digit": 2.0, "transposition": 2.0, "missing": 0.0,
-                 "different": -2.0}
+CEDULA_WEIGHTS = {
+    "same": 6.0,
+    "one_digit": 3.5,
+    "transposition": 3.5,
+    "length": 3.0,
+    "missing": 0.0,
+    "different": -1.5,
+}
+BIRTH_WEIGHTS = {
+    "same": 4.0,
+    "swapped": 3.0,
+    "one_digit": 2.0,
+    "transposition": 2.0,
+    "missing": 0.0,
+    "different": -2.0,
+}
 EMAIL_WEIGHTS = {"same": 3.0, "same_local_part": 2.0, "different": -0.5, "missing": 0.0}
 MOBILE_WEIGHTS = {"same": 3.0, "different": -0.5, "missing": 0.0}
-RARE_NAME_WEIGHT = 2.0              # the same name, carried by no third person
+RARE_NAME_WEIGHT = 2.0  # the same name, carried by no third person
 STUDENT_WEIGHTS = {"same": 5.0, "different": -3.0, "missing": 0.0}
 
 CEDULA_TEXT = {
@@ -106,15 +118,33 @@ BIRTH_TEXT = {
     "missing": "birth date on one side only or on neither",
     "different": "different birth dates",
 }
-EMAIL_TEXT = {"same": "same e-mail", "same_local_part": "same e-mail name, different domain",
-              "different": "different e-mails", "missing": "e-mail on one side only or on neither"}
-MOBILE_TEXT = {"same": "same mobile", "different": "different mobiles",
-               "missing": "mobile on one side only or on neither"}
-STUDENT_TEXT = {"same": "same student number", "different": "different student numbers",
-                "missing": "student number on one side only or on neither"}
+EMAIL_TEXT = {
+    "same": "same e-mail",
+    "same_local_part": "same e-mail name, different domain",
+    "different": "different e-mails",
+    "missing": "e-mail on one side only or on neither",
+}
+MOBILE_TEXT = {
+    "same": "same mobile",
+    "different": "different mobiles",
+    "missing": "mobile on one side only or on neither",
+}
+STUDENT_TEXT = {
+    "same": "same student number",
+    "different": "different student numbers",
+    "missing": "student number on one side only or on neither",
+}
 
-PERSON_COLUMNS = ("person_id", "full_name", "name_key", "birth_date", "cedula", "email", "phone_tail",
-                  "student_number")
+PERSON_COLUMNS = (
+    "person_id",
+    "full_name",
+    "name_key",
+    "birth_date",
+    "cedula",
+    "email",
+    "phone_tail",
+    "student_number",
+)
 PAIR_COLUMNS = ["person_id", "candidate_person_id", "score", "evidence"]
 
 
@@ -133,8 +163,10 @@ def name_tokens(full_names: pd.Series, name_keys: pd.Series) -> list[list[str]]:
     """Folded name tokens in display order, particles dropped; from the name key when no name is stored."""
     text = full_names.astype("string").fillna(name_keys.astype("string"))
     folded = text.str.translate(FOLD_TABLE).str.lower().str.replace(r"[^a-z0-9]+", " ", regex=True)
-    return [[t for t in value.split() if t not in PARTICLES] if isinstance(value, str) else []
-            for value in folded.to_numpy(dtype=object, na_value=None)]
+    return [
+        [t for t in value.split() if t not in PARTICLES] if isinstance(value, str) else []
+        for value in folded.to_numpy(dtype=object, na_value=None)
+    ]
 
 
 def fold_tokens(name: str) -> list[str]:
@@ -153,14 +185,14 @@ def _text(frame: pd.DataFrame, column: str) -> np.ndarray:
 @dataclass
 class _Persons:
     ids: np.ndarray
-    tokens: list[list[str]]   # folded, particles dropped, sorted
-    full_names: np.ndarray    # as stored: display order for the evidence text
-    name_cmp: np.ndarray      # sorted tokens joined: what rapidfuzz compares
-    birth: np.ndarray         # 'YYYYMMDD' or ''
+    tokens: list[list[str]]  # folded, particles dropped, sorted
+    full_names: np.ndarray  # as stored: display order for the evidence text
+    name_cmp: np.ndarray  # sorted tokens joined: what rapidfuzz compares
+    birth: np.ndarray  # 'YYYYMMDD' or ''
     year: np.ndarray
     month: np.ndarray
     day: np.ndarray
-    cedula: np.ndarray        # '' when missing
+    cedula: np.ndarray  # '' when missing
     email: np.ndarray
     local: np.ndarray
     mobile: np.ndarray
@@ -175,14 +207,19 @@ def _prepare(persons: pd.DataFrame) -> _Persons:
     # Tokens for blocking and comparing: the stored name key (folded, sorted) split; folded here only for
     # persons without one. Display order is read later, only for the pairs that become candidates.
     keyed = name_keys.notna().to_numpy()
-    tokens: list[list[str]] = [[t for t in k.split() if t not in PARTICLES] if isinstance(k, str) else []
-                               for k in name_keys.to_numpy(dtype=object, na_value=None)]
+    tokens: list[list[str]] = [
+        [t for t in k.split() if t not in PARTICLES] if isinstance(k, str) else []
+        for k in name_keys.to_numpy(dtype=object, na_value=None)
+    ]
     if not keyed.all():
         folded = name_tokens(full[~keyed], empty[~keyed])
         for position, value in zip(np.flatnonzero(~keyed), folded, strict=True):
             tokens[position] = sorted(value)
-    birth = pd.to_datetime(frame["birth_date"].astype("string"), errors="coerce", format="%Y-%m-%d") \
-        if "birth_date" in frame else pd.Series(pd.NaT, index=frame.index)
+    birth = (
+        pd.to_datetime(frame["birth_date"].astype("string"), errors="coerce", format="%Y-%m-%d")
+        if "birth_date" in frame
+        else pd.Series(pd.NaT, index=frame.index)
+    )
     present = birth.notna().to_numpy()
     year = np.where(present, birth.dt.year.fillna(0).to_numpy(dtype=np.int64), 0)
     month = np.where(present, birth.dt.month.fillna(0).to_numpy(dtype=np.int64), 0)
@@ -206,9 +243,15 @@ def _prepare(persons: pd.DataFrame) -> _Persons:
         tokens=tokens,
         full_names=full.to_numpy(dtype=object, na_value=None),
         name_cmp=np.array([" ".join(t) for t in tokens], dtype=object),
-        birth=birth_text.astype(object), year=year, month=month, day=day,
-        cedula=blank(_text(frame, "cedula")), email=blank(email), local=local,
-        mobile=blank(_text(frame, "phone_tail")), student=blank(_text(frame, "student_number")),
+        birth=birth_text.astype(object),
+        year=year,
+        month=month,
+        day=day,
+        cedula=blank(_text(frame, "cedula")),
+        email=blank(email),
+        local=local,
+        mobile=blank(_text(frame, "phone_tail")),
+        student=blank(_text(frame, "student_number")),
     )
 
 
@@ -217,7 +260,7 @@ def _prepare(persons: pd.DataFrame) -> _Persons:
 
 def deletion_keys(value: str) -> list[str]:
     """The value and every string with one character removed (symmetric-deletion neighbourhood)."""
-    return [value, *{value[:i] + value[i + 1:] for i in range(len(value))}]
+    return [value, *{value[:i] + value[i + 1 :] for i in range(len(value))}]
 
 
 def one_edit_variants(value: str, alphabet: str = "0123456789") -> set[str]:
@@ -228,11 +271,11 @@ def one_edit_variants(value: str, alphabet: str = "0123456789") -> set[str]:
     """
     out = {value}
     for i in range(len(value)):
-        out.add(value[:i] + value[i + 1:])
+        out.add(value[:i] + value[i + 1 :])
         for ch in alphabet:
-            out.add(value[:i] + ch + value[i + 1:])
+            out.add(value[:i] + ch + value[i + 1 :])
         if i + 1 < len(value):
-            out.add(value[:i] + value[i + 1] + value[i] + value[i + 2:])
+            out.add(value[:i] + value[i + 1] + value[i] + value[i + 2 :])
     for i in range(len(value) + 1):
         for ch in alphabet:
             out.add(value[:i] + ch + value[i:])
@@ -285,8 +328,13 @@ def _name_blocks(names: np.ndarray, has_name: np.ndarray, year: np.ndarray, mont
     rare_idx = idx[~common]
     dated = idx[common & (year[idx] > 0)]
     members = np.concatenate([rare_idx, dated, dated])
-    keys = np.concatenate([names[rare_idx], names[dated] + "|y" + year[dated].astype(str).astype(object),
-                           names[dated] + "|d" + month_day[dated].astype(str).astype(object)])
+    keys = np.concatenate(
+        [
+            names[rare_idx],
+            names[dated] + "|y" + year[dated].astype(str).astype(object),
+            names[dated] + "|d" + month_day[dated].astype(str).astype(object),
+        ]
+    )
     return members, keys
 
 
@@ -314,8 +362,11 @@ def _block_pairs(members: np.ndarray, keys: np.ndarray, max_block: int, focus: n
 
     def chunks():
         pair_counts = kz * (kz - 1) // 2
-        bounds = np.searchsorted(np.cumsum(pair_counts), np.arange(PAIR_CHUNK, pair_counts.sum() + PAIR_CHUNK,
-                                                                    PAIR_CHUNK), side="right")
+        bounds = np.searchsorted(
+            np.cumsum(pair_counts),
+            np.arange(PAIR_CHUNK, pair_counts.sum() + PAIR_CHUNK, PAIR_CHUNK),
+            side="right",
+        )
         begin = 0
         for end in [*bounds, len(ks)]:
             end = max(end, begin + 1)
@@ -346,8 +397,9 @@ def _names_alike(p: _Persons, i: np.ndarray, j: np.ndarray, kind: str) -> np.nda
     return names >= NAME_PREFILTER if kind != "cedula" else np.ones(len(i), dtype=bool)
 
 
-def _blocked_pairs(p: _Persons, focus: np.ndarray | None, max_block: int,
-                   stats: dict[str, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _blocked_pairs(
+    p: _Persons, focus: np.ndarray | None, max_block: int, stats: dict[str, int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(i, j, found_by) of each distinct pair sharing a blocking key whose names are alike, i < j.
 
     found_by has bit b set when BLOCK_KINDS[b] found the pair (for the evidence). Skipped blocks, blocked
@@ -391,8 +443,16 @@ def compare_cedulas(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     osa = process.cpdist(list(a), list(b), scorer=OSA.distance, workers=1) if len(a) else np.zeros(0)
     ham = process.cpdist(list(a), list(b), scorer=Hamming.distance, workers=1) if len(a) else np.zeros(0)
     same_length = np.array([len(x) == len(y) for x, y in zip(a, b, strict=True)], dtype=bool)
-    return _levels([(~both, "missing"), (osa == 0, "same"), ((osa == 1) & same_length & (ham == 1), "one_digit"),
-                    ((osa == 1) & same_length, "transposition"), (osa == 1, "length")], "different")
+    return _levels(
+        [
+            (~both, "missing"),
+            (osa == 0, "same"),
+            ((osa == 1) & same_length & (ham == 1), "one_digit"),
+            ((osa == 1) & same_length, "transposition"),
+            (osa == 1, "length"),
+        ],
+        "different",
+    )
 
 
 def compare_births(p: _Persons, i: np.ndarray, j: np.ndarray) -> np.ndarray:
@@ -403,8 +463,16 @@ def compare_births(p: _Persons, i: np.ndarray, j: np.ndarray) -> np.ndarray:
     swapped = both & (p.year[i] == p.year[j]) & (p.month[i] == p.day[j]) & (p.day[i] == p.month[j])
     osa = process.cpdist(list(a), list(b), scorer=OSA.distance, workers=1) if len(a) else np.zeros(0)
     ham = process.cpdist(list(a), list(b), scorer=Hamming.distance, workers=1) if len(a) else np.zeros(0)
-    return _levels([(~both, "missing"), (same, "same"), (swapped, "swapped"), (ham == 1, "one_digit"),
-                    (osa == 1, "transposition")], "different")
+    return _levels(
+        [
+            (~both, "missing"),
+            (same, "same"),
+            (swapped, "swapped"),
+            (ham == 1, "one_digit"),
+            (osa == 1, "transposition"),
+        ],
+        "different",
+    )
 
 
 def _equal_levels(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -428,9 +496,9 @@ class _Fields:
     email: np.ndarray
     mobile: np.ndarray
     student: np.ndarray
-    rare_name: np.ndarray     # the same name of at least two tokens, carried by these two persons only
-    vetoed: np.ndarray        # same name and birth date, different cédulas: identity's veto, a person tells
-    near_cedula: np.ndarray   # same cédula or one edit apart
+    rare_name: np.ndarray  # the same name of at least two tokens, carried by these two persons only
+    vetoed: np.ndarray  # same name and birth date, different cédulas: identity's veto, a person tells
+    near_cedula: np.ndarray  # same cédula or one edit apart
 
 
 def _compare_fields(p: _Persons, i: np.ndarray, j: np.ndarray) -> _Fields:
@@ -444,9 +512,13 @@ def _compare_fields(p: _Persons, i: np.ndarray, j: np.ndarray) -> _Fields:
     carriers = np.bincount(name_codes)[name_codes]
     rare_name = exact_name & (carriers[i] == 2) & np.array([len(p.tokens[x]) >= 2 for x in i], dtype=bool)
     return _Fields(
-        cedula=ced, birth=birth, email=compare_emails(p, i, j),
-        mobile=_equal_levels(p.mobile[i], p.mobile[j]), student=_equal_levels(p.student[i], p.student[j]),
-        rare_name=rare_name, vetoed=exact_name & (birth == "same") & (ced == "different"),
+        cedula=ced,
+        birth=birth,
+        email=compare_emails(p, i, j),
+        mobile=_equal_levels(p.mobile[i], p.mobile[j]),
+        student=_equal_levels(p.student[i], p.student[j]),
+        rare_name=rare_name,
+        vetoed=exact_name & (birth == "same") & (ced == "different"),
         near_cedula=np.isin(ced, ["same", "one_digit", "transposition", "length"]),
     )
 
@@ -497,8 +569,13 @@ def _match_tokens(a: list[str], b: list[str]) -> tuple[int, list[str], list[str]
         if best is not None:
             rest_b.remove(best)
             rest_a.remove(x)
-            typos.append("an initial for a name" if len(x) == 1 or len(best) == 1
-                         else _typo_kind(x, best) if best_d == 1 else f"{best_d} letters differ in a name")
+            typos.append(
+                "an initial for a name"
+                if len(x) == 1 or len(best) == 1
+                else _typo_kind(x, best)
+                if best_d == 1
+                else f"{best_d} letters differ in a name"
+            )
     if rest_a and rest_b:
         joined_a, joined_b = "".join(sorted(rest_a, key=a.index)), "".join(sorted(rest_b, key=b.index))
         if (len(rest_a) > 1 or len(rest_b) > 1) and OSA.distance(joined_a, joined_b) <= 1:
@@ -512,8 +589,11 @@ def _missing_text(missing: list[str], longer: list[str]) -> str:
     if len(missing) > 1:
         return f"{len(missing)} names missing"
     position = longer.index(missing[0]) + 1
-    return ("second surname missing" if position == len(longer) and len(longer) >= 3
-            else f"one name missing ({_ordinal(position)} of {len(longer)})")
+    return (
+        "second surname missing"
+        if position == len(longer) and len(longer) >= 3
+        else f"one name missing ({_ordinal(position)} of {len(longer)})"
+    )
 
 
 def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
@@ -533,8 +613,11 @@ def compare_names(a: list[str], b: list[str]) -> tuple[str, str]:
         return "weak", "names share little"
     parts = []
     if typos:
-        parts.append(f"name differs by a typo ({typos[0]})" if len(typos) == 1
-                     else f"name differs by {len(typos)} typos")
+        parts.append(
+            f"name differs by a typo ({typos[0]})"
+            if len(typos) == 1
+            else f"name differs by {len(typos)} typos"
+        )
     if missing:
         parts.append(_missing_text(missing, a if rest_a else b))
     if not parts:
@@ -569,9 +652,14 @@ def _weights(levels: np.ndarray, table: dict[str, float]) -> np.ndarray:
 
 def _weight_without_name(f: _Fields) -> np.ndarray:
     """Each pair's weight from every field but the name (the name's level is known only per pair)."""
-    return (RARE_NAME_WEIGHT * f.rare_name + _weights(f.cedula, CEDULA_WEIGHTS)
-            + _weights(f.birth, BIRTH_WEIGHTS) + _weights(f.email, EMAIL_WEIGHTS)
-            + _weights(f.mobile, MOBILE_WEIGHTS) + _weights(f.student, STUDENT_WEIGHTS))
+    return (
+        RARE_NAME_WEIGHT * f.rare_name
+        + _weights(f.cedula, CEDULA_WEIGHTS)
+        + _weights(f.birth, BIRTH_WEIGHTS)
+        + _weights(f.email, EMAIL_WEIGHTS)
+        + _weights(f.mobile, MOBILE_WEIGHTS)
+        + _weights(f.student, STUDENT_WEIGHTS)
+    )
 
 
 def _separated(f: _Fields) -> np.ndarray:
@@ -582,9 +670,11 @@ def _separated(f: _Fields) -> np.ndarray:
     cédula is the same. A rare name with the birth date on one side only keeps differing cédulas.
     """
     near_birth = np.isin(f.birth, ["same", "swapped", "one_digit", "transposition"])
-    return (((f.cedula == "different") & ~near_birth & ~(f.rare_name & (f.birth == "missing")))
-            | ((f.birth == "different") & ~f.near_cedula)
-            | ((f.student == "different") & ~(f.cedula == "same")))
+    return (
+        ((f.cedula == "different") & ~near_birth & ~(f.rare_name & (f.birth == "missing")))
+        | ((f.birth == "different") & ~f.near_cedula)
+        | ((f.student == "different") & ~(f.cedula == "same"))
+    )
 
 
 def _name_keeps(f: _Fields, k: int, level: str, partial: float) -> bool:
@@ -614,11 +704,14 @@ def _name_keeps(f: _Fields, k: int, level: str, partial: float) -> bool:
 
 def _evidence(f: _Fields, k: int, name: tuple[str, str], found_by: int, total: float) -> dict:
     """Why pair k is a candidate, in words and comparison levels -- never the values compared."""
-    fields = {"name": name, "cedula": (f.cedula[k], CEDULA_TEXT[f.cedula[k]]),
-              "birth_date": (f.birth[k], BIRTH_TEXT[f.birth[k]]),
-              "email": (f.email[k], EMAIL_TEXT[f.email[k]]),
-              "mobile": (f.mobile[k], MOBILE_TEXT[f.mobile[k]]),
-              "student_number": (f.student[k], STUDENT_TEXT[f.student[k]])}
+    fields = {
+        "name": name,
+        "cedula": (f.cedula[k], CEDULA_TEXT[f.cedula[k]]),
+        "birth_date": (f.birth[k], BIRTH_TEXT[f.birth[k]]),
+        "email": (f.email[k], EMAIL_TEXT[f.email[k]]),
+        "mobile": (f.mobile[k], MOBILE_TEXT[f.mobile[k]]),
+        "student_number": (f.student[k], STUDENT_TEXT[f.student[k]]),
+    }
     texts = [text for lvl, text in fields.values() if lvl != "missing"]
     if f.rare_name[k]:
         texts.insert(1, "no other person has this name")
@@ -641,15 +734,22 @@ def _ranked(rows: list[tuple]) -> pd.DataFrame:
     return pairs.sort_values(["score", "person_id"], ascending=[False, True], ignore_index=True)
 
 
-def find_candidates(persons: pd.DataFrame, focus: pd.Series | np.ndarray | None = None, *,
-                    max_block: int = DEFAULT_MAX_BLOCK) -> CandidateResult:
+def find_candidates(
+    persons: pd.DataFrame, focus: pd.Series | np.ndarray | None = None, *, max_block: int = DEFAULT_MAX_BLOCK
+) -> CandidateResult:
     """Candidate duplicate pairs among `persons` (columns PERSON_COLUMNS; missing ones count as empty).
 
     With `focus` (a boolean mask over the rows), only pairs with at least one focused person are
     compared: a run's new and touched persons against their blocking neighbours.
     """
-    stats = {"persons": len(persons), "blocks_skipped": 0, "persons_in_skipped_blocks": 0, "pairs_blocked": 0,
-             "pairs_compared": 0, "candidates": 0}
+    stats = {
+        "persons": len(persons),
+        "blocks_skipped": 0,
+        "persons_in_skipped_blocks": 0,
+        "pairs_blocked": 0,
+        "pairs_compared": 0,
+        "candidates": 0,
+    }
     if len(persons) < 2:
         return CandidateResult(pd.DataFrame(columns=PAIR_COLUMNS), stats)
     p = _prepare(persons)
@@ -696,6 +796,8 @@ def neighbour_keys(focus: pd.DataFrame) -> pd.DataFrame:
             rows.append(("mobile", p.mobile[k]))
         if p.local[k]:
             rows.append(("email", p.local[k]))
-    keys = focus["name_key"].dropna().astype("string") if "name_key" in focus else pd.Series([], dtype="string")
+    keys = (
+        focus["name_key"].dropna().astype("string") if "name_key" in focus else pd.Series([], dtype="string")
+    )
     rows.extend(("name", v) for v in keys)
     return pd.DataFrame(rows, columns=["kind", "value"]).drop_duplicates(ignore_index=True)

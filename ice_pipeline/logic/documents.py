@@ -51,8 +51,9 @@ STUDENT_NOT_LOADED = "student not loaded yet"
 
 # Refusals that may go away by themselves (the file arrives, the student
 # resolves): such rows are read again by every run until they load.
-RETRYABLE_REASONS = frozenset({FILE_MISSING, FILE_UNREADABLE, FILE_CHANGED,
-                               STUDENT_REJECTED, STUDENT_IN_REVIEW, STUDENT_NOT_LOADED})
+RETRYABLE_REASONS = frozenset(
+    {FILE_MISSING, FILE_UNREADABLE, FILE_CHANGED, STUDENT_REJECTED, STUDENT_IN_REVIEW, STUDENT_NOT_LOADED}
+)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _MIME = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]{0,126}/[a-z0-9][a-z0-9!#$&^_.+-]{0,126}$")
@@ -79,8 +80,12 @@ def resolve_inside_root(root: Path, relative: str) -> Path:
     if relative is None or not str(relative).strip() or "\x00" in str(relative):
         raise DocumentRefused(INVALID_PATH)
     relative = str(relative)
-    if (PurePosixPath(relative).is_absolute() or PureWindowsPath(relative).is_absolute()
-            or PureWindowsPath(relative).drive or relative.startswith("\\")):
+    if (
+        PurePosixPath(relative).is_absolute()
+        or PureWindowsPath(relative).is_absolute()
+        or PureWindowsPath(relative).drive
+        or relative.startswith("\\")
+    ):
         raise DocumentRefused(ABSOLUTE_PATH)
     if any(part == ".." for part in re.split(r"[\\/]+", relative)):
         raise DocumentRefused(PATH_ESCAPES_ROOT)
@@ -158,7 +163,7 @@ def hash_and_sniff(path: Path, chunk: int = CHUNK, max_size: int | None = None) 
                 if not read:
                     break
                 if len(head) < SNIFF_BYTES:
-                    head += bytes(view[:min(read, SNIFF_BYTES - len(head))])
+                    head += bytes(view[: min(read, SNIFF_BYTES - len(head))])
                 digest.update(view[:read])
                 size += read
                 if max_size is not None and size > max_size:
@@ -202,7 +207,7 @@ def normalize_checksum(value: str | None) -> str | None:
         return None
     text = str(value).strip().lower()
     if text.startswith("sha256:"):
-        text = text[len("sha256:"):].strip()
+        text = text[len("sha256:") :].strip()
     return text or None
 
 
@@ -244,8 +249,24 @@ def staged_mime(value: str | None) -> str | None:
 
 
 # WHATWG MIME sniffing: the HTML signatures (each followed by a space or '>').
-_HTML_TAGS = (b"<!doctype html", b"<html", b"<head", b"<script", b"<iframe", b"<h1", b"<div", b"<font",
-              b"<table", b"<a", b"<style", b"<title", b"<b", b"<body", b"<br", b"<p")
+_HTML_TAGS = (
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<script",
+    b"<iframe",
+    b"<h1",
+    b"<div",
+    b"<font",
+    b"<table",
+    b"<a",
+    b"<style",
+    b"<title",
+    b"<b",
+    b"<body",
+    b"<br",
+    b"<p",
+)
 
 
 def sniff_mime(head: bytes) -> str | None:
@@ -266,27 +287,67 @@ def sniff_mime(head: bytes) -> str | None:
     if text.startswith(b"<!--"):
         return "text/html"
     for tag in _HTML_TAGS:
-        if text.startswith(tag) and text[len(tag):len(tag) + 1] in (b" ", b">"):
+        if text.startswith(tag) and text[len(tag) : len(tag) + 1] in (b" ", b">"):
             return "text/html"
     return None
 
 
 # Staged types that name the same content as what `filetype` reports.
-_ALIASES = {"image/jpg": "image/jpeg", "image/pjpeg": "image/jpeg", "image/x-png": "image/png",
-            "application/x-pdf": "application/pdf", "application/acrobat": "application/pdf",
-            "application/x-zip-compressed": "application/zip", "image/x-ms-bmp": "image/bmp",
-            "image/x-bmp": "image/bmp", "image/tif": "image/tiff"}
-_OLE = frozenset({"application/msword", "application/vnd.ms-excel", "application/vnd.ms-powerpoint",
-                  "application/vnd.ms-outlook", "application/x-ole-storage", "application/x-cfb"})
+_ALIASES = {
+    "image/jpg": "image/jpeg",
+    "image/pjpeg": "image/jpeg",
+    "image/x-png": "image/png",
+    "application/x-pdf": "application/pdf",
+    "application/acrobat": "application/pdf",
+    "application/x-zip-compressed": "application/zip",
+    "image/x-ms-bmp": "image/bmp",
+    "image/x-bmp": "image/bmp",
+    "image/tif": "image/tiff",
+}
+_OLE = frozenset(
+    {
+        "application/msword",
+        "application/vnd.ms-excel",
+        "application/vnd.ms-powerpoint",
+        "application/vnd.ms-outlook",
+        "application/x-ole-storage",
+        "application/x-cfb",
+    }
+)
 # Types whose content always starts with a signature `filetype` knows: a file
 # staged (or named) as one of these whose bytes show nothing is not one.
-_SIGNED = frozenset({"application/pdf", "image/png", "image/jpeg", "image/gif", "image/webp", "image/tiff",
-                     "image/bmp", "image/heic", "image/avif"})
+_SIGNED = frozenset(
+    {
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/gif",
+        "image/webp",
+        "image/tiff",
+        "image/bmp",
+        "image/heic",
+        "image/avif",
+    }
+)
 # Types a browser executes when served inline: never served as themselves.
-ACTIVE_TYPES = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml", "application/xml",
-                          "text/javascript", "application/javascript", "application/x-javascript",
-                          "application/ecmascript", "text/ecmascript", "text/xsl", "application/xslt+xml",
-                          "text/x-javascript", "application/x-shockwave-flash"})
+ACTIVE_TYPES = frozenset(
+    {
+        "text/html",
+        "application/xhtml+xml",
+        "image/svg+xml",
+        "text/xml",
+        "application/xml",
+        "text/javascript",
+        "application/javascript",
+        "application/x-javascript",
+        "application/ecmascript",
+        "text/ecmascript",
+        "text/xsl",
+        "application/xslt+xml",
+        "text/x-javascript",
+        "application/x-shockwave-flash",
+    }
+)
 SAFE_CONTENT_TYPE = "application/octet-stream"
 ATTACHMENT = "attachment"
 
@@ -296,8 +357,12 @@ def _same_content(claimed: str, sniffed: str) -> bool:
     if claimed == sniffed:
         return True
     if sniffed == "application/zip":  # docx, xlsx, odt, epub, jar...: zip containers
-        return (claimed.endswith("+zip") or "openxmlformats" in claimed or "opendocument" in claimed
-                or claimed in ("application/java-archive", "application/vnd.android.package-archive"))
+        return (
+            claimed.endswith("+zip")
+            or "openxmlformats" in claimed
+            or "opendocument" in claimed
+            or claimed in ("application/java-archive", "application/vnd.android.package-archive")
+        )
     if sniffed in _OLE:
         return claimed in _OLE
     if sniffed == "application/xhtml+xml":
@@ -327,8 +392,10 @@ def decide_mime(staged: str | None, sniffed: str | None, file_name: str | None) 
     if claimed is None:
         return SAFE_CONTENT_TYPE, None
     if _ALIASES.get(claimed, claimed) in _SIGNED:
-        return SAFE_CONTENT_TYPE, f"{source} type {claimed} contradicts the content (unrecognized): " \
-            f"stored as {SAFE_CONTENT_TYPE}"
+        return (
+            SAFE_CONTENT_TYPE,
+            f"{source} type {claimed} contradicts the content (unrecognized): stored as {SAFE_CONTENT_TYPE}",
+        )
     return claimed, None
 
 
@@ -348,14 +415,15 @@ def served_headers(mime: str) -> tuple[str, str | None]:
 
 @dataclass(frozen=True)
 class InspectedFile:
-    path: Path          # real path, inside the root
+    path: Path  # real path, inside the root
     sha256: str
     size: int
     sniffed_mime: str | None = None
 
 
-def inspect_file(root: Path, relative: str, staged_checksum: str | None,
-                 max_size: int = MAX_FILE_SIZE) -> InspectedFile:
+def inspect_file(
+    root: Path, relative: str, staged_checksum: str | None, max_size: int = MAX_FILE_SIZE
+) -> InspectedFile:
     """Resolve, size-check, hash and validate one staged file, or raise DocumentRefused.
 
     The size comes from stat() first: a file over the limit is refused without
@@ -390,9 +458,21 @@ def student_refusal(state: str) -> DocumentRefused:
 
 STAGING_TABLE = "staging_document"
 HASH_WORKERS = 4
-ACCEPTED_COLUMNS = ["staging_id", "student_id", "path", "staging_file_path", "staging_student_id", "checksum",
-                    "file_size", "document_type", "file_name", "original_file_path", "staged_mime", "mime_type",
-                    "warnings"]
+ACCEPTED_COLUMNS = [
+    "staging_id",
+    "student_id",
+    "path",
+    "staging_file_path",
+    "staging_student_id",
+    "checksum",
+    "file_size",
+    "document_type",
+    "file_name",
+    "original_file_path",
+    "staged_mime",
+    "mime_type",
+    "warnings",
+]
 REJECTION_COLUMNS = ["staging_table", "staging_id", "reason", "details", "retryable"]
 
 
@@ -400,9 +480,9 @@ REJECTION_COLUMNS = ["staging_table", "staging_id", "reason", "details", "retrya
 class DocumentPlan:
     """What to do with one batch: files that passed, refusals, and the groups per (student, sha256)."""
 
-    accepted: pd.DataFrame          # one row per staging document that passed (ACCEPTED_COLUMNS)
+    accepted: pd.DataFrame  # one row per staging document that passed (ACCEPTED_COLUMNS)
     rejections: list[dict] = field(default_factory=list)
-    left_as_linked: int = 0         # already linked rows whose file/student now fails: link kept, not rejected
+    left_as_linked: int = 0  # already linked rows whose file/student now fails: link kept, not rejected
     hashed_bytes: int = 0
 
     def rejection_frame(self) -> pd.DataFrame:
@@ -421,13 +501,19 @@ def _int_or_none(value) -> int | None:
         return None
 
 
-def rejection(staging_id: int, path: str | None, staging_student_id: int | None, reason: str, retryable: bool,
-              **details) -> dict:
+def rejection(
+    staging_id: int, path: str | None, staging_student_id: int | None, reason: str, retryable: bool, **details
+) -> dict:
     """A rejected_rows record. Its details hold the staged path (it may carry a name): the database
     keeps it for operators; it never goes to logs or run metadata."""
     payload = {"path": path, "staging_student_id": staging_student_id, **details}
-    return {"staging_table": STAGING_TABLE, "staging_id": int(staging_id), "reason": reason,
-            "details": json.dumps(payload, sort_keys=True), "retryable": retryable}
+    return {
+        "staging_table": STAGING_TABLE,
+        "staging_id": int(staging_id),
+        "reason": reason,
+        "details": json.dumps(payload, sort_keys=True),
+        "retryable": retryable,
+    }
 
 
 def student_states(rows: pd.DataFrame, prod_students: pd.DataFrame, states: pd.DataFrame) -> pd.DataFrame:
@@ -444,7 +530,9 @@ def student_states(rows: pd.DataFrame, prod_students: pd.DataFrame, states: pd.D
     states["state"] = "linked"
     states.loc[states["student_id"].isna() & (states["in_review"] == "t"), "state"] = "in_review"
     states.loc[states["student_id"].isna() & (states["rejected"] == "t"), "state"] = "rejected"
-    states.loc[states["student_id"].isna() & ~states["state"].isin(["in_review", "rejected"]), "state"] = "not_loaded"
+    states.loc[states["student_id"].isna() & ~states["state"].isin(["in_review", "rejected"]), "state"] = (
+        "not_loaded"
+    )
     return states.set_index("staging_id")
 
 
@@ -453,14 +541,21 @@ def _warnings(*items: str | None) -> str | None:
     return "; ".join(found) if found else None
 
 
-def plan_batch(rows: pd.DataFrame, students: pd.DataFrame, linked_docs: set[int], root: Path,
-               inspect: Callable = inspect_file) -> DocumentPlan:
+def plan_batch(
+    rows: pd.DataFrame,
+    students: pd.DataFrame,
+    linked_docs: set[int],
+    root: Path,
+    inspect: Callable = inspect_file,
+) -> DocumentPlan:
     """Validate every staged document: student state first, then the file (hashed in a small pool).
 
     A row already linked whose student or file now fails keeps its link (counted, not rejected).
     """
     plan = DocumentPlan(accepted=pd.DataFrame(columns=ACCEPTED_COLUMNS))
-    state_of = dict(zip(students.index, zip(students["state"], students["student_id"], strict=True), strict=True))
+    state_of = dict(
+        zip(students.index, zip(students["state"], students["student_id"], strict=True), strict=True)
+    )
     candidates = []
     for row in rows.itertuples(index=False):
         state, student_id = state_of.get(_int_or_none(row.student_id), ("not_loaded", None))
@@ -469,8 +564,16 @@ def plan_batch(rows: pd.DataFrame, students: pd.DataFrame, linked_docs: set[int]
         elif int(row.id) in linked_docs:
             plan.left_as_linked += 1
         else:
-            plan.rejections.append(rejection(row.id, _text(row.staging_file_path), _int_or_none(row.student_id),
-                                             student_refusal(state).reason, True, student_state=state))
+            plan.rejections.append(
+                rejection(
+                    row.id,
+                    _text(row.staging_file_path),
+                    _int_or_none(row.student_id),
+                    student_refusal(state).reason,
+                    True,
+                    student_state=state,
+                )
+            )
 
     def _inspect(item):
         row, _ = item
@@ -489,24 +592,45 @@ def plan_batch(rows: pd.DataFrame, students: pd.DataFrame, linked_docs: set[int]
                 extra = {}
                 if found.reason == CHECKSUM_MISMATCH:
                     extra = {"staged_checksum": normalize_checksum(_text(row.checksum))}
-                plan.rejections.append(rejection(row.id, _text(row.staging_file_path), _int_or_none(row.student_id),
-                                                 found.reason, found.retryable, **extra))
+                plan.rejections.append(
+                    rejection(
+                        row.id,
+                        _text(row.staging_file_path),
+                        _int_or_none(row.student_id),
+                        found.reason,
+                        found.retryable,
+                        **extra,
+                    )
+                )
                 continue
             plan.hashed_bytes += found.size
             staged_size = _int_or_none(row.file_size)
             file_name = _text(row.normalized_file_name)
-            mime, mime_warning = decide_mime(_text(row.mime_type), found.sniffed_mime,
-                                             file_name or Path(found.path).name)
-            accepted.append({
-                "staging_id": int(row.id), "student_id": student_id, "path": found.path,
-                "staging_file_path": _text(row.staging_file_path), "staging_student_id": _int_or_none(row.student_id),
-                "checksum": found.sha256, "file_size": found.size,
-                "document_type": _text(row.document_type), "file_name": file_name,
-                "original_file_path": _text(row.original_file_path), "staged_mime": _text(row.mime_type),
-                "mime_type": mime,
-                "warnings": _warnings("staged file_size differs from the file"
-                                      if staged_size not in (None, found.size) else None, mime_warning),
-            })
+            mime, mime_warning = decide_mime(
+                _text(row.mime_type), found.sniffed_mime, file_name or Path(found.path).name
+            )
+            accepted.append(
+                {
+                    "staging_id": int(row.id),
+                    "student_id": student_id,
+                    "path": found.path,
+                    "staging_file_path": _text(row.staging_file_path),
+                    "staging_student_id": _int_or_none(row.student_id),
+                    "checksum": found.sha256,
+                    "file_size": found.size,
+                    "document_type": _text(row.document_type),
+                    "file_name": file_name,
+                    "original_file_path": _text(row.original_file_path),
+                    "staged_mime": _text(row.mime_type),
+                    "mime_type": mime,
+                    "warnings": _warnings(
+                        "staged file_size differs from the file"
+                        if staged_size not in (None, found.size)
+                        else None,
+                        mime_warning,
+                    ),
+                }
+            )
     plan.accepted = pd.DataFrame(accepted, columns=ACCEPTED_COLUMNS)
     return plan
 
@@ -514,21 +638,30 @@ def plan_batch(rows: pd.DataFrame, students: pd.DataFrame, linked_docs: set[int]
 def present_in(frame: pd.DataFrame, existing: pd.DataFrame) -> pd.Series:
     """Which rows of `frame` have their (student_id, checksum) among `existing`'s."""
     present = set(zip(existing["student_id"], existing["checksum"], strict=True))
-    return pd.Series([(s, c) in present for s, c in zip(frame["student_id"], frame["checksum"], strict=True)],
-                     index=frame.index, dtype=bool)
+    return pd.Series(
+        [(s, c) in present for s, c in zip(frame["student_id"], frame["checksum"], strict=True)],
+        index=frame.index,
+        dtype=bool,
+    )
 
 
 def new_documents(accepted: pd.DataFrame, existing: pd.DataFrame, bucket: str) -> pd.DataFrame:
     """One new document per (student, sha256) not already in production: the first staging row of each group."""
     heads = accepted.drop_duplicates(["student_id", "checksum"], keep="first")
     fresh = heads[~present_in(heads, existing)].copy()
-    fresh["document_type"] = nz.clean_text(fresh["document_type"].astype("string"), max_length=100).fillna("other")
+    fresh["document_type"] = nz.clean_text(fresh["document_type"].astype("string"), max_length=100).fillna(
+        "other"
+    )
     names = nz.clean_text(fresh["file_name"].astype("string"), max_length=255)
-    fresh["file_name"] = names.fillna(pd.Series([Path(p).name for p in fresh["path"]], index=fresh.index,
-                                                dtype="string"))
-    fresh["object_key"] = [object_key(s, t, c, n) for s, t, c, n in
-                           zip(fresh["student_id"], fresh["document_type"], fresh["checksum"], fresh["file_name"],
-                               strict=True)]
+    fresh["file_name"] = names.fillna(
+        pd.Series([Path(p).name for p in fresh["path"]], index=fresh.index, dtype="string")
+    )
+    fresh["object_key"] = [
+        object_key(s, t, c, n)
+        for s, t, c, n in zip(
+            fresh["student_id"], fresh["document_type"], fresh["checksum"], fresh["file_name"], strict=True
+        )
+    ]
     fresh["bucket"] = bucket
     fresh["document_id"] = [str(uuid.uuid4()) for _ in range(len(fresh))]
     return fresh.reset_index(drop=True)
@@ -543,30 +676,45 @@ class UploadItem:
     size: int
     sha256: str
     content_type: str
-    disposition: str | None = None   # "attachment" for types a browser would execute
+    disposition: str | None = None  # "attachment" for types a browser would execute
 
 
 def upload_items(fresh: pd.DataFrame) -> list[UploadItem]:
     items = []
     for row in fresh.itertuples(index=False):
         content_type, disposition = served_headers(str(row.mime_type))
-        items.append(UploadItem(key=row.object_key, path=Path(row.path), size=int(row.file_size),
-                                sha256=row.checksum, content_type=content_type, disposition=disposition))
+        items.append(
+            UploadItem(
+                key=row.object_key,
+                path=Path(row.path),
+                size=int(row.file_size),
+                sha256=row.checksum,
+                content_type=content_type,
+                disposition=disposition,
+            )
+        )
     return items
 
 
-def drop_refused(plan: DocumentPlan, fresh: pd.DataFrame, outcomes: list, linked_docs: set[int]) -> pd.DataFrame:
+def drop_refused(
+    plan: DocumentPlan, fresh: pd.DataFrame, outcomes: list, linked_docs: set[int]
+) -> pd.DataFrame:
     """Take the groups the store refused (file changed while uploading) out of the plan: every staging
     row of such a group waits for the next run (a retryable rejection). `outcomes` are the uploads of
     `fresh`, in order (none on a dry run). Returns the fresh rows left."""
-    refused = {(r.student_id, r.checksum): o.reason
-               for r, o in zip(fresh.itertuples(index=False), outcomes, strict=False) if o.status == "refused"}
+    refused = {
+        (r.student_id, r.checksum): o.reason
+        for r, o in zip(fresh.itertuples(index=False), outcomes, strict=False)
+        if o.status == "refused"
+    }
     if not refused:
         return fresh
     accepted = plan.accepted
     keys = list(zip(accepted["student_id"], accepted["checksum"], strict=True))
     hit = pd.Series([k in refused for k in keys], index=accepted.index, dtype=bool)
-    for row, key in zip(accepted[hit].itertuples(index=False), [k for k in keys if k in refused], strict=True):
+    for row, key in zip(
+        accepted[hit].itertuples(index=False), [k for k in keys if k in refused], strict=True
+    ):
         if row.staging_id in linked_docs:
             plan.left_as_linked += 1
             continue
@@ -577,22 +725,35 @@ def drop_refused(plan: DocumentPlan, fresh: pd.DataFrame, outcomes: list, linked
     return fresh[~pd.Series(fresh_hit, index=fresh.index, dtype=bool)].reset_index(drop=True)
 
 
-def document_links(accepted: pd.DataFrame, document_of: dict[tuple[str, str], str], inserted: set[str]) -> pd.DataFrame:
+def document_links(
+    accepted: pd.DataFrame, document_of: dict[tuple[str, str], str], inserted: set[str]
+) -> pd.DataFrame:
     """Lineage of every accepted staging row: `new` for the first row of a group whose row this run
     inserted, `student_checksum` for the rest (same student, same bytes: one document)."""
-    document_ids = [document_of.get((s, c)) for s, c in zip(accepted["student_id"], accepted["checksum"], strict=True)]
+    document_ids = [
+        document_of.get((s, c)) for s, c in zip(accepted["student_id"], accepted["checksum"], strict=True)
+    ]
     first_of_group = ~accepted.duplicated(["student_id", "checksum"], keep="first")
-    return pd.DataFrame({
-        "staging_table": STAGING_TABLE, "staging_id": accepted["staging_id"], "entity": "document",
-        "entity_id": document_ids, "warnings": accepted["warnings"],
-        "matched_by": ["new" if first and d in inserted else "student_checksum"
-                       for first, d in zip(first_of_group, document_ids, strict=True)],
-    })
+    return pd.DataFrame(
+        {
+            "staging_table": STAGING_TABLE,
+            "staging_id": accepted["staging_id"],
+            "entity": "document",
+            "entity_id": document_ids,
+            "warnings": accepted["warnings"],
+            "matched_by": [
+                "new" if first and d in inserted else "student_checksum"
+                for first, d in zip(first_of_group, document_ids, strict=True)
+            ],
+        }
+    )
 
 
 def document_ids(existing: pd.DataFrame, planned: pd.DataFrame | None = None) -> dict[tuple[str, str], str]:
     """(student, sha256) -> document id, from rows found in production and (dry run) rows planned."""
-    found = {(s, c): d for d, s, c in existing[["document_id", "student_id", "checksum"]].itertuples(index=False)}
+    found = {
+        (s, c): d for d, s, c in existing[["document_id", "student_id", "checksum"]].itertuples(index=False)
+    }
     if planned is not None:
         for d, s, c in planned[["document_id", "student_id", "checksum"]].itertuples(index=False):
             found[(s, c)] = d

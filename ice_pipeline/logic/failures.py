@@ -26,12 +26,47 @@ from ice_pipeline.logic import identifiers
 
 TABLE = "staging_lead_failures"
 # The staging_lead columns a recovered row carries (READ_LEADS' columns, without in_window).
-LEAD_COLUMNS = ("id", "full_name", "original_name", "email", "phone", "cedula", "birth_date", "address", "city",
-                "country", "interest_program", "service", "event", "status", "notes", "source_file",
-                "source_sheet", "source_row", "created_at", "updated_at")
+LEAD_COLUMNS = (
+    "id",
+    "full_name",
+    "original_name",
+    "email",
+    "phone",
+    "cedula",
+    "birth_date",
+    "address",
+    "city",
+    "country",
+    "interest_program",
+    "service",
+    "event",
+    "status",
+    "notes",
+    "source_file",
+    "source_sheet",
+    "source_row",
+    "created_at",
+    "updated_at",
+)
 # Cells a spreadsheet shows for a broken formula: no data.
-SHEET_ERRORS = frozenset({"#ref!", "#n/a", "#value!", "#name?", "#div/0!", "#null!", "#num!", "#spill!",
-                          "#calc!", "#getting_data", "#field!", "#blocked!", "#unknown!", "#busy!"})
+SHEET_ERRORS = frozenset(
+    {
+        "#ref!",
+        "#n/a",
+        "#value!",
+        "#name?",
+        "#div/0!",
+        "#null!",
+        "#num!",
+        "#spill!",
+        "#calc!",
+        "#getting_data",
+        "#field!",
+        "#blocked!",
+        "#unknown!",
+        "#busy!",
+    }
+)
 NO_NAME = "no name in the raw cells"
 NO_IDENTIFIER = "a name but no usable e-mail, phone or cédula in the raw cells"
 UNREADABLE = "raw cells unreadable"
@@ -52,8 +87,9 @@ def header_aliases(text: str) -> dict[str, str]:
         for spelling in [field, *spellings]:
             key = fold(spelling)
             if aliases.get(key, field) != field:
-                raise ValueError(f"lead_headers.toml: header {spelling!r} is listed under {aliases[key]!r} "
-                                 f"and {field!r}")
+                raise ValueError(
+                    f"lead_headers.toml: header {spelling!r} is listed under {aliases[key]!r} and {field!r}"
+                )
             aliases[key] = field
     return aliases
 
@@ -61,8 +97,9 @@ def header_aliases(text: str) -> dict[str, str]:
 @lru_cache(maxsize=1)
 def default_aliases() -> dict[str, str]:
     """The spellings of `ice_pipeline/data/lead_headers.toml` (read once per process)."""
-    return header_aliases(resources.files("ice_pipeline.data").joinpath("lead_headers.toml")
-                          .read_text(encoding="utf-8"))
+    return header_aliases(
+        resources.files("ice_pipeline.data").joinpath("lead_headers.toml").read_text(encoding="utf-8")
+    )
 
 
 def _cell(value) -> str | None:
@@ -126,13 +163,16 @@ def line_fields(line: str) -> dict[str, str]:
 
 
 def _name(fields: dict[str, str]) -> str | None:
-    name = fields.get("full_name") or " ".join(p for p in (fields.get("given_names"), fields.get("surnames")) if p)
+    name = fields.get("full_name") or " ".join(
+        p for p in (fields.get("given_names"), fields.get("surnames")) if p
+    )
     name = (name or "").replace("\ufffd", "").strip()
     return name if re.search(r"[^\W\d_]", name) else None
 
 
-def recover_failures(failures: pd.DataFrame, aliases: dict[str, str] | None = None
-                     ) -> tuple[pd.DataFrame, pd.DataFrame]:
+def recover_failures(
+    failures: pd.DataFrame, aliases: dict[str, str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(rows shaped like staging_lead, rejections) for the failures read.
 
     `failures` has id, source_file, source_sheet, source_row, raw_data, error, created_at. A row
@@ -145,22 +185,42 @@ def recover_failures(failures: pd.DataFrame, aliases: dict[str, str] | None = No
         fields = raw_fields(row.raw_data, aliases)
         name = _name(fields)
         if name is None:
-            rejected.append((int(row.id), reason(NO_NAME if fields or row.raw_data else UNREADABLE, row.error)))
+            rejected.append(
+                (int(row.id), reason(NO_NAME if fields or row.raw_data else UNREADABLE, row.error))
+            )
             continue
         phone = fields.get("mobile") or fields.get("whatsapp") or fields.get("phone")
         notes = fields.get("notes")
         if fields.get("whatsapp") and phone != fields["whatsapp"]:
             notes = "; ".join(p for p in (notes, f"WhatsApp: {fields['whatsapp']}") if p)
-        leads.append({
-            "id": int(row.id), "full_name": name, "original_name": name, "email": fields.get("email"),
-            "phone": phone, "cedula": fields.get("cedula") or fields.get("document"),
-            "birth_date": fields.get("birth_date"), "address": fields.get("address"), "city": fields.get("city"),
-            "country": fields.get("country"), "interest_program": fields.get("program"), "service": None,
-            "event": None, "status": fields.get("status"), "notes": notes, "source_file": row.source_file,
-            "source_sheet": row.source_sheet, "source_row": row.source_row, "created_at": row.created_at,
-            "updated_at": row.created_at, "_encoding_damage": "\ufffd" in (fields.get("full_name") or "")
-            + (fields.get("given_names") or "") + (fields.get("surnames") or ""),
-        })
+        leads.append(
+            {
+                "id": int(row.id),
+                "full_name": name,
+                "original_name": name,
+                "email": fields.get("email"),
+                "phone": phone,
+                "cedula": fields.get("cedula") or fields.get("document"),
+                "birth_date": fields.get("birth_date"),
+                "address": fields.get("address"),
+                "city": fields.get("city"),
+                "country": fields.get("country"),
+                "interest_program": fields.get("program"),
+                "service": None,
+                "event": None,
+                "status": fields.get("status"),
+                "notes": notes,
+                "source_file": row.source_file,
+                "source_sheet": row.source_sheet,
+                "source_row": row.source_row,
+                "created_at": row.created_at,
+                "updated_at": row.created_at,
+                "_encoding_damage": "\ufffd"
+                in (fields.get("full_name") or "")
+                + (fields.get("given_names") or "")
+                + (fields.get("surnames") or ""),
+            }
+        )
     rows = pd.DataFrame(leads, columns=[*LEAD_COLUMNS, "_encoding_damage"])
     rows["id"] = rows["id"].astype("int64")
     rows = rows.astype({c: "object" for c in LEAD_COLUMNS if c not in ("id",)})
@@ -174,9 +234,16 @@ def reason(what: str, error: object) -> str:
 
 def rejections(items: list[tuple[int, str]]) -> pd.DataFrame:
     """rejected_rows' shape: not retryable (a raw row never changes; V3 writes a new one)."""
-    return pd.DataFrame({"staging_table": TABLE, "staging_id": [i for i, _ in items],
-                         "reason": [r for _, r in items], "details": "{}", "retryable": False},
-                        columns=["staging_table", "staging_id", "reason", "details", "retryable"])
+    return pd.DataFrame(
+        {
+            "staging_table": TABLE,
+            "staging_id": [i for i, _ in items],
+            "reason": [r for _, r in items],
+            "details": "{}",
+            "retryable": False,
+        },
+        columns=["staging_table", "staging_id", "reason", "details", "retryable"],
+    )
 
 
 def unidentified(normalized: pd.DataFrame) -> pd.Series:

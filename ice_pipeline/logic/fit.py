@@ -37,7 +37,7 @@ class Policy(StrEnum):
 class Column:
     """A production column as information_schema.columns describes it."""
 
-    data_type: str              # 'character varying', 'text', 'integer', 'uuid', ...
+    data_type: str  # 'character varying', 'text', 'integer', 'uuid', ...
     max_length: int | None = None  # character_maximum_length (characters, not bytes)
 
 
@@ -59,9 +59,9 @@ class Rule:
 
 @dataclass
 class Fitted:
-    frame: pd.DataFrame   # the input, values cut or dropped (rejected rows still present)
-    warnings: pd.Series   # per row: what was cut or dropped ('; '-joined), NA when nothing
-    rejected: pd.Series   # per row: why the row cannot be written, NA when it can
+    frame: pd.DataFrame  # the input, values cut or dropped (rejected rows still present)
+    warnings: pd.Series  # per row: what was cut or dropped ('; '-joined), NA when nothing
+    rejected: pd.Series  # per row: why the row cannot be written, NA when it can
 
     @property
     def loadable(self) -> pd.DataFrame:
@@ -70,8 +70,11 @@ class Fitted:
         return frame[self.rejected.isna().to_numpy()]
 
 
-INTEGER_RANGES = {"smallint": (-(2**15), 2**15 - 1), "integer": (-(2**31), 2**31 - 1),
-                  "bigint": (-(2**63), 2**63 - 1)}
+INTEGER_RANGES = {
+    "smallint": (-(2**15), 2**15 - 1),
+    "integer": (-(2**31), 2**31 - 1),
+    "bigint": (-(2**63), 2**63 - 1),
+}
 
 # The staging-row columns of each production write, and how each is fitted.
 STUDENT_RULES: dict[str, Rule] = {
@@ -130,8 +133,9 @@ def _too_wide(values: pd.Series, column: Column) -> tuple[pd.Series, str] | None
     present = values.notna()
     if column.max_length is not None:
         text = values.astype("string")
-        return (text.str.len() > column.max_length).fillna(False) & present, \
-            f"longer than {column.max_length} characters"
+        return (text.str.len() > column.max_length).fillna(
+            False
+        ) & present, f"longer than {column.max_length} characters"
     bounds = INTEGER_RANGES.get(column.data_type)
     if bounds is not None:
         numbers = pd.to_numeric(values.astype("string"), errors="coerce")
@@ -188,14 +192,24 @@ def fit(frame: pd.DataFrame, table: str, rules: Mapping[str, Rule], limits: Limi
 REJECTION_COLUMNS = ["staging_table", "staging_id", "reason", "details", "retryable"]
 
 
-def rejections(staging_table: str, staging_ids: pd.Series, reasons: pd.Series,
-               details: pd.Series | None = None) -> pd.DataFrame:
+def rejections(
+    staging_table: str, staging_ids: pd.Series, reasons: pd.Series, details: pd.Series | None = None
+) -> pd.DataFrame:
     """Rows for ice_pipeline.rejected_rows (db.write_rejections): not retryable, a new value is a new row version."""
     ids = pd.Series(staging_ids).reset_index(drop=True)
     why = pd.Series(reasons).reset_index(drop=True).astype("string")
-    detail = pd.Series(details).reset_index(drop=True) if details is not None else pd.Series(["{}"] * len(ids))
-    frame = pd.DataFrame({"staging_table": staging_table, "staging_id": ids.astype("int64"), "reason": why,
-                          "details": detail.fillna("{}").astype("string"), "retryable": False})
+    detail = (
+        pd.Series(details).reset_index(drop=True) if details is not None else pd.Series(["{}"] * len(ids))
+    )
+    frame = pd.DataFrame(
+        {
+            "staging_table": staging_table,
+            "staging_id": ids.astype("int64"),
+            "reason": why,
+            "details": detail.fillna("{}").astype("string"),
+            "retryable": False,
+        }
+    )
     return frame.reindex(columns=REJECTION_COLUMNS)
 
 
@@ -203,11 +217,18 @@ def refused_ids(frame: pd.DataFrame, id_column: str, refused: pd.DataFrame) -> p
     """entity_id, reason, details of the rows of `frame` that production refused (`refused`: position, reason,
     details, as db.write_isolating returns them)."""
     positions = refused["position"].to_numpy(dtype=np.int64)
-    return pd.DataFrame({"entity_id": frame[id_column].to_numpy()[positions],
-                         "reason": refused["reason"].to_numpy(), "details": refused["details"].to_numpy()})
+    return pd.DataFrame(
+        {
+            "entity_id": frame[id_column].to_numpy()[positions],
+            "reason": refused["reason"].to_numpy(),
+            "details": refused["details"].to_numpy(),
+        }
+    )
 
 
-def settle_refused(links: pd.DataFrame, id_column: str, refused: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def settle_refused(
+    links: pd.DataFrame, id_column: str, refused: pd.DataFrame
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(links kept, links lost + reason, details) once production refused some entities.
 
     Every staging row planned onto a refused entity (`refused`: entity_id, reason,
@@ -216,12 +237,15 @@ def settle_refused(links: pd.DataFrame, id_column: str, refused: pd.DataFrame) -
     column of `links` (staging_table, staging_id, ...).
     """
     if refused.empty:
-        return links, links.iloc[:0].assign(reason=pd.Series(dtype="string"), details=pd.Series(dtype="string"))
+        return links, links.iloc[:0].assign(
+            reason=pd.Series(dtype="string"), details=pd.Series(dtype="string")
+        )
     first = refused.drop_duplicates("entity_id").set_index("entity_id")
     hit = links[id_column].isin(first.index).to_numpy()
     lost = links[hit]
-    return links[~hit], lost.assign(reason=lost[id_column].map(first["reason"]),
-                                    details=lost[id_column].map(first["details"]))
+    return links[~hit], lost.assign(
+        reason=lost[id_column].map(first["reason"]), details=lost[id_column].map(first["details"])
+    )
 
 
 def entity_warnings(links: pd.DataFrame, id_column: str, *fitted: Fitted) -> pd.DataFrame:
@@ -242,14 +266,23 @@ def row_rejections(staging_table: str | None, fitted: Fitted, refused_rows: pd.D
     ruled = fitted.rejected.notna().to_numpy()
     by_rule, by_db = fitted.frame[ruled], refused_rows
     if staging_table is None:
-        parts = [rejections(table, by_rule.loc[by_rule["staging_table"] == table, "staging_id"],
-                            fitted.rejected[ruled][(by_rule["staging_table"] == table).to_numpy()])
-                 for table in by_rule["staging_table"].unique()]
-        parts += [rejections(table, group["staging_id"], group["reason"], group["details"])
-                  for table, group in by_db.groupby("staging_table", sort=False)]
+        parts = [
+            rejections(
+                table,
+                by_rule.loc[by_rule["staging_table"] == table, "staging_id"],
+                fitted.rejected[ruled][(by_rule["staging_table"] == table).to_numpy()],
+            )
+            for table in by_rule["staging_table"].unique()
+        ]
+        parts += [
+            rejections(table, group["staging_id"], group["reason"], group["details"])
+            for table, group in by_db.groupby("staging_table", sort=False)
+        ]
     else:
-        parts = [rejections(staging_table, by_rule["staging_id"], fitted.rejected[ruled]),
-                 rejections(staging_table, by_db["staging_id"], by_db["reason"], by_db["details"])]
+        parts = [
+            rejections(staging_table, by_rule["staging_id"], fitted.rejected[ruled]),
+            rejections(staging_table, by_db["staging_id"], by_db["reason"], by_db["details"]),
+        ]
     if not parts:
         return pd.DataFrame(columns=REJECTION_COLUMNS)
     return pd.concat(parts, ignore_index=True).drop_duplicates(["staging_table", "staging_id"])

@@ -100,8 +100,11 @@ def placeholder_email(emails: pd.Series) -> pd.Series:
     def test(address: str) -> bool:
         local, _, domain = address.partition("@")
         local = local.split("+", 1)[0]
-        return (local in lists.email_local_parts or domain in lists.email_domains
-                or bool(lists.email_pattern and lists.email_pattern.fullmatch(local)))
+        return (
+            local in lists.email_local_parts
+            or domain in lists.email_domains
+            or bool(lists.email_pattern and lists.email_pattern.fullmatch(local))
+        )
 
     return _per_distinct(emails, test)
 
@@ -111,9 +114,11 @@ def placeholder_cedula(cedulas: pd.Series) -> pd.Series:
     lists = placeholders()
 
     def test(digits: str) -> bool:
-        return (digits in lists.cedula_values
-                or bool(lists.cedula_pattern and lists.cedula_pattern.fullmatch(digits))
-                or (lists.cedula_consecutive_runs and _consecutive(digits)))
+        return (
+            digits in lists.cedula_values
+            or bool(lists.cedula_pattern and lists.cedula_pattern.fullmatch(digits))
+            or (lists.cedula_consecutive_runs and _consecutive(digits))
+        )
 
     return _per_distinct(cedulas, test)
 

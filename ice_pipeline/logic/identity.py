@@ -59,12 +59,12 @@ AMBIGUOUS = "matches more than one person that cannot be the same ({level})"
 class Resolution:
     """Per node: its cluster anchor, how it matched, and whether it waits in review."""
 
-    anchor: np.ndarray                 # node index of the cluster's first node
-    matched_by: np.ndarray             # object: level name, 'new' for a new person's first row, None for existing nodes
-    in_review: np.ndarray              # bool: staging node sent to review (identity_conflict)
-    review_reason: np.ndarray          # object
-    review_candidate: np.ndarray       # int: node index of the closest candidate's anchor, -1 when none
-    review_level: np.ndarray           # object
+    anchor: np.ndarray  # node index of the cluster's first node
+    matched_by: np.ndarray  # object: level name, 'new' for a new person's first row, None for existing nodes
+    in_review: np.ndarray  # bool: staging node sent to review (identity_conflict)
+    review_reason: np.ndarray  # object
+    review_candidate: np.ndarray  # int: node index of the closest candidate's anchor, -1 when none
+    review_level: np.ndarray  # object
     stats: dict[str, int] = field(default_factory=dict)
     # (existing anchor, other existing anchor, staging node that ties them, level): two persons
     # already in production that a row shows to be one person. Never merged here: a person decides.
@@ -73,11 +73,20 @@ class Resolution:
     @classmethod
     def unresolved(cls, n: int) -> Resolution:
         """Every node its own cluster, nothing matched, nothing in review."""
-        return cls(np.arange(n), np.full(n, None, dtype=object), np.zeros(n, dtype=bool), np.full(n, None, dtype=object),
-                   np.full(n, -1, dtype=np.int64), np.full(n, None, dtype=object), {"slow_components": 0, "vetoed_joins": 0})
+        return cls(
+            np.arange(n),
+            np.full(n, None, dtype=object),
+            np.zeros(n, dtype=bool),
+            np.full(n, None, dtype=object),
+            np.full(n, -1, dtype=np.int64),
+            np.full(n, None, dtype=object),
+            {"slow_components": 0, "vetoed_joins": 0},
+        )
 
 
-def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarray, live: np.ndarray) -> pd.DataFrame:
+def _level_pairs(
+    nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarray, live: np.ndarray
+) -> pd.DataFrame:
     """(anchor, key) pairs of a level for the live nodes.
 
     Single-column levels use each node's own key. Combined levels (name +
@@ -94,7 +103,9 @@ def _level_pairs(nodes: pd.DataFrame, columns: tuple[str, ...], anchor: np.ndarr
         left = pd.DataFrame({"anchor": anchor[idx], "a": parts[0]}).dropna().drop_duplicates()
         right = pd.DataFrame({"anchor": anchor[idx], "b": parts[1]}).dropna().drop_duplicates()
         frame = left.merge(right, on="anchor")
-        frame = pd.DataFrame({"anchor": frame["anchor"].to_numpy(), "key": (frame["a"] + "\x1f" + frame["b"]).to_numpy()})
+        frame = pd.DataFrame(
+            {"anchor": frame["anchor"].to_numpy(), "key": (frame["a"] + "\x1f" + frame["b"]).to_numpy()}
+        )
     return frame.drop_duplicates().sort_values(["anchor", "key"], kind="stable").reset_index(drop=True)
 
 
@@ -109,16 +120,20 @@ def cluster_name_keys(nodes: pd.DataFrame, anchor: np.ndarray, in_review: np.nda
     live = ~in_review
     sizes = np.bincount(anchor[live], minlength=len(nodes))
     idx = np.flatnonzero(live & (sizes[anchor] > 1))
-    own = pd.DataFrame({
-        "anchor": anchor[idx],
-        "name_key": nodes["name_key"].astype("string").to_numpy()[idx],
-        "birth_date": nodes["birth_date"].astype("string").to_numpy()[idx],
-        "phone_tail": nodes["mobile"].astype("string").str.slice(-10).to_numpy()[idx],
-    })
+    own = pd.DataFrame(
+        {
+            "anchor": anchor[idx],
+            "name_key": nodes["name_key"].astype("string").to_numpy()[idx],
+            "birth_date": nodes["birth_date"].astype("string").to_numpy()[idx],
+            "phone_tail": nodes["mobile"].astype("string").str.slice(-10).to_numpy()[idx],
+        }
+    )
     names = own[["anchor", "name_key"]].dropna().drop_duplicates()
     pairs = []
     for column in ("birth_date", "phone_tail"):
-        combined = names.merge(own[["anchor", column]].dropna().drop_duplicates(), on="anchor")[["name_key", column]]
+        combined = names.merge(own[["anchor", column]].dropna().drop_duplicates(), on="anchor")[
+            ["name_key", column]
+        ]
         single = own[["name_key", column]].dropna().drop_duplicates()
         combined = combined.drop_duplicates().merge(single, how="left", indicator=True)
         pairs.append(combined.loc[combined["_merge"] == "left_only", ["name_key", column]])
@@ -130,7 +145,7 @@ class _SlowCluster:
 
     def __init__(self, anchor: int, owner: int, sets: dict[str, set]):
         self.anchor = anchor
-        self.owner = owner          # node index of the production person it belongs to, -1 when none
+        self.owner = owner  # node index of the production person it belongs to, -1 when none
         self.sets = sets
 
     @property
@@ -138,8 +153,9 @@ class _SlowCluster:
         return self.owner >= 0
 
 
-def _clusters_compatible(a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...], *,
-                         existing_rule: bool = True) -> bool:
+def _clusters_compatible(
+    a: _SlowCluster, b: _SlowCluster, stronger: tuple[str, ...], *, existing_rule: bool = True
+) -> bool:
     if existing_rule and a.existing and b.existing and a.owner != b.owner:
         return False
     for attr in stronger:
@@ -168,8 +184,10 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
     is_existing = nodes["is_existing"].to_numpy(dtype=bool)
     owner = nodes["owner"].to_numpy(dtype=np.int64) if "owner" in nodes else np.full(n, -1, dtype=np.int64)
     owner = np.where(is_existing, np.arange(n), owner)
-    attrs = {c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
-             for c in ("cedula", "student_number", "email", "birth_date")}
+    attrs = {
+        c: nodes[c].astype("string").to_numpy(dtype=object, na_value=None)
+        for c in ("cedula", "student_number", "email", "birth_date")
+    }
     if "veto_cedula" in nodes:
         # A shared cédula joins nothing, but still tells two cédulas apart: no chain joins two cédulas.
         attrs["cedula"] = nodes["veto_cedula"].astype("string").to_numpy(dtype=object, na_value=None)
@@ -217,10 +235,13 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
             for comp_id in sorted(bad_comps):
                 res.stats["slow_components"] += 1
                 in_comp = pairs[pair_comp == comp_id]
-                groups = sorted((sorted(set(g)) for g in in_comp.groupby("key", sort=False)["anchor"].agg(list)),
-                                key=lambda g: g[0])
-                vetoed = _resolve_conflicted(res, level, stronger, groups, members[member_comp == comp_id],
-                                             owner, attrs)
+                groups = sorted(
+                    (sorted(set(g)) for g in in_comp.groupby("key", sort=False)["anchor"].agg(list)),
+                    key=lambda g: g[0],
+                )
+                vetoed = _resolve_conflicted(
+                    res, level, stronger, groups, members[member_comp == comp_id], owner, attrs
+                )
                 res.stats["vetoed_joins"] += vetoed
                 if vetoed:
                     res.stats[f"vetoed_at_{level}"] = res.stats.get(f"vetoed_at_{level}", 0) + vetoed
@@ -233,8 +254,14 @@ def resolve_persons(nodes: pd.DataFrame) -> Resolution:
 class _ConflictedGroup:
     """The clusters of one conflicting group (the exact slow path), with a union-find over their anchors."""
 
-    def __init__(self, comp_nodes: np.ndarray, anchor: np.ndarray, owner: np.ndarray,
-                 attrs: dict[str, np.ndarray], stronger: tuple[str, ...]):
+    def __init__(
+        self,
+        comp_nodes: np.ndarray,
+        anchor: np.ndarray,
+        owner: np.ndarray,
+        attrs: dict[str, np.ndarray],
+        stronger: tuple[str, ...],
+    ):
         self.stronger = stronger
         self.clusters: dict[int, _SlowCluster] = {}
         for node in comp_nodes:
@@ -266,7 +293,9 @@ class _ConflictedGroup:
             target.sets[attr] |= source.sets[attr]
 
     def compatible(self, a: int, b: int, *, existing_rule: bool = True) -> bool:
-        return _clusters_compatible(self.clusters[a], self.clusters[b], self.stronger, existing_rule=existing_rule)
+        return _clusters_compatible(
+            self.clusters[a], self.clusters[b], self.stronger, existing_rule=existing_rule
+        )
 
     def existing(self, a: int) -> bool:
         return self.clusters[a].existing
@@ -275,8 +304,15 @@ class _ConflictedGroup:
         return [o for o in pool if o != r and self.compatible(r, o)]
 
 
-def _resolve_conflicted(res: Resolution, level: str, stronger: tuple[str, ...], groups: list[list[int]],
-                        comp_nodes: np.ndarray, owner: np.ndarray, attrs: dict[str, np.ndarray]) -> int:
+def _resolve_conflicted(
+    res: Resolution,
+    level: str,
+    stronger: tuple[str, ...],
+    groups: list[list[int]],
+    comp_nodes: np.ndarray,
+    owner: np.ndarray,
+    attrs: dict[str, np.ndarray],
+) -> int:
     """Exact, order-deterministic resolution of one conflicting group of nodes. Returns vetoed joins.
 
     `groups`: the anchors sharing one key of `level`, ordered by their first anchor. Compatible
@@ -290,7 +326,9 @@ def _resolve_conflicted(res: Resolution, level: str, stronger: tuple[str, ...], 
         roots = sorted({group.find(a) for a in members if group.find(a) not in reviewed})
         if len(roots) < 2:
             continue
-        if all(group.compatible(roots[i], roots[j]) for i in range(len(roots)) for j in range(i + 1, len(roots))):
+        if all(
+            group.compatible(roots[i], roots[j]) for i in range(len(roots)) for j in range(i + 1, len(roots))
+        ):
             for r in roots[1:]:
                 group.merge(roots[0], r)
             continue
@@ -304,23 +342,39 @@ def _resolve_conflicted(res: Resolution, level: str, stronger: tuple[str, ...], 
     return vetoed
 
 
-def _persons_tied(group: _ConflictedGroup, roots: list[int], comp_nodes: np.ndarray, anchor: np.ndarray,
-                  owner: np.ndarray, level: str) -> list[tuple[int, int, int, str]]:
+def _persons_tied(
+    group: _ConflictedGroup,
+    roots: list[int],
+    comp_nodes: np.ndarray,
+    anchor: np.ndarray,
+    owner: np.ndarray,
+    level: str,
+) -> list[tuple[int, int, int, str]]:
     """Two production persons a staging row of the group ties, that nothing tells apart: one person
     recorded twice? Never merged here (the pipeline never merges production persons): a person decides."""
     tied = []
     existing_roots = [r for r in roots if group.existing(r)]
     for i, a in enumerate(existing_roots):
-        for b in existing_roots[i + 1:]:
-            if group.clusters[a].owner != group.clusters[b].owner and group.compatible(a, b, existing_rule=False):
-                witness = next((int(x) for x in sorted(comp_nodes)
-                                if owner[x] < 0 and group.find(int(anchor[x])) in roots), None)
+        for b in existing_roots[i + 1 :]:
+            if group.clusters[a].owner != group.clusters[b].owner and group.compatible(
+                a, b, existing_rule=False
+            ):
+                witness = next(
+                    (
+                        int(x)
+                        for x in sorted(comp_nodes)
+                        if owner[x] < 0 and group.find(int(anchor[x])) in roots
+                    ),
+                    None,
+                )
                 if witness is not None:
                     tied.append((group.clusters[a].owner, group.clusters[b].owner, witness, level))
     return tied
 
 
-def _give_email_to_its_owner(group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]]) -> None:
+def _give_email_to_its_owner(
+    group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]]
+) -> None:
     """The e-mail has one owner: the existing person, else the first to arrive. A row that cannot be
     that owner's waits in review (EMAIL_TAKEN)."""
     email_owner = roots[0]
@@ -331,8 +385,9 @@ def _give_email_to_its_owner(group: _ConflictedGroup, roots: list[int], reviewed
             reviewed[r] = (EMAIL_TAKEN, email_owner)
 
 
-def _join_unless_ambiguous(group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]],
-                           reason: str) -> None:
+def _join_unless_ambiguous(
+    group: _ConflictedGroup, roots: list[int], reviewed: dict[int, tuple[str, int]], reason: str
+) -> None:
     """First decide who is ambiguous, then join the rest: joining first would let the order of the
     group decide an ambiguous row's person."""
     for r in roots:
@@ -356,8 +411,13 @@ def _join_unless_ambiguous(group: _ConflictedGroup, roots: list[int], reviewed: 
                 group.merge(a, b)
 
 
-def _settle_nodes(res: Resolution, group: _ConflictedGroup, reviewed: dict[int, tuple[str, int]],
-                  comp_nodes: np.ndarray, level: str) -> None:
+def _settle_nodes(
+    res: Resolution,
+    group: _ConflictedGroup,
+    reviewed: dict[int, tuple[str, int]],
+    comp_nodes: np.ndarray,
+    level: str,
+) -> None:
     """Write the group's outcome back per node: its new anchor and how it matched, or its review."""
     for node in comp_nodes:
         old = int(res.anchor[node])
@@ -391,7 +451,7 @@ class Assignment:
     person_anchor: np.ndarray
     in_review: np.ndarray
     review_reason: np.ndarray
-    review_candidate: np.ndarray          # node index of the closest person's node, -1 when none
+    review_candidate: np.ndarray  # node index of the closest person's node, -1 when none
     matched_by: np.ndarray
     # (person node, other person node, witness staging node, level): one person recorded twice?
     possible_duplicates: list[tuple[int, int, int, str]] = field(default_factory=list)
@@ -399,8 +459,12 @@ class Assignment:
     false_merges: list[tuple[int, list[int], list[list[int]]]] = field(default_factory=list)
 
 
-def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int] | None = None,
-                   accepted: set[int] | None = None) -> Assignment:
+def assign_persons(
+    nodes: pd.DataFrame,
+    resolution: Resolution,
+    flagged: set[int] | None = None,
+    accepted: set[int] | None = None,
+) -> Assignment:
     """Map the clusters of `resolve_persons` onto production persons.
 
     `nodes` columns: `is_existing` (a production person), `is_history` (a row linked before, kept
@@ -460,5 +524,12 @@ def assign_persons(nodes: pd.DataFrame, resolution: Resolution, flagged: set[int
         stay_cluster = home if home in groups else min(groups, key=lambda c: groups[c][0])
         moves = [g for c, g in groups.items() if c != stay_cluster]
         false_merges.append((int(person), groups[stay_cluster], moves))
-    return Assignment(person_anchor, in_review, review_reason, review_candidate, matched_by,
-                      list(resolution.possible_duplicates), false_merges)
+    return Assignment(
+        person_anchor,
+        in_review,
+        review_reason,
+        review_candidate,
+        matched_by,
+        list(resolution.possible_duplicates),
+        false_merges,
+    )

@@ -11,8 +11,17 @@ import pandas as pd
 
 from ice_pipeline.logic.normalize import label_key
 
-FILL_FIELDS = ("lead_status", "notes", "lead_date", "program_type", "service_id", "event_id",
-               "source_file", "source_sheet", "source_row")
+FILL_FIELDS = (
+    "lead_status",
+    "notes",
+    "lead_date",
+    "program_type",
+    "service_id",
+    "event_id",
+    "source_file",
+    "source_sheet",
+    "source_row",
+)
 # Part of a lead's identity (its key): taken from the row that creates the lead, never filled
 # later -- a (person, program) lead that gained a service and an event would collide with the
 # (person, service, event) lead of the same sighting.
@@ -21,16 +30,22 @@ IDENTITY_FIELDS = ("service_id", "event_id")
 
 @dataclass
 class LeadPlan:
-    links: pd.DataFrame      # staging_id, lead_id, matched_by, warnings
+    links: pd.DataFrame  # staging_id, lead_id, matched_by, warnings
     new_leads: pd.DataFrame  # lead_id, person_id + FILL_FIELDS
-    updates: pd.DataFrame    # lead_id + FILL_FIELDS to fill (NA = keep)
+    updates: pd.DataFrame  # lead_id + FILL_FIELDS to fill (NA = keep)
 
 
 def lead_key(frame: pd.DataFrame) -> pd.Series:
     """The identity of a lead: 'se|person|service|event' or 'pt|person|program'."""
     both = frame["service_id"].notna() & frame["event_id"].notna()
-    se = "se|" + frame["person_id"].astype("string") + "|" + frame["service_id"].astype("string") + "|" + \
-        frame["event_id"].astype("string")
+    se = (
+        "se|"
+        + frame["person_id"].astype("string")
+        + "|"
+        + frame["service_id"].astype("string")
+        + "|"
+        + frame["event_id"].astype("string")
+    )
     return se.where(both, program_key(frame))
 
 
@@ -52,25 +67,32 @@ def row_key(rows: pd.DataFrame) -> pd.Series:
 def from_row_key(frame: pd.DataFrame) -> pd.DataFrame:
     """`frame` keyed by `row_key` in staging_id, with staging_table and staging_id restored."""
     keys = frame["staging_id"].astype("int64")
-    return frame.assign(staging_table=np.where(keys.to_numpy() < 0, LEAD_TABLES[1], LEAD_TABLES[0]),
-                        staging_id=keys.abs())
+    return frame.assign(
+        staging_table=np.where(keys.to_numpy() < 0, LEAD_TABLES[1], LEAD_TABLES[0]), staging_id=keys.abs()
+    )
 
 
 def resolve_service_event(rows: pd.DataFrame, names: dict[str, dict[str, str]]) -> pd.DataFrame:
     """Attach service_id / event_id through the reference names (`names`: {'service'|'event': name key -> id},
     what prod_services_events returns); a name no reference item answers to is a warning, not a failure."""
-    rows = rows.assign(service_id=rows["service_key"].map(names["service"]).astype("string"),
-                       event_id=rows["event_key"].map(names["event"]).astype("string"))
+    rows = rows.assign(
+        service_id=rows["service_key"].map(names["service"]).astype("string"),
+        event_id=rows["event_key"].map(names["event"]).astype("string"),
+    )
     unknown_service = rows["service_key"].notna() & rows["service_id"].isna()
     unknown_event = rows["event_key"].notna() & rows["event_id"].isna()
-    extra = (unknown_service.map({True: "service not in reference data; ", False: ""})
-             + unknown_event.map({True: "event not in reference data; ", False: ""}))
+    extra = unknown_service.map({True: "service not in reference data; ", False: ""}) + unknown_event.map(
+        {True: "event not in reference data; ", False: ""}
+    )
     warnings = (rows["warnings"].fillna("") + "; " + extra.str.rstrip("; ")).str.strip("; ")
-    return rows.assign(warnings=warnings.replace("", pd.NA), unknown_service=unknown_service, unknown_event=unknown_event)
+    return rows.assign(
+        warnings=warnings.replace("", pd.NA), unknown_service=unknown_service, unknown_event=unknown_event
+    )
 
 
-def leads_with_persons(leads: pd.DataFrame, persons: pd.DataFrame,
-                       names: dict[str, dict[str, str]]) -> pd.DataFrame:
+def leads_with_persons(
+    leads: pd.DataFrame, persons: pd.DataFrame, names: dict[str, dict[str, str]]
+) -> pd.DataFrame:
     """The batch's lead rows resolved to a person (`persons`: resolved_persons' staging row -> person), with
     their service and event (`names`, see resolve_service_event), keyed by `row_key`: from here on a row is
     known by one number across both lead tables (their ids overlap)."""
@@ -89,8 +111,11 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     rows["key"] = lead_key(rows)
     # An existing lead answers to its key and to its (person, program) key as well; the oldest
     # lead wins a key, and a lead's own key wins over another's (person, program) key.
-    answers = pd.Series(np.concatenate([existing["lead_id"].to_numpy(), existing["lead_id"].to_numpy()]),
-                        index=pd.concat([lead_key(existing), program_key(existing)]).to_numpy(), dtype="string")
+    answers = pd.Series(
+        np.concatenate([existing["lead_id"].to_numpy(), existing["lead_id"].to_numpy()]),
+        index=pd.concat([lead_key(existing), program_key(existing)]).to_numpy(),
+        dtype="string",
+    )
     known = answers[~answers.index.duplicated()]
     existing_id = rows["key"].map(known).astype("string")
     if "linked_lead_id" in rows:  # a re-processed row keeps its lead
@@ -101,30 +126,49 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     is_new = existing_id.isna()
     by_service = rows["service_id"].notna() & rows["event_id"].notna()
     new_se_keys = rows.loc[is_new & by_service, "key"].drop_duplicates()
-    se_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_se_keys))], index=new_se_keys.to_numpy(), dtype="string")
+    se_ids = pd.Series(
+        [str(uuid.uuid4()) for _ in range(len(new_se_keys))], index=new_se_keys.to_numpy(), dtype="string"
+    )
     lead_of_row = existing_id.fillna(rows["key"].where(by_service).map(se_ids).astype("string"))
     program = program_key(rows)
     first_idx = pd.Series(np.arange(len(rows))).groupby(program.to_numpy()).transform("first").to_numpy()
     joins_batch_se = (is_new & ~by_service).to_numpy() & by_service.to_numpy()[first_idx]
-    lead_of_row = lead_of_row.mask(pd.Series(joins_batch_se, index=rows.index),
-                                   pd.Series(lead_of_row.to_numpy()[first_idx], index=rows.index))
+    lead_of_row = lead_of_row.mask(
+        pd.Series(joins_batch_se, index=rows.index),
+        pd.Series(lead_of_row.to_numpy()[first_idx], index=rows.index),
+    )
     new_pt_keys = rows.loc[lead_of_row.isna(), "key"].drop_duplicates()
-    pt_ids = pd.Series([str(uuid.uuid4()) for _ in range(len(new_pt_keys))], index=new_pt_keys.to_numpy(), dtype="string")
+    pt_ids = pd.Series(
+        [str(uuid.uuid4()) for _ in range(len(new_pt_keys))], index=new_pt_keys.to_numpy(), dtype="string"
+    )
     rows["lead_id"] = lead_of_row.fillna(rows["key"].map(pt_ids).astype("string"))
     created = set(se_ids.to_numpy()) | set(pt_ids.to_numpy())
     first_row = ~rows.duplicated("lead_id") & rows["lead_id"].isin(created)
-    relinked = rows["linked_lead_id"].notna().to_numpy() if "linked_lead_id" in rows else np.zeros(len(rows), bool)
-    matched_by = np.select([relinked, first_row, by_service],
-                           ["linked", "new", "person_service_event"], "person_program")
-    links = pd.DataFrame({"staging_id": rows["staging_id"], "lead_id": rows["lead_id"], "matched_by": matched_by,
-                          "warnings": rows.get("warnings")})
+    relinked = (
+        rows["linked_lead_id"].notna().to_numpy() if "linked_lead_id" in rows else np.zeros(len(rows), bool)
+    )
+    matched_by = np.select(
+        [relinked, first_row, by_service], ["linked", "new", "person_service_event"], "person_program"
+    )
+    links = pd.DataFrame(
+        {
+            "staging_id": rows["staging_id"],
+            "lead_id": rows["lead_id"],
+            "matched_by": matched_by,
+            "warnings": rows.get("warnings"),
+        }
+    )
 
-    firsts = {f: rows.dropna(subset=[f]).drop_duplicates("lead_id").set_index("lead_id")[f] for f in FILL_FIELDS}
+    firsts = {
+        f: rows.dropna(subset=[f]).drop_duplicates("lead_id").set_index("lead_id")[f] for f in FILL_FIELDS
+    }
     creators = rows[first_row].set_index("lead_id")
     for field in IDENTITY_FIELDS:
         firsts[field] = creators[field].dropna()
     fresh = rows[first_row]
-    new_leads = pd.DataFrame({"lead_id": fresh["lead_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy()})
+    new_leads = pd.DataFrame(
+        {"lead_id": fresh["lead_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy()}
+    )
     for field in FILL_FIELDS:
         new_leads[field] = firsts[field].reindex(fresh["lead_id"]).to_numpy()
 

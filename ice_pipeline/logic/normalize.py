@@ -61,12 +61,8 @@ def clean_text(values: pd.Series, max_length: int | None = None) -> pd.Series:
 
 # ASCII upper case and the accented Latin letters folded to their base letter,
 # lower case.
-_FOLD_FROM = (
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ"
-)
-_FOLD_TO = (
-    "abcdefghijklmnopqrstuvwxyzaaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzsoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyy"
-)
+_FOLD_FROM = "ABCDEFGHIJKLMNOPQRSTUVWXYZÀÁÂÃÄÅÇÈÉÊËÌÍÎÏÑÒÓÔÕÖÙÚÛÜÝàáâãäåçèéêëìíîïñòóôõöùúûüýÿĀāĂăĄąĆćĈĉĊċČčĎďĒēĔĕĖėĘęĚěĜĝĞğĠġĢģĤĥĨĩĪīĬĭĮįİĴĵĶķĹĺĻļĽľŃńŅņŇňŌōŎŏŐőŔŕŖŗŘřŚśŜŝŞşŠšŢţŤťŨũŪūŬŭŮůŰűŲųŴŵŶŷŸŹźŻżŽžſƠơƯưǍǎǏǐǑǒǓǔǕǖǗǘǙǚǛǜǞǟǠǡǦǧǨǩǪǫǬǭǰǴǵǸǹǺǻȀȁȂȃȄȅȆȇȈȉȊȋȌȍȎȏȐȑȒȓȔȕȖȗȘșȚțȞȟȦȧȨȩȪȫȬȭȮȯȰȱȲȳ"
+_FOLD_TO = "abcdefghijklmnopqrstuvwxyzaaaaaaceeeeiiiinooooouuuuyaaaaaaceeeeiiiinooooouuuuyyaaaaaaccccccccddeeeeeeeeeegggggggghhiiiiiiiiijjkkllllllnnnnnnoooooorrrrrrssssssssttttuuuuuuuuuuuuwwyyyzzzzzzsoouuaaiioouuuuuuuuuuaaaaggkkoooojggnnaaaaaaeeeeiiiioooorrrruuuusstthhaaeeooooooooyy"
 FOLD_TABLE = str.maketrans(_FOLD_FROM, _FOLD_TO)
 _ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 _PARTICLES = r"\b(De|Del|La|Las|Los|Y|E|Da|Do|Dos|Van|Von)\b"
@@ -175,7 +171,7 @@ def phone_e164(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     raw = values.astype("string")
     digits = raw.str.replace(r"[^0-9]", "", regex=True)
     digits = digits.mask(digits == "")
-    foreign = (raw.str.contains("+", regex=False).fillna(False) & ~digits.str.startswith("57").fillna(False))
+    foreign = raw.str.contains("+", regex=False).fillna(False) & ~digits.str.startswith("57").fillna(False)
     national = digits.str.replace(r"^(?:00)?57(?=\d{10}$)", "", regex=True).where(~foreign)
     ten = (national.str.len() == 10).fillna(False)
     mobile = ten & national.str.fullmatch(_CO_MOBILE).fillna(False)
@@ -227,8 +223,13 @@ def birth_date(values: pd.Series, today: dt.date | None = None) -> tuple[pd.Seri
     short_year = (year.str.len() <= 2).fillna(False).to_numpy(dtype=bool)
     pivot = today.year % 100
     y = y.where(~short_year, np.where(y <= pivot, 2000 + y, 1900 + y))
-    frame = pd.DataFrame({"year": y, "month": pd.to_numeric(month, errors="coerce").astype("float64"),
-                          "day": pd.to_numeric(day, errors="coerce").astype("float64")})
+    frame = pd.DataFrame(
+        {
+            "year": y,
+            "month": pd.to_numeric(month, errors="coerce").astype("float64"),
+            "day": pd.to_numeric(day, errors="coerce").astype("float64"),
+        }
+    )
     parsed = pd.to_datetime(frame, errors="coerce")
     in_range = (parsed.dt.year >= OLDEST_BIRTH_YEAR) & (parsed <= pd.Timestamp(today))
     good = parsed.notna() & in_range.fillna(False)
@@ -236,7 +237,9 @@ def birth_date(values: pd.Series, today: dt.date | None = None) -> tuple[pd.Seri
     matched = parts[0].notna()
     status = np.select([~present, good, matched], ["missing", "ok", "impossible"], "unparseable")
     dates = parsed.dt.date.where(good)
-    return pd.Series(dates.to_numpy(dtype=object), index=values.index).where(good, None), pd.Series(status, index=values.index)
+    return pd.Series(dates.to_numpy(dtype=object), index=values.index).where(good, None), pd.Series(
+        status, index=values.index
+    )
 
 
 # --- reference labels -----------------------------------------------------

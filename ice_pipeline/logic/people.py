@@ -39,7 +39,9 @@ def prepare_person_rows(raw: pd.DataFrame, reference: pd.DataFrame | None = None
     keys, `reject_reason` (NA when the row can be loaded) and `warnings`
     (what was dropped or cut, without personal values).
     """
-    reference = reference if reference is not None else pd.DataFrame(columns=["category", "code", "label", "aliases"])
+    reference = (
+        reference if reference is not None else pd.DataFrame(columns=["category", "code", "label", "aliases"])
+    )
     out = pd.DataFrame(index=raw.index)
     raw_name = raw["full_name"].astype("string")
     out["display_name"] = nz.display_name(raw_name)
@@ -71,16 +73,25 @@ def prepare_person_rows(raw: pd.DataFrame, reference: pd.DataFrame | None = None
     out["address_key"] = nz.label_key(out["address"])
     out["city"] = nz.canonical_label(raw["city"], alias_map(reference, "city"))
     out["city_key"] = nz.by_unique(out["city"], nz.label_key)
-    out["country"] = nz.canonical_label(raw["country"], alias_map(reference, "country")).str.slice(0, MAX_COUNTRY_LENGTH)
+    out["country"] = nz.canonical_label(raw["country"], alias_map(reference, "country")).str.slice(
+        0, MAX_COUNTRY_LENGTH
+    )
     out["country_key"] = nz.by_unique(out["country"], nz.label_key)
 
     has_letter = out["display_name"].str.contains(r"[^\W\d_]", regex=True).fillna(False)
     too_long = (cleaned_name.str.len() > nz.MAX_NAME_LENGTH).fillna(False)
-    out["reject_reason"] = pd.Series(
-        np.select([out["display_name"].isna().to_numpy(), too_long.to_numpy(), ~has_letter.to_numpy()],
-                  ["no name", f"name longer than {nz.MAX_NAME_LENGTH} characters", "name has no letters"], ""),
-        index=raw.index,
-    ).replace("", pd.NA).astype("string")
+    out["reject_reason"] = (
+        pd.Series(
+            np.select(
+                [out["display_name"].isna().to_numpy(), too_long.to_numpy(), ~has_letter.to_numpy()],
+                ["no name", f"name longer than {nz.MAX_NAME_LENGTH} characters", "name has no letters"],
+                "",
+            ),
+            index=raw.index,
+        )
+        .replace("", pd.NA)
+        .astype("string")
+    )
     address_len = nz.clean_text(raw["address"]).str.len().fillna(0)
     warnings = (
         _warn(date_status == "impossible", "birth date impossible: dropped")

@@ -29,9 +29,29 @@ from ice_pipeline.logic.survivorship import PERSON_FIELDS, PersonPlan, plan_pers
 
 KEY_FIELDS = ("cedula", "student_number", "email", "name_key", "birth_date", "mobile")
 # The staging columns a node carries into resolution and survivorship (PERSON_FIELDS and keys).
-NODE_COLUMNS = ("staging_table", "staging_id", "display_name", "name_key", "name_rank", "original_name", "email",
-                "cedula", "phone", "mobile", "birth_date", "address", "address_key", "city", "city_key", "country",
-                "country_key", "student_number", "source_kind", "warnings", "updated_at")
+NODE_COLUMNS = (
+    "staging_table",
+    "staging_id",
+    "display_name",
+    "name_key",
+    "name_rank",
+    "original_name",
+    "email",
+    "cedula",
+    "phone",
+    "mobile",
+    "birth_date",
+    "address",
+    "address_key",
+    "city",
+    "city_key",
+    "country",
+    "country_key",
+    "student_number",
+    "source_kind",
+    "warnings",
+    "updated_at",
+)
 ARRIVAL_RANK = {"staging_student": 0, "staging_lead": 1, "staging_lead_failures": 2}
 CANDIDATE_EXTRAS = ("student_number", "pipeline_created", "data_source", "csv_enriched", "original_name")
 # Above this many persons carrying one value, the value is shared without reading them.
@@ -57,31 +77,55 @@ def incoming_rows(students: pd.DataFrame, leads: pd.DataFrame) -> pd.DataFrame:
 def person_rejections(rows: pd.DataFrame) -> pd.DataFrame:
     """Rows that cannot be a person (no name...), with their reason."""
     bad = rows[rows["reject_reason"].notna()]
-    return pd.DataFrame({
-        "staging_table": bad["staging_table"], "staging_id": bad["staging_id"], "reason": bad["reject_reason"],
-        "details": [json.dumps({"warnings": w}) if isinstance(w, str) else "{}" for w in bad["warnings"]],
-        "retryable": False,
-    })
+    return pd.DataFrame(
+        {
+            "staging_table": bad["staging_table"],
+            "staging_id": bad["staging_id"],
+            "reason": bad["reject_reason"],
+            "details": [json.dumps({"warnings": w}) if isinstance(w, str) else "{}" for w in bad["warnings"]],
+            "retryable": False,
+        }
+    )
 
 
 def person_key_frame(prepared: pd.DataFrame) -> pd.DataFrame:
     """The person_keys columns of prepared person rows (only mobiles identify by phone)."""
-    return pd.DataFrame({"cedula": prepared["cedula"], "email": prepared["email"], "name_key": prepared["name_key"],
-                         "birth_date": prepared["birth_date"], "phone_tail": phone_tail(prepared["mobile"])})
+    return pd.DataFrame(
+        {
+            "cedula": prepared["cedula"],
+            "email": prepared["email"],
+            "name_key": prepared["name_key"],
+            "birth_date": prepared["birth_date"],
+            "phone_tail": phone_tail(prepared["mobile"]),
+        }
+    )
 
 
 def existing_nodes(candidates: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Production persons as nodes: keys computed exactly as for staging rows."""
-    candidates = candidates.reindex(columns=[*candidates.columns,
-                                             *(c for c in CANDIDATE_EXTRAS if c not in candidates.columns)])
+    candidates = candidates.reindex(
+        columns=[*candidates.columns, *(c for c in CANDIDATE_EXTRAS if c not in candidates.columns)]
+    )
     keyed = prepare_person_rows(candidates, reference)
-    nodes = keyed.assign(is_existing=True, is_history=False, person_id=candidates["person_id"],
-                         owner_person_id=candidates["person_id"], linked_person_id=candidates["person_id"],
-                         source_row_person_id=candidates["person_id"], student_number=candidates["student_number"],
-                         mobile=phone_tail(keyed["mobile"]), staging_table=pd.NA, staging_id=pd.NA,
-                         source_kind=pd.NA)
-    for column in [c for c, _, _ in PERSON_FIELDS] + ["data_source", "csv_enriched", "original_name",
-                                                      "pipeline_created"]:
+    nodes = keyed.assign(
+        is_existing=True,
+        is_history=False,
+        person_id=candidates["person_id"],
+        owner_person_id=candidates["person_id"],
+        linked_person_id=candidates["person_id"],
+        source_row_person_id=candidates["person_id"],
+        student_number=candidates["student_number"],
+        mobile=phone_tail(keyed["mobile"]),
+        staging_table=pd.NA,
+        staging_id=pd.NA,
+        source_kind=pd.NA,
+    )
+    for column in [c for c, _, _ in PERSON_FIELDS] + [
+        "data_source",
+        "csv_enriched",
+        "original_name",
+        "pipeline_created",
+    ]:
         nodes[f"stored_{column}"] = candidates[column]
     return nodes
 
@@ -92,10 +136,16 @@ def staging_nodes(batch: pd.DataFrame, linked: pd.DataFrame, same_row: pd.DataFr
     nodes["staging_id"] = nodes["staging_id"].astype("int64")
     nodes["mobile"] = phone_tail(nodes["mobile"])
     owners = linked.rename(columns={"linked_person_id": "owner_person_id"})
-    nodes = nodes.merge(owners, on=["staging_table", "staging_id"], how="left") if len(owners) \
+    nodes = (
+        nodes.merge(owners, on=["staging_table", "staging_id"], how="left")
+        if len(owners)
         else nodes.assign(owner_person_id=pd.NA)
-    nodes = nodes.merge(same_row, on=["staging_table", "staging_id"], how="left") if len(same_row) \
+    )
+    nodes = (
+        nodes.merge(same_row, on=["staging_table", "staging_id"], how="left")
+        if len(same_row)
         else nodes.assign(source_row_person_id=pd.NA)
+    )
     return nodes.assign(is_existing=False, is_history=False, person_id=pd.NA, linked_person_id=pd.NA)
 
 
@@ -103,8 +153,13 @@ def history_nodes(history: pd.DataFrame) -> pd.DataFrame:
     """Rows linked in earlier runs, as evidence: their keys only (they fill nothing again)."""
     frame = history.copy()
     frame["staging_id"] = frame["staging_id"].astype("int64")
-    return frame.assign(is_existing=False, is_history=True, person_id=pd.NA, linked_person_id=pd.NA,
-                        source_row_person_id=pd.NA)
+    return frame.assign(
+        is_existing=False,
+        is_history=True,
+        person_id=pd.NA,
+        linked_person_id=pd.NA,
+        source_row_person_id=pd.NA,
+    )
 
 
 def order_nodes(existing: pd.DataFrame, history: pd.DataFrame, batch: pd.DataFrame) -> pd.DataFrame:
@@ -115,12 +170,15 @@ def order_nodes(existing: pd.DataFrame, history: pd.DataFrame, batch: pd.DataFra
     staged["_rank"] = staged["staging_table"].map(ARRIVAL_RANK).fillna(2)
     # Rows linked before arrival times were recorded come first, as they did.
     staged = staged.sort_values(["_at", "_rank", "staging_id"], kind="stable", na_position="first").drop(
-        columns=["_at", "_rank"])
+        columns=["_at", "_rank"]
+    )
     nodes = pd.concat([existing, staged], ignore_index=True)
     nodes["is_existing"] = nodes["is_existing"].astype(bool)
     nodes["is_history"] = nodes["is_history"].astype(bool)
-    index_of_person = pd.Series(np.flatnonzero(nodes["is_existing"].to_numpy()),
-                                index=nodes.loc[nodes["is_existing"], "person_id"].astype("string").to_numpy())
+    index_of_person = pd.Series(
+        np.flatnonzero(nodes["is_existing"].to_numpy()),
+        index=nodes.loc[nodes["is_existing"], "person_id"].astype("string").to_numpy(),
+    )
     owner = nodes["owner_person_id"].astype("string").map(index_of_person)
     nodes["owner"] = owner.fillna(-1).astype("int64").where(~nodes["is_existing"], -1)
     return nodes
@@ -136,7 +194,9 @@ def decision_keys(nodes: pd.DataFrame, decisions: pd.DataFrame) -> pd.DataFrame:
     keys = nodes[["is_existing", "linked_person_id", "source_row_person_id", *KEY_FIELDS]].copy()
     if decisions.empty:
         return keys
-    decided = nodes[["staging_table", "staging_id"]].merge(decisions, on=["staging_table", "staging_id"], how="left")
+    decided = nodes[["staging_table", "staging_id"]].merge(
+        decisions, on=["staging_table", "staging_id"], how="left"
+    )
     merge_into = decided["decided_person_id"].to_numpy()
     keys["linked_person_id"] = keys["linked_person_id"].where(pd.isna(merge_into), merge_into)
     pinned = decided["decided_new"].fillna("f").isin(["t", True]).to_numpy(dtype=bool)
@@ -187,10 +247,10 @@ class PersonResolution:
     resolution: Resolution
     assignment: Assignment
     plan: PersonPlan
-    shared: dict[str, dict[str, str]]        # kind -> value -> reason (known before and found now)
-    new_shared: pd.DataFrame                 # kind, value, reason: found by this run
-    reviews: pd.DataFrame                    # identity_conflict, field_conflict, possible_duplicate, false merges
-    row_keys: pd.DataFrame                   # the evidence of every row linked this run
+    shared: dict[str, dict[str, str]]  # kind -> value -> reason (known before and found now)
+    new_shared: pd.DataFrame  # kind, value, reason: found by this run
+    reviews: pd.DataFrame  # identity_conflict, field_conflict, possible_duplicate, false merges
+    row_keys: pd.DataFrame  # the evidence of every row linked this run
     stats: dict[str, int] = field(default_factory=dict)
 
 
@@ -207,28 +267,45 @@ def _review_frames(nodes: pd.DataFrame, assignment: Assignment, plan: PersonPlan
     waiting = np.flatnonzero(assignment.in_review & batch_rows(nodes))
     person_of_node = {int(i): str(p) for i, p in nodes.loc[nodes["is_existing"], "person_id"].items()}
     person_of_node.update(plan.person_of_anchor)
-    identity = pd.DataFrame({
-        "kind": "identity_conflict",
-        "staging_table": nodes["staging_table"].to_numpy()[waiting],
-        "staging_id": nodes["staging_id"].to_numpy()[waiting],
-        "candidate_person_id": [person_of_node.get(int(c)) for c in assignment.review_candidate[waiting]],
-        "reason": assignment.review_reason[waiting],
-    })
-    duplicates = pd.DataFrame([{
-        "kind": "possible_duplicate",
-        "staging_table": nodes.at[w, "staging_table"] if w >= 0 else None,
-        "staging_id": int(nodes.at[w, "staging_id"]) if w >= 0 else None,
-        "person_id": nodes.at[a, "person_id"], "candidate_person_id": nodes.at[b, "person_id"],
-        "reason": f"rows match both persons ({level.replace('_', ' + ')}): probably one person recorded twice",
-        "details": json.dumps({"level": level, "witness": _ref(nodes, w) if w >= 0 else None}),
-    } for a, b, w, level in assignment.possible_duplicates])
-    false_merges = pd.DataFrame([{
-        "kind": "possible_false_merge",
-        "staging_table": nodes.at[move[0], "staging_table"], "staging_id": int(nodes.at[move[0], "staging_id"]),
-        "person_id": nodes.at[person, "person_id"],
-        "reason": "this person holds rows the identity rules tell apart: split them, or keep them together",
-        "details": json.dumps({"rows": {"stay": [_ref(nodes, i) for i in stay], "move": [_ref(nodes, i) for i in move]}}),
-    } for person, stay, moves in assignment.false_merges for move in moves])
+    identity = pd.DataFrame(
+        {
+            "kind": "identity_conflict",
+            "staging_table": nodes["staging_table"].to_numpy()[waiting],
+            "staging_id": nodes["staging_id"].to_numpy()[waiting],
+            "candidate_person_id": [person_of_node.get(int(c)) for c in assignment.review_candidate[waiting]],
+            "reason": assignment.review_reason[waiting],
+        }
+    )
+    duplicates = pd.DataFrame(
+        [
+            {
+                "kind": "possible_duplicate",
+                "staging_table": nodes.at[w, "staging_table"] if w >= 0 else None,
+                "staging_id": int(nodes.at[w, "staging_id"]) if w >= 0 else None,
+                "person_id": nodes.at[a, "person_id"],
+                "candidate_person_id": nodes.at[b, "person_id"],
+                "reason": f"rows match both persons ({level.replace('_', ' + ')}): probably one person recorded twice",
+                "details": json.dumps({"level": level, "witness": _ref(nodes, w) if w >= 0 else None}),
+            }
+            for a, b, w, level in assignment.possible_duplicates
+        ]
+    )
+    false_merges = pd.DataFrame(
+        [
+            {
+                "kind": "possible_false_merge",
+                "staging_table": nodes.at[move[0], "staging_table"],
+                "staging_id": int(nodes.at[move[0], "staging_id"]),
+                "person_id": nodes.at[person, "person_id"],
+                "reason": "this person holds rows the identity rules tell apart: split them, or keep them together",
+                "details": json.dumps(
+                    {"rows": {"stay": [_ref(nodes, i) for i in stay], "move": [_ref(nodes, i) for i in move]}}
+                ),
+            }
+            for person, stay, moves in assignment.false_merges
+            for move in moves
+        ]
+    )
     fields = plan.field_conflicts.assign(kind="field_conflict")
     return pd.concat([identity, fields, duplicates, false_merges], ignore_index=True)
 
@@ -237,8 +314,22 @@ def _row_keys(nodes: pd.DataFrame, plan: PersonPlan, shared: dict[str, dict[str,
     """Each linked batch row's own keys (placeholders already dropped), its person and what was ignored."""
     batch = nodes[batch_rows(nodes)]
     linked = plan.assignment[["staging_table", "staging_id", "person_id", "matched_by"]].merge(
-        batch[["staging_table", "staging_id", "cedula", "email", "name_key", "birth_date", "mobile",
-               "student_number", "updated_at"]], on=["staging_table", "staging_id"], how="left")
+        batch[
+            [
+                "staging_table",
+                "staging_id",
+                "cedula",
+                "email",
+                "name_key",
+                "birth_date",
+                "mobile",
+                "student_number",
+                "updated_at",
+            ]
+        ],
+        on=["staging_table", "staging_id"],
+        how="left",
+    )
     ignored = pd.Series([{} for _ in range(len(linked))], index=linked.index, dtype=object)
     for column, kind in KIND_OF_COLUMN.items():
         reasons = shared.get(kind) or {}
@@ -246,14 +337,25 @@ def _row_keys(nodes: pd.DataFrame, plan: PersonPlan, shared: dict[str, dict[str,
             hit = linked[column].astype("string").map(reasons)
             for i in np.flatnonzero(hit.notna().to_numpy()):
                 ignored.iat[i] = {**ignored.iat[i], kind: f"shared: {hit.iat[i]}"}
-    evidence = [json.dumps({"matched_by": m, **({"not_used_to_match": g} if g else {})})
-                for m, g in zip(linked["matched_by"], ignored, strict=True)]
-    return pd.DataFrame({
-        "staging_table": linked["staging_table"], "staging_id": linked["staging_id"],
-        "person_id": linked["person_id"], "cedula": linked["cedula"], "email": linked["email"],
-        "name_key": linked["name_key"], "birth_date": linked["birth_date"], "phone_tail": linked["mobile"],
-        "student_number": linked["student_number"], "arrival": linked["updated_at"], "evidence": evidence,
-    })
+    evidence = [
+        json.dumps({"matched_by": m, **({"not_used_to_match": g} if g else {})})
+        for m, g in zip(linked["matched_by"], ignored, strict=True)
+    ]
+    return pd.DataFrame(
+        {
+            "staging_table": linked["staging_table"],
+            "staging_id": linked["staging_id"],
+            "person_id": linked["person_id"],
+            "cedula": linked["cedula"],
+            "email": linked["email"],
+            "name_key": linked["name_key"],
+            "birth_date": linked["birth_date"],
+            "phone_tail": linked["mobile"],
+            "student_number": linked["student_number"],
+            "arrival": linked["updated_at"],
+            "evidence": evidence,
+        }
+    )
 
 
 def _person_nodes(nodes: pd.DataFrame, person_ids: set[str]) -> set[int]:
@@ -262,9 +364,14 @@ def _person_nodes(nodes: pd.DataFrame, person_ids: set[str]) -> set[int]:
     return set(np.flatnonzero(is_person & chosen).tolist())
 
 
-def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person_ids: set[str],
-                    known_shared: dict[str, dict[str, str]], accepted_person_ids: set[str] | None = None,
-                    decided_pairs: set[tuple[str, str]] | None = None) -> PersonResolution:
+def plan_resolution(
+    nodes: pd.DataFrame,
+    decisions: pd.DataFrame,
+    flagged_person_ids: set[str],
+    known_shared: dict[str, dict[str, str]],
+    accepted_person_ids: set[str] | None = None,
+    decided_pairs: set[tuple[str, str]] | None = None,
+) -> PersonResolution:
     """Resolve the nodes (see `order_nodes`) under one batch's rules and plan the writes.
 
     Shared values are found among the nodes (clearly different people carry them) and added to
@@ -273,20 +380,39 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
     keys = forget_evidenced(decision_keys(nodes, decisions), nodes)
     found = shared_values(keys, SHARED_KINDS)
     shared = {kind: {**found.get(kind, {}), **known_shared.get(kind, {})} for kind in SHARED_KINDS}
-    new_shared = pd.DataFrame([{"kind": k, "value": v, "reason": r} for k, values in found.items()
-                               for v, r in values.items() if v not in known_shared.get(k, {})],
-                              columns=["kind", "value", "reason"])
-    resolution = resolve_persons(mask_shared(keys, shared).assign(owner=nodes["owner"].to_numpy(),
-                                                                  veto_cedula=keys["cedula"].to_numpy()))
-    assignment = assign_persons(nodes, resolution, _person_nodes(nodes, flagged_person_ids),
-                                _person_nodes(nodes, set(accepted_person_ids or ())))
+    new_shared = pd.DataFrame(
+        [
+            {"kind": k, "value": v, "reason": r}
+            for k, values in found.items()
+            for v, r in values.items()
+            if v not in known_shared.get(k, {})
+        ],
+        columns=["kind", "value", "reason"],
+    )
+    resolution = resolve_persons(
+        mask_shared(keys, shared).assign(
+            owner=nodes["owner"].to_numpy(), veto_cedula=keys["cedula"].to_numpy()
+        )
+    )
+    assignment = assign_persons(
+        nodes,
+        resolution,
+        _person_nodes(nodes, flagged_person_ids),
+        _person_nodes(nodes, set(accepted_person_ids or ())),
+    )
     if decided_pairs:  # pairs a person already answered (or split apart) are not asked again
         person = nodes["person_id"].astype("string").to_numpy(dtype=object, na_value=None)
         assignment.possible_duplicates = [
-            d for d in assignment.possible_duplicates
-            if tuple(sorted((str(person[d[0]]), str(person[d[1]])))) not in decided_pairs]
-    plan = plan_persons(nodes, assignment.person_anchor, assignment.matched_by,
-                        assignment.in_review | nodes["is_history"].to_numpy(dtype=bool))
+            d
+            for d in assignment.possible_duplicates
+            if tuple(sorted((str(person[d[0]]), str(person[d[1]])))) not in decided_pairs
+        ]
+    plan = plan_persons(
+        nodes,
+        assignment.person_anchor,
+        assignment.matched_by,
+        assignment.in_review | nodes["is_history"].to_numpy(dtype=bool),
+    )
     reviews = _review_frames(nodes, assignment, plan)
     stats = {
         "vetoed_joins": resolution.stats.get("vetoed_joins", 0),
@@ -295,8 +421,19 @@ def plan_resolution(nodes: pd.DataFrame, decisions: pd.DataFrame, flagged_person
         **{f"new_shared_{kind}_values": int(new_shared["kind"].eq(kind).sum()) for kind in SHARED_KINDS},
         "possible_duplicates": len(assignment.possible_duplicates),
         "possible_false_merges": sum(len(m) for _, _, m in assignment.false_merges),
-        "rows_waiting_for_flagged_person": int((assignment.review_reason[assignment.in_review] == FLAGGED_PERSON).sum()),
+        "rows_waiting_for_flagged_person": int(
+            (assignment.review_reason[assignment.in_review] == FLAGGED_PERSON).sum()
+        ),
         "evidence_rows": int(nodes["is_history"].sum()),
     }
-    return PersonResolution(nodes, resolution, assignment, plan, shared, new_shared, reviews,
-                            _row_keys(nodes, plan, shared), stats)
+    return PersonResolution(
+        nodes,
+        resolution,
+        assignment,
+        plan,
+        shared,
+        new_shared,
+        reviews,
+        _row_keys(nodes, plan, shared),
+        stats,
+    )

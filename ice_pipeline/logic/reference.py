@@ -50,8 +50,11 @@ def match_reference(items: pd.DataFrame, existing: pd.DataFrame) -> tuple[dict[s
     `existing`: production rows (id, name). Returns the mapping and the rows to
     create (CREATED_COLUMNS; `attributes` always a dict, `warnings` what was ignored).
     """
-    by_key = dict(zip(nz.label_key(existing["name"].astype("string")), existing["id"], strict=True)) \
-        if len(existing) else {}
+    by_key = (
+        dict(zip(nz.label_key(existing["name"].astype("string")), existing["id"], strict=True))
+        if len(existing)
+        else {}
+    )
     mapping: dict[str, str] = dict(by_key)
     created = []
     for item in items.itertuples(index=False):
@@ -62,8 +65,16 @@ def match_reference(items: pd.DataFrame, existing: pd.DataFrame) -> tuple[dict[s
         if found is None:
             found = str(uuid.uuid4())
             attributes, warning = attributes_object(getattr(item, "attributes", None))
-            created.append({"id": found, "reference_id": getattr(item, "id", None), "code": item.code,
-                            "name": item.label, "attributes": attributes, "warnings": warning})
+            created.append(
+                {
+                    "id": found,
+                    "reference_id": getattr(item, "id", None),
+                    "code": item.code,
+                    "name": item.label,
+                    "attributes": attributes,
+                    "warnings": warning,
+                }
+            )
         for key in keys:
             mapping.setdefault(key, found)
     return mapping, pd.DataFrame(created, columns=CREATED_COLUMNS)
@@ -110,10 +121,12 @@ def event_fields(events: pd.DataFrame, service_of_key: dict[str, str]) -> pd.Dat
             notes.append("attributes.service not a known service: dropped")
         services.append(service_id)
         warnings.append("; ".join(notes) or None)
-    return events.assign(event_date=pd.Series(dates, index=events.index, dtype="datetime64[us]"),
-                         location=pd.Series(locations, index=events.index, dtype="string"),
-                         service_id=pd.Series(services, index=events.index, dtype="string"),
-                         warnings=pd.Series(warnings, index=events.index, dtype="string"))
+    return events.assign(
+        event_date=pd.Series(dates, index=events.index, dtype="datetime64[us]"),
+        location=pd.Series(locations, index=events.index, dtype="string"),
+        service_id=pd.Series(services, index=events.index, dtype="string"),
+        warnings=pd.Series(warnings, index=events.index, dtype="string"),
+    )
 
 
 def without_ids(mapping: dict[str, str], refused: set[str]) -> dict[str, str]:
@@ -126,6 +139,10 @@ def not_created(created: pd.DataFrame, rejected: pd.Series, refused: pd.DataFram
     rejected by a rule before the write (`rejected`, per row of `created`) or refused by production
     (`refused`: entity_id, reason, details)."""
     ruled = rejected.notna().to_numpy()
-    by_rule = created.loc[ruled, ["id", "reference_id"]].assign(reason=rejected[ruled].to_numpy(), details="{}")
+    by_rule = created.loc[ruled, ["id", "reference_id"]].assign(
+        reason=rejected[ruled].to_numpy(), details="{}"
+    )
     by_db = refused.rename(columns={"entity_id": "id"}).merge(created[["id", "reference_id"]], on="id")
-    return pd.concat([by_rule, by_db], ignore_index=True).reindex(columns=["id", "reference_id", "reason", "details"])
+    return pd.concat([by_rule, by_db], ignore_index=True).reindex(
+        columns=["id", "reference_id", "reason", "details"]
+    )

@@ -12,9 +12,19 @@ import pandas as pd
 from ice_pipeline.logic import normalize as nz
 from ice_pipeline.logic.people import alias_map, prepare_person_rows
 
-LEAD_STATUS = {"nuevo": "NEW", "new": "NEW", "contactado": "CONTACTED", "contacted": "CONTACTED",
-               "interesado": "INTERESTED", "interested": "INTERESTED", "inscrito": "ENROLLED",
-               "enrolled": "ENROLLED", "perdido": "LOST", "lost": "LOST", "noresponde": "NO_ANSWER"}
+LEAD_STATUS = {
+    "nuevo": "NEW",
+    "new": "NEW",
+    "contactado": "CONTACTED",
+    "contacted": "CONTACTED",
+    "interesado": "INTERESTED",
+    "interested": "INTERESTED",
+    "inscrito": "ENROLLED",
+    "enrolled": "ENROLLED",
+    "perdido": "LOST",
+    "lost": "LOST",
+    "noresponde": "NO_ANSWER",
+}
 
 
 @dataclass(frozen=True)
@@ -22,11 +32,13 @@ class BatchExtent:
     """How far the rows of one staging table reach in this run."""
 
     high: tuple[str, int] | None  # (updated_at, id) of the last row read beyond the watermark, or None
-    retried: int                  # rows read again because an earlier run could not load them yet
-    limited: bool                 # more rows wait beyond this batch
+    retried: int  # rows read again because an earlier run could not load them yet
+    limited: bool  # more rows wait beyond this batch
 
 
-def batch_extent(rows: pd.DataFrame, retry: list[int], *, limit: int = 0, cut: tuple | None = None) -> BatchExtent:
+def batch_extent(
+    rows: pd.DataFrame, retry: list[int], *, limit: int = 0, cut: tuple | None = None
+) -> BatchExtent:
     """The watermark a batch may move to, and whether more rows wait.
 
     `rows` are in (updated_at, id) order; `in_window` (bool, or PostgreSQL's
@@ -55,7 +67,11 @@ def canonical_status(values: pd.Series) -> pd.Series:
 def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
     """Person fields plus the student's own: program through aliases, student number, source."""
     out = prepare_person_rows(rows, reference)
-    out["staging_table"], out["staging_id"], out["updated_at"] = "staging_student", rows["id"], rows["updated_at"]
+    out["staging_table"], out["staging_id"], out["updated_at"] = (
+        "staging_student",
+        rows["id"],
+        rows["updated_at"],
+    )
     out["program"] = nz.canonical_label(rows["program"], alias_map(reference, "program"))
     out["student_number"] = nz.clean_text(rows["student_number"], max_length=64).str.upper()
     source = nz.by_unique(rows["source"], nz.clean_text).str.lower()
@@ -63,7 +79,9 @@ def normalize_students(rows: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFr
     csv_flag = rows["csv_enriched"].fillna("f").isin(["t", "true", "True"])
     from_csv = csv_flag | source.str.contains("csv", regex=False).fillna(False)
     out["csv_enriched"] = from_csv.to_numpy()
-    out["source_kind"] = pd.Series(from_csv.to_numpy(), index=rows.index).map({True: "CSV", False: "DIRECTORY"})
+    out["source_kind"] = pd.Series(from_csv.to_numpy(), index=rows.index).map(
+        {True: "CSV", False: "DIRECTORY"}
+    )
     return out
 
 

@@ -51,7 +51,9 @@ def _plain(row: dict) -> dict:
     return out
 
 
-def list_items(conn: Connection, kind: str | None = None, status: str | None = "open", limit: int = 50) -> list[dict]:
+def list_items(
+    conn: Connection, kind: str | None = None, status: str | None = "open", limit: int = 50
+) -> list[dict]:
     """Review items, oldest first (they show the values in question: for operators only)."""
     if kind is not None and kind not in KINDS:
         raise ReviewError(f"Unknown kind '{kind}': one of {', '.join(KINDS)}.")
@@ -74,7 +76,9 @@ def show_item(conn: Connection, item_id: int) -> dict:
             if row is None:
                 raise ReviewError(f"Review item {item_id} does not exist.")
             item = _plain(dict(row))
-            ids = [p for p in (item["person_id"], item["candidate_person_id"], item["decision_person_id"]) if p]
+            ids = [
+                p for p in (item["person_id"], item["candidate_person_id"], item["decision_person_id"]) if p
+            ]
             cur.execute(sql.PERSON_FIELDS_OF, {"ids": list(dict.fromkeys(ids))})
             item["persons"] = [_plain(dict(p)) for p in cur.fetchall()]
             item["valid_decisions"] = list(DECISIONS[item["kind"]]) if item["status"] == "open" else []
@@ -90,8 +94,16 @@ def _person_id(value: str) -> str:
         raise ReviewError(f"'{value}' is not a person id (a UUID).") from None
 
 
-def resolve_item(conn: Connection, item_id: int, decision: str | None = None, *, person: str | None = None,
-                 merge_into: str | None = None, new_person: bool = False, dismiss: bool = False) -> str:
+def resolve_item(
+    conn: Connection,
+    item_id: int,
+    decision: str | None = None,
+    *,
+    person: str | None = None,
+    merge_into: str | None = None,
+    new_person: bool = False,
+    dismiss: bool = False,
+) -> str:
     """Record one decision on an open item; returns what was recorded.
 
     `merge_into=`, `new_person=`, `dismiss=` are the first release's spelling of the identity
@@ -99,7 +111,9 @@ def resolve_item(conn: Connection, item_id: int, decision: str | None = None, *,
     """
     legacy = sum((merge_into is not None, new_person, dismiss))
     if legacy and decision is not None or legacy > 1:
-        raise ReviewError("Give exactly one decision (DECISION, or one of --merge-into, --new-person, --dismiss).")
+        raise ReviewError(
+            "Give exactly one decision (DECISION, or one of --merge-into, --new-person, --dismiss)."
+        )
     if merge_into is not None:
         decision, person = "merge_into", merge_into
     elif new_person:
@@ -107,7 +121,9 @@ def resolve_item(conn: Connection, item_id: int, decision: str | None = None, *,
     elif dismiss:
         decision = "dismiss"
     if decision is None:
-        raise ReviewError("Give exactly one decision (DECISION, or one of --merge-into, --new-person, --dismiss).")
+        raise ReviewError(
+            "Give exactly one decision (DECISION, or one of --merge-into, --new-person, --dismiss)."
+        )
     with conn, conn.cursor(cursor_factory=RealDictCursor) as cur:
         return _record(cur, item_id, decision, person)
 
@@ -125,7 +141,9 @@ def _record(cur, item_id: int, decision: str, person: str | None) -> str:
     if decision not in valid:
         raise ReviewError(f"'{decision}' is not a decision for a {kind}: one of {', '.join(valid)}.")
     if kind == "identity_conflict" and item["field"] is not None and decision != "dismiss":
-        raise ReviewError(f"Review item {item_id} is about the {item['field']}, not the person: only dismiss applies.")
+        raise ReviewError(
+            f"Review item {item_id} is about the {item['field']}, not the person: only dismiss applies."
+        )
     if person is not None and decision not in TAKES_PERSON:
         raise ReviewError(f"'{decision}' takes no person (--person is for {' and '.join(TAKES_PERSON)}).")
     if decision in NEEDS_PERSON and person is None:
@@ -148,18 +166,30 @@ def _record(cur, item_id: int, decision: str, person: str | None) -> str:
     if decision == "split":
         rows = ((item["details"] or {}).get("rows") or {}).get("move")
         if not rows:
-            raise ReviewError(f"Review item {item_id} lists no rows to move (details.rows.move): it cannot be split.")
+            raise ReviewError(
+                f"Review item {item_id} lists no rows to move (details.rows.move): it cannot be split."
+            )
     if decision == "dismiss":
         cur.execute(sql.DISMISS, {"id": item_id})
         if item["staging_table"] is not None:
-            cur.execute(sql.REJECT_DISMISSED, {"table": item["staging_table"], "staging_id": item["staging_id"],
-                                               "id": item_id})
-        return (f"item {item_id} dismissed: {item['staging_table']} {item['staging_id']} is now rejected "
-                "('dismissed in review')")
-    legacy = {"merge_into": f"merge:{person}", "new_person": "new"}.get(decision) if kind == "identity_conflict" \
+            cur.execute(
+                sql.REJECT_DISMISSED,
+                {"table": item["staging_table"], "staging_id": item["staging_id"], "id": item_id},
+            )
+        return (
+            f"item {item_id} dismissed: {item['staging_table']} {item['staging_id']} is now rejected "
+            "('dismissed in review')"
+        )
+    legacy = (
+        {"merge_into": f"merge:{person}", "new_person": "new"}.get(decision)
+        if kind == "identity_conflict"
         else None
+    )
     cur.execute(sql.RECORD_DECISION, {"id": item_id, "kind": decision, "person": person, "legacy": legacy})
     target = f" ({person})" if person else ""
-    when = "the next migration run applies it" if kind == "identity_conflict" else \
-        "the next migration run (or `ice-pipeline review apply`) applies it"
+    when = (
+        "the next migration run applies it"
+        if kind == "identity_conflict"
+        else "the next migration run (or `ice-pipeline review apply`) applies it"
+    )
     return f"item {item_id}: {decision}{target}; {when}"

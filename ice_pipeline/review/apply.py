@@ -52,7 +52,11 @@ class ApplyResult:
 
     def as_metadata(self) -> dict[str, int]:
         figures = {f"review_{kind}": n for kind, n in sorted(self.applied.items())}
-        return {"review_decisions_applied": self.total, "review_decisions_refused": len(self.refused), **figures}
+        return {
+            "review_decisions_applied": self.total,
+            "review_decisions_refused": len(self.refused),
+            **figures,
+        }
 
 
 def _now() -> dt.datetime:
@@ -101,10 +105,14 @@ def apply_decisions(conn: Connection, run_id: str) -> ApplyResult:
             # the item's transaction was rolled back; say which constraint, never the value.
             diag = error.diag
             # A data error's message quotes the value: only its kind is said.
-            said = type(error).__name__ if isinstance(error, psycopg2.DataError) else \
-                (diag.message_primary or type(error).__name__)
+            said = (
+                type(error).__name__
+                if isinstance(error, psycopg2.DataError)
+                else (diag.message_primary or type(error).__name__)
+            )
             reason = f"the database refused it ({said}" + (
-                f", constraint {diag.constraint_name})" if diag.constraint_name else ")")
+                f", constraint {diag.constraint_name})" if diag.constraint_name else ")"
+            )
             _refuse(conn, result, item_id, decision, reason)
     return result
 
@@ -116,6 +124,7 @@ def _refuse(conn: Connection, result: ApplyResult, item_id: int, decision: str |
 
 
 # --- field_conflict ------------------------------------------------------------------------------
+
 
 def apply_field_conflict(cur: Cursor, item: dict, run_id: str) -> dict:
     if item["decision_kind"] == "keep_existing":
@@ -137,8 +146,12 @@ def apply_field_conflict(cur: Cursor, item: dict, run_id: str) -> dict:
         cur.execute(sql.READ_STUDENT_VALUE[column], params)
         previous = cur.fetchone()
         cur.execute(sql.SET_STUDENT_FIELD[column], params)
-        return {"decision": "take_incoming", "table": "students", "field": column,
-                "previous": next(iter(previous.values())) if previous else None}
+        return {
+            "decision": "take_incoming",
+            "table": "students",
+            "field": column,
+            "previous": next(iter(previous.values())) if previous else None,
+        }
     if column not in PERSON_FIELDS:
         raise Refused(f"the field '{column}' is not one the pipeline writes")
     if column in sql.UNIQUE_HOLDER:
@@ -150,14 +163,22 @@ def apply_field_conflict(cur: Cursor, item: dict, run_id: str) -> dict:
     previous = next(iter(cur.fetchone().values()))
     cur.execute(sql.SET_PERSON_FIELD[column], params)
     if item["staging_table"] is not None:
-        cur.execute(sql.RECORD_FIELD_SOURCE, {"person": person, "field": column, "run_id": run_id,
-                                              "staging_table": item["staging_table"],
-                                              "staging_id": item["staging_id"]})
+        cur.execute(
+            sql.RECORD_FIELD_SOURCE,
+            {
+                "person": person,
+                "field": column,
+                "run_id": run_id,
+                "staging_table": item["staging_table"],
+                "staging_id": item["staging_id"],
+            },
+        )
     cur.execute(sql.FORGET_PERSON_KEYS, {"ids": [person]})
     return {"decision": "take_incoming", "table": "persons", "field": column, "previous": previous}
 
 
 # --- possible_duplicate --------------------------------------------------------------------------
+
 
 def apply_possible_duplicate(cur: Cursor, item: dict, run_id: str) -> dict:
     if item["decision_kind"] == "not_same":
@@ -179,11 +200,14 @@ def lead_merges(leads: pd.DataFrame, stayer: str) -> pd.DataFrame:
     else the program."""
     both = leads["service_id"].notna() & leads["event_id"].notna()
     key = ("se|" + leads["service_id"].fillna("") + "|" + leads["event_id"].fillna("")).where(
-        both, "pt|" + label_key(leads["program_type"]).fillna(""))
+        both, "pt|" + label_key(leads["program_type"]).fillna("")
+    )
     leads = leads.assign(key=key)
     kept = leads[leads["person_id"] == stayer].drop_duplicates("key").set_index("key")["lead_id"]
     gone = leads[leads["person_id"] != stayer]
-    return pd.DataFrame({"from_id": gone["lead_id"].to_numpy(), "to_id": gone["key"].map(kept).to_numpy()}).dropna()
+    return pd.DataFrame(
+        {"from_id": gone["lead_id"].to_numpy(), "to_id": gone["key"].map(kept).to_numpy()}
+    ).dropna()
 
 
 def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_id: str) -> dict:
@@ -198,9 +222,15 @@ def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_i
         cur.execute(sql.MOVE_STUDENT, ids)
         applied["student_moved"] = gone["student_id"]
     elif gone and kept:
-        if kept["student_number"] and gone["student_number"] and kept["student_number"] != gone["student_number"]:
-            raise Refused("both persons have a student, with different student numbers: merge the students in "
-                          "the bot first, or decide not_same")
+        if (
+            kept["student_number"]
+            and gone["student_number"]
+            and kept["student_number"] != gone["student_number"]
+        ):
+            raise Refused(
+                "both persons have a student, with different student numbers: merge the students in "
+                "the bot first, or decide not_same"
+            )
         both = {**ids, "stayer_student": kept["student_id"], "absorbed_student": gone["student_id"]}
         cur.execute(sql.REDIRECT_DUPLICATE_DOCUMENT_LINKS, both)
         cur.execute(sql.DROP_DUPLICATE_DOCUMENTS, both)
@@ -213,8 +243,12 @@ def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_i
         cur.execute(sql.FILL_STUDENT, both)
         cur.execute("DROP TABLE tmp_absorbed_student")
         applied["student_merged"] = {"from": gone["student_id"], "into": kept["student_id"]}
-    copy_into_temp(cur, "tmp_lead_merge", sql.LEAD_MERGE_COLUMNS, lead_merges(read_frame(cur, sql.READ_PAIR_LEADS, ids),
-                                                                            stayer))
+    copy_into_temp(
+        cur,
+        "tmp_lead_merge",
+        sql.LEAD_MERGE_COLUMNS,
+        lead_merges(read_frame(cur, sql.READ_PAIR_LEADS, ids), stayer),
+    )
     cur.execute(sql.FILL_MERGED_LEADS, ids)
     cur.execute(sql.REDIRECT_MERGED_LEAD_LINKS, ids)
     cur.execute(sql.DELETE_MERGED_LEADS, ids)
@@ -237,14 +271,24 @@ def merge_persons(cur: Cursor, stayer: str, absorbed: str, review_id: int, run_i
     cur.execute(sql.DELETE_PERSON, ids)
     cur.execute(sql.FILL_STAYER, ids)
     cur.execute("DROP TABLE tmp_absorbed_person")
-    cur.execute(sql.RECORD_MOVE, {"kind": "merge", "from_person": absorbed, "to_person": stayer,
-                                  "review_id": review_id, "run_id": run_id, "rows": json.dumps(rows)})
+    cur.execute(
+        sql.RECORD_MOVE,
+        {
+            "kind": "merge",
+            "from_person": absorbed,
+            "to_person": stayer,
+            "review_id": review_id,
+            "run_id": run_id,
+            "rows": json.dumps(rows),
+        },
+    )
     applied["fields_filled"] = taken
     applied["staging_rows_moved"] = len(rows)
     return applied
 
 
 # --- possible_false_merge ------------------------------------------------------------------------
+
 
 def split_rows(details: dict) -> list[tuple[str, int]]:
     """The rows `details.rows.move` lists, as (staging_table, staging_id); malformed lists refused."""
@@ -270,14 +314,20 @@ def apply_possible_false_merge(cur: Cursor, item: dict, run_id: str) -> dict:
     cur.execute(sql.LOCK_PERSONS, {"ids": [person]})
     if not cur.fetchall():
         raise Refused(f"person {person} no longer exists")
-    copy_into_temp(cur, "tmp_split_rows", sql.SPLIT_ROW_COLUMNS,
-                   pd.DataFrame(rows, columns=["staging_table", "staging_id"]))
+    copy_into_temp(
+        cur,
+        "tmp_split_rows",
+        sql.SPLIT_ROW_COLUMNS,
+        pd.DataFrame(rows, columns=["staging_table", "staging_id"]),
+    )
     ids = {"person": person, "new_person": str(uuid.uuid4()), "now": _now()}
     cur.execute(sql.ROWS_NOT_LINKED, ids)
     stray = cur.fetchall()
     if stray:
-        raise Refused(f"{len(stray)} of the rows to move are not linked to person {person} any more "
-                      f"(e.g. {stray[0]['staging_table']} {stray[0]['staging_id']})")
+        raise Refused(
+            f"{len(stray)} of the rows to move are not linked to person {person} any more "
+            f"(e.g. {stray[0]['staging_table']} {stray[0]['staging_id']})"
+        )
     cur.execute(sql.SHARED_ENTITIES, ids)
     shared = cur.fetchall()
     if any(row["entity"] == "student" for row in shared):
@@ -300,13 +350,27 @@ def apply_possible_false_merge(cur: Cursor, item: dict, run_id: str) -> dict:
     cur.execute(sql.FORGET_PERSON_KEYS, {"ids": [person, ids["new_person"]]})
     cur.execute("DROP TABLE tmp_split_person")
     cur.execute("DROP TABLE tmp_split_rows")
-    cur.execute(sql.RECORD_MOVE, {"kind": "split", "from_person": person, "to_person": ids["new_person"],
-                                  "review_id": item["id"], "run_id": run_id,
-                                  "rows": json.dumps([list(r) for r in rows])})
-    return {"decision": "split", "new_person_id": ids["new_person"], "fields_moved": fields,
-            "staging_rows_moved": len(rows), "students_moved": students, "leads_moved": leads,
-            "documents_moved": documents,
-            "shared_leads_kept": [row["entity_id"] for row in shared if row["entity"] == "lead"]}
+    cur.execute(
+        sql.RECORD_MOVE,
+        {
+            "kind": "split",
+            "from_person": person,
+            "to_person": ids["new_person"],
+            "review_id": item["id"],
+            "run_id": run_id,
+            "rows": json.dumps([list(r) for r in rows]),
+        },
+    )
+    return {
+        "decision": "split",
+        "new_person_id": ids["new_person"],
+        "fields_moved": fields,
+        "staging_rows_moved": len(rows),
+        "students_moved": students,
+        "leads_moved": leads,
+        "documents_moved": documents,
+        "shared_leads_kept": [row["entity_id"] for row in shared if row["entity"] == "lead"],
+    }
 
 
 APPLIERS = {
@@ -331,8 +395,10 @@ def apply_now(conn: Connection, wait_seconds: int = 30) -> tuple[str, ApplyResul
             try:
                 cur.execute("SELECT pg_advisory_lock(%s)", (RUN_LOCK_KEY,))
             except psycopg2.errors.LockNotAvailable:
-                raise MigrationRunning(f"a migration run has been running for more than {wait_seconds} s; it applies "
-                                       "the decisions itself, or run `ice-pipeline review apply` when it ends") from None
+                raise MigrationRunning(
+                    f"a migration run has been running for more than {wait_seconds} s; it applies "
+                    "the decisions itself, or run `ice-pipeline review apply` when it ends"
+                ) from None
             cur.execute("SET lock_timeout = 0")
     finally:
         conn.autocommit = False

@@ -16,9 +16,24 @@ from psycopg2.extras import RealDictCursor
 from ice_pipeline.review import KINDS, ReviewError, _record
 from ice_pipeline.store import review as sql
 
-COLUMNS = ("id", "kind", "status", "person_id", "candidate_person_id", "staging_table", "staging_id", "field",
-           "existing_value", "incoming_value", "score", "reason", "evidence", "valid_decisions", "decision",
-           "decision_person_id")
+COLUMNS = (
+    "id",
+    "kind",
+    "status",
+    "person_id",
+    "candidate_person_id",
+    "staging_table",
+    "staging_id",
+    "field",
+    "existing_value",
+    "incoming_value",
+    "score",
+    "reason",
+    "evidence",
+    "valid_decisions",
+    "decision",
+    "decision_person_id",
+)
 # A cell a spreadsheet would run as a formula (CSV injection): exported with a leading quote.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -26,7 +41,7 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 @dataclass
 class ImportReport:
     recorded: int
-    skipped: int           # lines left without a decision
+    skipped: int  # lines left without a decision
 
 
 class ImportErrors(ReviewError):
@@ -47,8 +62,11 @@ def evidence_summary(details: dict | None) -> str:
         for side in ("move", "stay"):
             listed = rows.get(side) or []
             if listed:
-                parts.append(f"{side}: " + ", ".join(f"{t}:{i}" for t, i in listed[:10])
-                             + (f" (+{len(listed) - 10})" if len(listed) > 10 else ""))
+                parts.append(
+                    f"{side}: "
+                    + ", ".join(f"{t}:{i}" for t, i in listed[:10])
+                    + (f" (+{len(listed) - 10})" if len(listed) > 10 else "")
+                )
     for key, value in details.items():
         if key in ("rows", "applied"):
             continue
@@ -86,8 +104,13 @@ def export_items(conn: Connection, path: Path, kind: str | None = None) -> int:
         writer.writerow(COLUMNS)
         for item in items:
             details = json.loads(item["details"]) if item["details"] else {}
-            row = {**item, "evidence": evidence_summary(details), "valid_decisions": " | ".join(DECISIONS[item["kind"]]),
-                   "decision": "", "decision_person_id": ""}
+            row = {
+                **item,
+                "evidence": evidence_summary(details),
+                "valid_decisions": " | ".join(DECISIONS[item["kind"]]),
+                "decision": "",
+                "decision_person_id": "",
+            }
             writer.writerow([row["id"] if c == "id" else _cell(row.get(c)) for c in COLUMNS])
     return len(items)
 

@@ -51,8 +51,13 @@ JOIN persons p ON p.id = k.person_id
 WHERE k.person_id IN (SELECT person_id FROM tmp_candidate_focus)
 """
 
-CANDIDATE_COLUMNS = {"person_id": "uuid", "candidate_person_id": "uuid", "score": "real", "reason": "text",
-                     "details": "jsonb"}
+CANDIDATE_COLUMNS = {
+    "person_id": "uuid",
+    "candidate_person_id": "uuid",
+    "score": "real",
+    "reason": "text",
+    "details": "jsonb",
+}
 INSERT_CANDIDATES = """
 INSERT INTO ice_pipeline.review_queue (kind, staging_table, staging_id, person_id, candidate_person_id, score,
                                        reason, details, run_id)
@@ -94,12 +99,15 @@ def queue_candidates(cur: Cursor, pairs: pd.DataFrame, run_id: str) -> int:
     """Queue candidate pairs as possible_duplicate items; returns how many were new (never asked before)."""
     if pairs.empty:
         return 0
-    frame = pd.DataFrame({
-        "person_id": pairs["person_id"], "candidate_person_id": pairs["candidate_person_id"],
-        "score": pairs["score"].astype(float),
-        "reason": [f"possible duplicate: {e['summary']}" for e in pairs["evidence"]],
-        "details": [json.dumps(e, ensure_ascii=False) for e in pairs["evidence"]],
-    })
+    frame = pd.DataFrame(
+        {
+            "person_id": pairs["person_id"],
+            "candidate_person_id": pairs["candidate_person_id"],
+            "score": pairs["score"].astype(float),
+            "reason": [f"possible duplicate: {e['summary']}" for e in pairs["evidence"]],
+            "details": [json.dumps(e, ensure_ascii=False) for e in pairs["evidence"]],
+        }
+    )
     copy_into_temp(cur, "tmp_candidates_found", CANDIDATE_COLUMNS, frame)
     cur.execute(INSERT_CANDIDATES, {"run_id": run_id})
     queued = cur.rowcount

@@ -27,7 +27,9 @@ def read_column_limits(cur: Cursor, tables: tuple[str, ...] = PRODUCTION_TABLES)
     cur.execute(READ_COLUMNS, {"tables": list(tables)})
     limits: dict[str, dict[str, Column]] = {}
     for table, column, data_type, max_length in cur.fetchall():
-        limits.setdefault(table, {})[column] = Column(data_type, int(max_length) if max_length is not None else None)
+        limits.setdefault(table, {})[column] = Column(
+            data_type, int(max_length) if max_length is not None else None
+        )
     return limits
 
 

@@ -40,9 +40,18 @@ FROM student_documents d
 JOIN tmp_doc_keys k ON k.student_id = d.student_id AND k.checksum = d.checksum
 """
 DROP_KEYS = "DROP TABLE tmp_doc_keys"
-NEW_DOCUMENT_COLUMNS = {"document_id": "uuid", "student_id": "uuid", "document_type": "text", "file_name": "text",
-                        "object_key": "text", "bucket": "text", "file_size": "integer", "mime_type": "text",
-                        "checksum": "text", "original_file_path": "text"}
+NEW_DOCUMENT_COLUMNS = {
+    "document_id": "uuid",
+    "student_id": "uuid",
+    "document_type": "text",
+    "file_name": "text",
+    "object_key": "text",
+    "bucket": "text",
+    "file_size": "integer",
+    "mime_type": "text",
+    "checksum": "text",
+    "original_file_path": "text",
+}
 INSERT_DOCUMENTS = """
 INSERT INTO student_documents (id, student_id, document_type, file_name, object_key, bucket, file_size, mime_type,
                                checksum, original_file_path, storage_provider, status, uploaded_at,
@@ -68,7 +77,9 @@ WHERE l.staging_table = 'staging_document' AND l.entity = 'document' AND l.stagi
 def read_student_states(cur: Cursor, rows: pd.DataFrame) -> pd.DataFrame:
     """staging_id, student_id, rejected, in_review of each staging student the batch's documents name."""
     students = pd.DataFrame({"staging_id": pd.to_numeric(rows["student_id"], errors="coerce")}).dropna()
-    copy_into_temp(cur, "tmp_doc_students", {"staging_id": "bigint"}, students.drop_duplicates().astype("int64"))
+    copy_into_temp(
+        cur, "tmp_doc_students", {"staging_id": "bigint"}, students.drop_duplicates().astype("int64")
+    )
     return read_frame(cur, READ_STUDENT_STATES)
 
 

@@ -24,9 +24,19 @@ FROM leads l
 WHERE l.person_id IN (SELECT person_id FROM tmp_lead_persons)
 ORDER BY l.created_at, l.source_file NULLS LAST, l.source_sheet NULLS LAST, l.source_row NULLS LAST, l.id
 """
-LEAD_COLUMNS = {"lead_id": "uuid", "person_id": "uuid", "lead_status": "text", "notes": "text",
-                "lead_date": "timestamptz", "program_type": "text", "service_id": "uuid", "event_id": "uuid",
-                "source_file": "text", "source_sheet": "text", "source_row": "integer"}
+LEAD_COLUMNS = {
+    "lead_id": "uuid",
+    "person_id": "uuid",
+    "lead_status": "text",
+    "notes": "text",
+    "lead_date": "timestamptz",
+    "program_type": "text",
+    "service_id": "uuid",
+    "event_id": "uuid",
+    "source_file": "text",
+    "source_sheet": "text",
+    "source_row": "integer",
+}
 INSERT_LEADS = """
 INSERT INTO leads (id, person_id, lead_status, notes, lead_date, program_type, service_id, event_id,
                    source_file, source_sheet, source_row, created_at, updated_at)
@@ -54,7 +64,9 @@ WHERE l.id = f.lead_id AND f._row >= %(lo)s AND f._row < %(hi)s
 
 def read_leads(cur: Cursor, person_ids: pd.Series) -> pd.DataFrame:
     """Production leads of these persons, oldest first (the oldest lead wins a key)."""
-    copy_into_temp(cur, "tmp_lead_persons", {"person_id": "uuid"}, person_ids.drop_duplicates().to_frame("person_id"))
+    copy_into_temp(
+        cur, "tmp_lead_persons", {"person_id": "uuid"}, person_ids.drop_duplicates().to_frame("person_id")
+    )
     cur.execute("ANALYZE tmp_lead_persons")
     existing = read_frame(cur, READ_LEADS)
     cur.execute("DROP TABLE tmp_lead_persons")
@@ -64,8 +76,12 @@ def read_leads(cur: Cursor, person_ids: pd.Series) -> pd.DataFrame:
 def read_linked_leads(cur: Cursor, rows: pd.DataFrame) -> pd.DataFrame:
     """staging_table, staging_id, linked_lead_id of the rows (staging_table, staging_id: staging_lead or
     staging_lead_failures) already linked to a lead (a re-processed row keeps its lead)."""
-    copy_into_temp(cur, "tmp_lead_rows", {"staging_table": "text", "staging_id": "bigint"},
-                   rows[["staging_table", "staging_id"]])
+    copy_into_temp(
+        cur,
+        "tmp_lead_rows",
+        {"staging_table": "text", "staging_id": "bigint"},
+        rows[["staging_table", "staging_id"]],
+    )
     linked = read_frame(cur, READ_LINKED_LEADS).astype({"staging_id": "int64"})
     cur.execute("DROP TABLE tmp_lead_rows")
     return linked
@@ -78,5 +94,6 @@ def insert_leads(cur: Cursor, leads: pd.DataFrame, now: dt.datetime) -> Isolated
 
 def fill_leads(cur: Cursor, fills: pd.DataFrame, now: dt.datetime) -> IsolatedWrite:
     """Fill NULL fields of existing leads (lead_id + fills, NA = keep); a refused fill costs that lead."""
-    return write_isolating(cur, "tmp_lead_fills", LEAD_COLUMNS, fills.assign(person_id=pd.NA), FILL_LEADS,
-                           {"now": now})
+    return write_isolating(
+        cur, "tmp_lead_fills", LEAD_COLUMNS, fills.assign(person_id=pd.NA), FILL_LEADS, {"now": now}
+    )

@@ -9,9 +9,19 @@ from __future__ import annotations
 
 from ice_pipeline.store.review import DECIDED_MERGE_TARGETS, DECIDED_PAIRS, READ_IDENTITY_DECISIONS
 
-KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "cedula": "text", "email": "text",
-               "name_key": "text", "birth_date": "date", "phone_tail": "text", "student_number": "text",
-               "source_file": "text", "source_sheet": "text", "source_row": "integer"}
+KEY_COLUMNS = {
+    "staging_table": "text",
+    "staging_id": "bigint",
+    "cedula": "text",
+    "email": "text",
+    "name_key": "text",
+    "birth_date": "date",
+    "phone_tail": "text",
+    "student_number": "text",
+    "source_file": "text",
+    "source_sheet": "text",
+    "source_row": "integer",
+}
 
 # Identity questions a person answered (`ice-pipeline review resolve`): store/review.py.
 READ_DECISIONS = READ_IDENTITY_DECISIONS
@@ -51,9 +61,16 @@ FROM persons p
 LEFT JOIN ice_pipeline.person_keys k ON k.person_id = p.id
 WHERE k.person_id IS NULL OR (p.updated_at > %(since)s::timestamp AND k.person_updated_at <> p.updated_at)
 """
-PERSON_KEY_COLUMNS = {"person_id": "uuid", "cedula": "text", "email": "text", "name_key": "text",
-                      "birth_date": "date", "phone_tail": "text", "student_number": "text",
-                      "person_updated_at": "timestamp(3)"}
+PERSON_KEY_COLUMNS = {
+    "person_id": "uuid",
+    "cedula": "text",
+    "email": "text",
+    "name_key": "text",
+    "birth_date": "date",
+    "phone_tail": "text",
+    "student_number": "text",
+    "person_updated_at": "timestamp(3)",
+}
 UPSERT_PERSON_KEYS = """
 INSERT INTO ice_pipeline.person_keys (person_id, cedula, email, name_key, birth_date, phone_tail, student_number,
                                       person_updated_at)
@@ -130,7 +147,8 @@ ON CONFLICT (kind, value) DO NOTHING
 
 # Existing persons sharing any match key with the batch -- as survivors (person_keys) or through
 # any row ever linked to them (row_keys) -- or linked to its rows before, or chosen by a decision.
-FIND_CANDIDATES = """
+FIND_CANDIDATES = (
+    """
 CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
     SELECT s2.person_id FROM students s2
       JOIN (SELECT DISTINCT student_number FROM tmp_keys WHERE student_number IS NOT NULL) t
@@ -177,7 +195,9 @@ CREATE TEMP TABLE tmp_candidates ON COMMIT DROP AS
                      AND l.source_sheet IS NOT DISTINCT FROM t.source_sheet
       JOIN ice_pipeline.person_keys k ON k.person_id = l.person_id AND k.name_key = t.name_key
     UNION
-""" + DECIDED_MERGE_TARGETS  # noqa: S608 - constants joined at import
+"""  # noqa: S608 - constants joined at import
+    + DECIDED_MERGE_TARGETS
+)
 # Persons matching a key that only a *cluster* has: an existing person's name key with the birth
 # date or mobile a batch row brings (see cluster_name_keys). Added to tmp_candidates; returns the new ones.
 FIND_MORE_CANDIDATES = """
@@ -237,9 +257,20 @@ WHERE kind = 'merge' AND to_person_id IN (SELECT person_id FROM tmp_candidates)
 
 # --- writes ----------------------------------------------------------------------------------
 
-NEW_PERSON_COLUMNS = {"person_id": "uuid", "full_name": "text", "email": "text", "phone": "text", "cedula": "text",
-                      "birth_date": "date", "address": "text", "city": "text", "country": "text",
-                      "data_source": "text", "original_name": "text", "csv_enriched": "boolean"}
+NEW_PERSON_COLUMNS = {
+    "person_id": "uuid",
+    "full_name": "text",
+    "email": "text",
+    "phone": "text",
+    "cedula": "text",
+    "birth_date": "date",
+    "address": "text",
+    "city": "text",
+    "country": "text",
+    "data_source": "text",
+    "original_name": "text",
+    "csv_enriched": "boolean",
+}
 INSERT_PERSONS = """
 INSERT INTO persons (id, full_name, email, phone, cedula, birth_date, address, city, country,
                      data_source, original_name, csv_enriched, created_at, updated_at)
@@ -267,9 +298,19 @@ UPDATE persons p SET
 FROM tmp_person_fills f
 WHERE p.id = f.person_id AND f._row >= %(lo)s AND f._row < %(hi)s  -- db.write_isolating
 """
-ROW_KEY_COLUMNS = {"staging_table": "text", "staging_id": "bigint", "person_id": "uuid", "cedula": "text",
-                   "email": "text", "name_key": "text", "birth_date": "date", "phone_tail": "text",
-                   "student_number": "text", "arrival": "timestamptz", "evidence": "jsonb"}
+ROW_KEY_COLUMNS = {
+    "staging_table": "text",
+    "staging_id": "bigint",
+    "person_id": "uuid",
+    "cedula": "text",
+    "email": "text",
+    "name_key": "text",
+    "birth_date": "date",
+    "phone_tail": "text",
+    "student_number": "text",
+    "arrival": "timestamptz",
+    "evidence": "jsonb",
+}
 # The keys of every row linked this run: the evidence later runs re-resolve its person with.
 UPSERT_ROW_KEYS = """
 INSERT INTO ice_pipeline.row_keys (staging_table, staging_id, person_id, cedula, email, name_key, birth_date,

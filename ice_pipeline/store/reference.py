@@ -18,7 +18,13 @@ SELECT id, name, description, %(now)s, %(now)s FROM tmp_new_services
 WHERE _row >= %(lo)s AND _row < %(hi)s
 ON CONFLICT (name) DO NOTHING
 """
-EVENT_COLUMNS = {"id": "uuid", "name": "text", "event_date": "timestamp", "location": "text", "service_id": "uuid"}
+EVENT_COLUMNS = {
+    "id": "uuid",
+    "name": "text",
+    "event_date": "timestamp",
+    "location": "text",
+    "service_id": "uuid",
+}
 INSERT_EVENTS = """
 INSERT INTO events (id, name, event_date, location, service_id, created_at, updated_at)
 SELECT id, name, event_date, location, service_id, %(now)s, %(now)s FROM tmp_new_events

@@ -194,7 +194,9 @@ READ_STUDENTS_OF_PAIR = """
 SELECT person_id::text, id::text AS student_id, upper(btrim(student_number)) AS student_number
 FROM students WHERE person_id IN (%(stayer)s, %(absorbed)s)
 """
-MOVE_STUDENT = "UPDATE students SET person_id = %(stayer)s, updated_at = %(now)s WHERE person_id = %(absorbed)s"
+MOVE_STUDENT = (
+    "UPDATE students SET person_id = %(stayer)s, updated_at = %(now)s WHERE person_id = %(absorbed)s"
+)
 # Both have a student: the stayer's stays; the absorbed one's documents, lineage and NULL-filling
 # values go to it, then it is deleted. A document whose file the stayer's student already has
 # (same checksum) is dropped and its lineage points at the stayer's copy.

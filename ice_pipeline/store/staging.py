@@ -142,10 +142,10 @@ WHERE l.locktype = 'relation'
 class OpenWriters:
     """The V3 transactions writing the watermarked staging tables right now (OPEN_WRITERS)."""
 
-    checked_at: dt.datetime            # now() of the checking transaction
-    oldest_start: dt.datetime | None   # earliest xact_start among those this role can see
-    count: int                         # open write transactions
-    hidden: int                        # of which this role cannot see the start
+    checked_at: dt.datetime  # now() of the checking transaction
+    oldest_start: dt.datetime | None  # earliest xact_start among those this role can see
+    count: int  # open write transactions
+    hidden: int  # of which this role cannot see the start
     role: str
     can_read_all_stats: bool
 
@@ -212,9 +212,11 @@ def open_writer_cap(conn: Connection) -> tuple[dt.datetime, int]:
         writers = open_writers(cur)
     if writers.hidden:
         grantee = quote_ident(writers.role, conn)
-        fix = (f"GRANT pg_read_all_stats TO {grantee}; (as a superuser) lets it read below their start instead"
-               if not writers.can_read_all_stats
-               else "they are prepared transactions (COMMIT/ROLLBACK PREPARED ends them)")
+        fix = (
+            f"GRANT pg_read_all_stats TO {grantee}; (as a superuser) lets it read below their start instead"
+            if not writers.can_read_all_stats
+            else "they are prepared transactions (COMMIT/ROLLBACK PREPARED ends them)"
+        )
         raise OpenWriterNotVisible(
             f"{writers.hidden} open V3 write transaction(s) on the staging tables, and the staging role "
             f"{writers.role} cannot see when they began: stopped before reading, so that no row they commit later "
@@ -229,26 +231,59 @@ def arrival_cut(cur: Cursor, marks: dict[str, tuple], limit: int, cap: dt.dateti
     if not limit:
         return None
     student, lead = marks.get("staging_student", BEGINNING), marks.get("staging_lead", BEGINNING)
-    cur.execute(ARRIVAL_CUT, {"student_since": student[0], "student_since_id": student[1], "lead_since": lead[0],
-                              "lead_since_id": lead[1], "cap": cap, "limit": limit})
+    cur.execute(
+        ARRIVAL_CUT,
+        {
+            "student_since": student[0],
+            "student_since_id": student[1],
+            "lead_since": lead[0],
+            "lead_since_id": lead[1],
+            "cap": cap,
+            "limit": limit,
+        },
+    )
     return cur.fetchone()
 
 
-def _read(cur: Cursor, query: str, since: tuple, retry: list[int], cap: dt.datetime, *,
-          cut: tuple | None = None, limit: int = 0) -> pd.DataFrame:
+def _read(
+    cur: Cursor,
+    query: str,
+    since: tuple,
+    retry: list[int],
+    cap: dt.datetime,
+    *,
+    cut: tuple | None = None,
+    limit: int = 0,
+) -> pd.DataFrame:
     cut_at, cut_rank, cut_id = cut or (None, None, None)
-    rows = read_frame(cur, query, {"since": since[0], "since_id": since[1], "retry": retry, "cap": cap,
-                                   "limit": limit or None, "cut_at": cut_at, "cut_rank": cut_rank, "cut_id": cut_id})
+    rows = read_frame(
+        cur,
+        query,
+        {
+            "since": since[0],
+            "since_id": since[1],
+            "retry": retry,
+            "cap": cap,
+            "limit": limit or None,
+            "cut_at": cut_at,
+            "cut_rank": cut_rank,
+            "cut_id": cut_id,
+        },
+    )
     rows["id"] = rows["id"].astype("int64")
     return rows
 
 
-def read_students(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cut: tuple | None) -> pd.DataFrame:
+def read_students(
+    cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cut: tuple | None
+) -> pd.DataFrame:
     """Students beyond `since` below `cap` up to `cut`, plus `retry`; column `in_window` tells which."""
     return _read(cur, READ_STUDENTS, since, retry, cap, cut=cut)
 
 
-def read_leads(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cut: tuple | None) -> pd.DataFrame:
+def read_leads(
+    cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, cut: tuple | None
+) -> pd.DataFrame:
     """Leads beyond `since` below `cap` up to `cut`, plus `retry`; column `in_window` tells which."""
     return _read(cur, READ_LEADS, since, retry, cap, cut=cut)
 
@@ -258,7 +293,9 @@ def read_documents(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime
     return _read(cur, READ_DOCUMENTS, since, retry, cap, limit=limit)
 
 
-def read_lead_failures(cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int) -> pd.DataFrame:
+def read_lead_failures(
+    cur: Cursor, since: tuple, retry: list[int], cap: dt.datetime, limit: int
+) -> pd.DataFrame:
     """At most `limit` lead failures (0 = all) beyond `since` (created_at, id) below `cap`, plus `retry`."""
     return _read(cur, READ_LEAD_FAILURES, since, retry, cap, limit=limit)
 

@@ -18,8 +18,14 @@ WHERE s.person_id IN (SELECT person_id FROM tmp_student_keys)
 ORDER BY s.created_at, s.id
 """
 KEY_COLUMNS = {"person_id": "uuid", "student_number": "text"}
-STUDENT_COLUMNS = {"student_id": "uuid", "person_id": "uuid", "student_number": "text", "program": "text",
-                   "data_source": "text", "csv_enriched": "boolean"}
+STUDENT_COLUMNS = {
+    "student_id": "uuid",
+    "person_id": "uuid",
+    "student_number": "text",
+    "program": "text",
+    "data_source": "text",
+    "csv_enriched": "boolean",
+}
 INSERT_STUDENTS = """
 INSERT INTO students (id, person_id, student_number, program, status, data_source, csv_enriched, created_at, updated_at)
 SELECT student_id, person_id, student_number, program, 'ACTIVE', data_source, csv_enriched, %(now)s, %(now)s
@@ -54,5 +60,6 @@ def insert_students(cur: Cursor, students: pd.DataFrame, now: dt.datetime) -> Is
 
 def fill_students(cur: Cursor, fills: pd.DataFrame, now: dt.datetime) -> IsolatedWrite:
     """Fill NULL fields of existing students (student_id + fills, NA = keep); a refused fill costs that student."""
-    return write_isolating(cur, "tmp_student_fills", STUDENT_COLUMNS, fills.assign(person_id=pd.NA),
-                           FILL_STUDENTS, {"now": now})
+    return write_isolating(
+        cur, "tmp_student_fills", STUDENT_COLUMNS, fills.assign(person_id=pd.NA), FILL_STUDENTS, {"now": now}
+    )
