@@ -41,10 +41,12 @@ demo: install
 PYTEST_WORKERS ?= logical
 test: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n $(PYTEST_WORKERS)
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 ui: install
 	$(ICE) local up
