@@ -159,6 +159,26 @@ def _metadata(
     }
 
 
+def plan_documents(
+    production_db: ProductionDatabase,
+    document_store: DocumentStore,
+    rows: pd.DataFrame,
+    prod_students: pd.DataFrame,
+) -> tuple[docs.DocumentPlan, pd.DataFrame, set[int]]:
+    """Which students are loaded and which rows are linked; the files hashed and validated (no lock
+    held); the documents whose object is not in production yet. Returns (plan, fresh, linked rows)."""
+    with production_db.connection() as conn, conn.cursor() as cur:
+        states = store.read_student_states(cur, rows)
+        linked_docs = store.read_document_links(cur, rows)
+        conn.rollback()
+    students = docs.student_states(rows, prod_students, states)
+    plan = docs.plan_batch(rows, students, linked_docs, document_store.root())
+    with production_db.connection() as conn, conn.cursor() as cur:
+        existing = store.read_existing(cur, plan.accepted)
+        conn.rollback()
+    return plan, docs.new_documents(plan.accepted, existing, document_store.bucket), linked_docs
+
+
 @asset(
     ins={"staging_documents": AssetIn(), "prod_students": AssetIn()},
     deps=["prod_leads"],  # the design card's order: documents come last
@@ -181,20 +201,10 @@ def prod_documents(
     options: MigrationOptions,
 ) -> Output[pd.DataFrame]:
     started = time.monotonic()
-    rows = staging_documents.rows
-
-    # 1. Which students are loaded, which rows are linked; hash and validate the files (no lock held).
-    with production_db.connection() as conn, conn.cursor() as cur:
-        states = store.read_student_states(cur, rows)
-        linked_docs = store.read_document_links(cur, rows)
-        conn.rollback()
-    students = docs.student_states(rows, prod_students, states)
-    plan = docs.plan_batch(rows, students, linked_docs, document_store.root())
+    plan, fresh, linked_docs = plan_documents(
+        production_db, document_store, staging_documents.rows, prod_students
+    )
     hash_seconds = time.monotonic() - started
-    with production_db.connection() as conn, conn.cursor() as cur:
-        existing = store.read_existing(cur, plan.accepted)
-        conn.rollback()
-    fresh = docs.new_documents(plan.accepted, existing, document_store.bucket)
 
     # 2. Upload the missing objects, outside the transaction; a file changed meanwhile waits.
     upload_started = time.monotonic()
