@@ -90,8 +90,12 @@ def person_candidates(
     started = time.monotonic()
     person_ids = resolved_persons["person_id"].dropna().astype(str).unique().tolist()
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        figures = run_candidates(cur, person_ids, context.run.run_id)
-        record_run(cur, context.run.run_id, {CANDIDATES_QUEUED.stats_key: figures["candidates_queued"]})
+        figures = run_candidates(cur, person_ids, context.op_execution_context.run_id)
+        record_run(
+            cur,
+            context.op_execution_context.run_id,
+            {CANDIDATES_QUEUED.stats_key: figures["candidates_queued"]},
+        )
     context.log.info(
         f"candidates: {figures['persons_checked']} persons checked, "
         f"{figures['candidates_found']} candidate pairs, {figures['candidates_queued']} newly queued"

@@ -215,7 +215,13 @@ def prod_documents(
     # 3. One transaction: re-check, insert, link, reject, watermark.
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
         links, inserted = _write(
-            cur, plan, fresh, staging_documents, context.run.run_id, options, sum(o.bytes for o in outcomes)
+            cur,
+            plan,
+            fresh,
+            staging_documents,
+            context.op_execution_context.run_id,
+            options,
+            sum(o.bytes for o in outcomes),
         )
 
     metadata = _metadata(

@@ -169,7 +169,7 @@ def prod_leads(
     rows = leads_with_persons(staging_leads.rows, resolved_persons, prod_services_events)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.run.run_id))
+        fitted = fit(rows, "leads", LEAD_RULES, column_limits(cur, context.op_execution_context.run_id))
         linked = leads_linked_before(cur, rows)
         loadable = fitted.loadable.merge(linked, on="staging_id", how="left")
         plan = plan_leads(
@@ -183,7 +183,7 @@ def prod_leads(
             linked,
             plan,
             now=now,
-            run_id=context.run.run_id,
+            run_id=context.op_execution_context.run_id,
             dry_run=options.dry_run,
         )
     metadata = {

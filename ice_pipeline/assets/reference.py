@@ -128,10 +128,10 @@ def prod_services_events(
 ) -> Output[dict]:
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, context.run.run_id)
+        limits = column_limits(cur, context.op_execution_context.run_id)
         services = create_services(cur, staging_reference_data, limits, now)
         events = create_events(cur, staging_reference_data, services.known, limits, now)
-        refused = reject_refused(cur, services, events, context.run.run_id)
+        refused = reject_refused(cur, services, events, context.op_execution_context.run_id)
     context.log.info(
         f"reference: {services.created} services and {events.created} events created, "
         f"{len(refused)} items rejected"

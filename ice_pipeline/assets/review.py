@@ -62,8 +62,8 @@ def _apply(context: AssetExecutionContext, conn, options: MigrationOptions) -> t
             **{f"review_{kind}": n for kind, n in sorted(pending.items())},
         }
         return figures, {}, pending
-    result = apply_decisions(conn, context.run.run_id)
+    result = apply_decisions(conn, context.op_execution_context.run_id)
     figures = result.as_metadata()
     with conn, conn.cursor() as cur:
-        record_run(cur, context.run.run_id, figures)
+        record_run(cur, context.op_execution_context.run_id, figures)
     return figures, result.refused, result.applied

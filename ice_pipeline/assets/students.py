@@ -156,7 +156,7 @@ def prod_students(
     rows = students_with_persons(staging_students.rows, resolved_persons)
     now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, context.run.run_id)
+        limits = column_limits(cur, context.op_execution_context.run_id)
         fitted = fit(rows, "students", STUDENT_RULES, limits)
         plan = plan_students(fitted.loadable, read_students(cur, fitted.loadable))
         new = fit(plan.new_students, "students", STUDENT_PLAN_RULES, limits)
@@ -169,7 +169,7 @@ def prod_students(
             new,
             fills,
             now=now,
-            run_id=context.run.run_id,
+            run_id=context.op_execution_context.run_id,
             dry_run=options.dry_run,
         )
     metadata = {
