@@ -105,7 +105,8 @@ def gather_and_plan(
     cur: Cursor, context: AssetExecutionContext, loadable: pd.DataFrame, reference: pd.DataFrame
 ) -> lp.PersonResolution:
     """Read the batch's evidence and candidates, resolve, and fetch what a cluster's own keys
-    find (persons matching a key only a cluster has), up to CANDIDATE_ROUNDS times."""
+    find (persons matching a key only a cluster has), up to CANDIDATE_ROUNDS times; then plan
+    the writes once, on the last resolution."""
     keys = loadable.assign(phone_tail=lp.phone_tail(loadable["mobile"]))
     copy_into_temp(cur, "tmp_keys", sql.KEY_COLUMNS, keys)
     cur.execute("ANALYZE tmp_keys")
@@ -125,7 +126,7 @@ def gather_and_plan(
     )
     for round_ in range(CANDIDATE_ROUNDS + 1):
         nodes = lp.order_nodes(existing, history, batch)
-        planned = lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted, decided_pairs)
+        resolved = lp.resolve_nodes(nodes, decisions, known_shared)
         if round_ == CANDIDATE_ROUNDS:
             break
         # A stored person can match a key only the cluster has (its stored name with a birth date
@@ -134,7 +135,7 @@ def gather_and_plan(
             cur,
             "tmp_cluster_keys",
             sql.CLUSTER_KEY_COLUMNS,
-            cluster_name_keys(nodes, planned.resolution.anchor, planned.resolution.in_review),
+            cluster_name_keys(nodes, resolved.resolution.anchor, resolved.resolution.in_review),
         )
         cur.execute(sql.FIND_MORE_CANDIDATES)
         more = [person_id for (person_id,) in cur.fetchall()]
@@ -149,7 +150,7 @@ def gather_and_plan(
         context.log.info(
             f"{len(more)} more existing persons share a key of a resolved cluster: resolving again"
         )
-    return planned
+    return lp.plan_resolution(nodes, decisions, flagged, known_shared, accepted, decided_pairs, resolved)
 
 
 def fit_person_rows(rows: pd.DataFrame, limits: Limits) -> pd.DataFrame:

@@ -364,18 +364,23 @@ def _person_nodes(nodes: pd.DataFrame, person_ids: set[str]) -> set[int]:
     return set(np.flatnonzero(is_person & chosen).tolist())
 
 
-def plan_resolution(
-    nodes: pd.DataFrame,
-    decisions: pd.DataFrame,
-    flagged_person_ids: set[str],
-    known_shared: dict[str, dict[str, str]],
-    accepted_person_ids: set[str] | None = None,
-    decided_pairs: set[tuple[str, str]] | None = None,
-) -> PersonResolution:
-    """Resolve the nodes (see `order_nodes`) under one batch's rules and plan the writes.
+@dataclass
+class ResolvedNodes:
+    """The clusters of a set of nodes, before survivorship: what finding more candidates needs."""
+
+    shared: dict[str, dict[str, str]]  # kind -> value -> reason (known before and found now)
+    new_shared: pd.DataFrame  # kind, value, reason: found now
+    resolution: Resolution
+
+
+def resolve_nodes(
+    nodes: pd.DataFrame, decisions: pd.DataFrame, known_shared: dict[str, dict[str, str]]
+) -> ResolvedNodes:
+    """Resolve the nodes (see `order_nodes`) under one batch's rules.
 
     Shared values are found among the nodes (clearly different people carry them) and added to
-    those known before; they are masked from the keys, never from the values.
+    those known before; they are masked from the keys, never from the values -- and a shared
+    cédula still vetoes (no chain joins two cédulas).
     """
     keys = forget_evidenced(decision_keys(nodes, decisions), nodes)
     found = shared_values(keys, SHARED_KINDS)
@@ -394,6 +399,22 @@ def plan_resolution(
             owner=nodes["owner"].to_numpy(), veto_cedula=keys["cedula"].to_numpy()
         )
     )
+    return ResolvedNodes(shared, new_shared, resolution)
+
+
+def plan_resolution(
+    nodes: pd.DataFrame,
+    decisions: pd.DataFrame,
+    flagged_person_ids: set[str],
+    known_shared: dict[str, dict[str, str]],
+    accepted_person_ids: set[str] | None = None,
+    decided_pairs: set[tuple[str, str]] | None = None,
+    resolved: ResolvedNodes | None = None,
+) -> PersonResolution:
+    """Resolve the nodes (`resolve_nodes`, unless given) and plan the writes: persons, review
+    items, the evidence of every row."""
+    resolved = resolved or resolve_nodes(nodes, decisions, known_shared)
+    shared, new_shared, resolution = resolved.shared, resolved.new_shared, resolved.resolution
     assignment = assign_persons(
         nodes,
         resolution,
