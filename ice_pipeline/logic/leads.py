@@ -108,9 +108,24 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     production leads of those persons (lead_id, person_id, FILL_FIELDS), oldest first:
     when several answer to one key, the oldest wins."""
     rows = rows.reset_index(drop=True)
-    rows["key"] = lead_key(rows)
-    # An existing lead answers to its key and to its (person, program) key as well; the oldest
-    # lead wins a key, and a lead's own key wins over another's (person, program) key.
+    rows = rows.assign(key=lead_key(rows))
+    existing_id = existing_lead_ids(rows, existing)
+    is_new = existing_id.isna()
+    by_service = rows["service_id"].notna() & rows["event_id"].notna()
+    lead_id, created = row_leads(rows, existing_id, by_service)
+    rows = rows.assign(lead_id=lead_id)
+    first_row = ~rows.duplicated("lead_id") & rows["lead_id"].isin(created)
+    links = lead_links(rows, first_row, by_service)
+    firsts = surviving_values(rows, first_row)
+    new_leads = new_lead_rows(rows[first_row], firsts)
+    updates = lead_updates(rows.loc[~is_new, "lead_id"], existing, firsts)
+    return LeadPlan(links, new_leads, updates)
+
+
+def existing_lead_ids(rows: pd.DataFrame, existing: pd.DataFrame) -> pd.Series:
+    """Each row's existing lead, NA if none: a re-processed row keeps its lead; else the lead that answers
+    to the row's key. An existing lead answers to its key and to its (person, program) key as well; the
+    oldest lead wins a key, and a lead's own key wins over another's (person, program) key."""
     answers = pd.Series(
         np.concatenate([existing["lead_id"].to_numpy(), existing["lead_id"].to_numpy()]),
         index=pd.concat([lead_key(existing), program_key(existing)]).to_numpy(),
@@ -118,39 +133,57 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
     )
     known = answers[~answers.index.duplicated()]
     existing_id = rows["key"].map(known).astype("string")
-    if "linked_lead_id" in rows:  # a re-processed row keeps its lead
+    if "linked_lead_id" in rows:
         existing_id = rows["linked_lead_id"].astype("string").fillna(existing_id)
-    # New leads. A (service, event) row creates one lead per key. A (person, program) row joins the
-    # oldest lead with that (person, program) -- also one a (service, event) row of this batch
-    # created -- exactly as it would join that lead if it had been created by an earlier run.
+    return existing_id
+
+
+def row_leads(
+    rows: pd.DataFrame, existing_id: pd.Series, by_service: pd.Series
+) -> tuple[pd.Series, set[str]]:
+    """Each row's lead, and the ids of the leads created. A (service, event) row creates one lead per key;
+    a (person, program) row joins a lead of this batch (join_batch_leads), else creates one per key."""
     is_new = existing_id.isna()
-    by_service = rows["service_id"].notna() & rows["event_id"].notna()
-    new_se_keys = rows.loc[is_new & by_service, "key"].drop_duplicates()
-    se_ids = pd.Series(
-        [str(uuid.uuid4()) for _ in range(len(new_se_keys))], index=new_se_keys.to_numpy(), dtype="string"
-    )
+    se_ids = new_lead_ids(rows.loc[is_new & by_service, "key"])
     lead_of_row = existing_id.fillna(rows["key"].where(by_service).map(se_ids).astype("string"))
+    lead_of_row = join_batch_leads(rows, lead_of_row, is_new & ~by_service, by_service)
+    pt_ids = new_lead_ids(rows.loc[lead_of_row.isna(), "key"])
+    lead_id = lead_of_row.fillna(rows["key"].map(pt_ids).astype("string"))
+    return lead_id, set(se_ids.to_numpy()) | set(pt_ids.to_numpy())
+
+
+def new_lead_ids(keys: pd.Series) -> pd.Series:
+    """A new uuid per distinct key, indexed by key: rows with one key make one lead."""
+    keys = keys.drop_duplicates()
+    return pd.Series([str(uuid.uuid4()) for _ in range(len(keys))], index=keys.to_numpy(), dtype="string")
+
+
+def join_batch_leads(
+    rows: pd.DataFrame, lead_of_row: pd.Series, joining: pd.Series, by_service: pd.Series
+) -> pd.Series:
+    """`lead_of_row` with each `joining` (person, program) row on the lead of the first row of its
+    (person, program) when that row is a (service, event) one: the row joins the oldest lead with that
+    (person, program) -- also one this batch created -- exactly as it would join that lead if it had
+    been created by an earlier run."""
     program = program_key(rows)
     first_idx = pd.Series(np.arange(len(rows))).groupby(program.to_numpy()).transform("first").to_numpy()
-    joins_batch_se = (is_new & ~by_service).to_numpy() & by_service.to_numpy()[first_idx]
-    lead_of_row = lead_of_row.mask(
-        pd.Series(joins_batch_se, index=rows.index),
+    joins = joining.to_numpy() & by_service.to_numpy()[first_idx]
+    return lead_of_row.mask(
+        pd.Series(joins, index=rows.index),
         pd.Series(lead_of_row.to_numpy()[first_idx], index=rows.index),
     )
-    new_pt_keys = rows.loc[lead_of_row.isna(), "key"].drop_duplicates()
-    pt_ids = pd.Series(
-        [str(uuid.uuid4()) for _ in range(len(new_pt_keys))], index=new_pt_keys.to_numpy(), dtype="string"
-    )
-    rows["lead_id"] = lead_of_row.fillna(rows["key"].map(pt_ids).astype("string"))
-    created = set(se_ids.to_numpy()) | set(pt_ids.to_numpy())
-    first_row = ~rows.duplicated("lead_id") & rows["lead_id"].isin(created)
+
+
+def lead_links(rows: pd.DataFrame, first_row: pd.Series, by_service: pd.Series) -> pd.DataFrame:
+    """Each row -> its lead, and how: 'linked' (re-processed), 'new' (creates the lead), else by the key
+    it matched on."""
     relinked = (
         rows["linked_lead_id"].notna().to_numpy() if "linked_lead_id" in rows else np.zeros(len(rows), bool)
     )
     matched_by = np.select(
         [relinked, first_row, by_service], ["linked", "new", "person_service_event"], "person_program"
     )
-    links = pd.DataFrame(
+    return pd.DataFrame(
         {
             "staging_id": rows["staging_id"],
             "lead_id": rows["lead_id"],
@@ -159,29 +192,40 @@ def plan_leads(rows: pd.DataFrame, existing: pd.DataFrame) -> LeadPlan:
         }
     )
 
+
+def surviving_values(rows: pd.DataFrame, first_row: pd.Series) -> dict[str, pd.Series]:
+    """Per lead, the value each of FILL_FIELDS takes: the first row's that has one -- but IDENTITY_FIELDS
+    only from the row that creates the lead (they are its key)."""
     firsts = {
         f: rows.dropna(subset=[f]).drop_duplicates("lead_id").set_index("lead_id")[f] for f in FILL_FIELDS
     }
     creators = rows[first_row].set_index("lead_id")
     for field in IDENTITY_FIELDS:
         firsts[field] = creators[field].dropna()
-    fresh = rows[first_row]
+    return firsts
+
+
+def new_lead_rows(fresh: pd.DataFrame, firsts: dict[str, pd.Series]) -> pd.DataFrame:
+    """The leads to create, one per row that creates one: lead_id, person_id + FILL_FIELDS."""
     new_leads = pd.DataFrame(
         {"lead_id": fresh["lead_id"].to_numpy(), "person_id": fresh["person_id"].to_numpy()}
     )
     for field in FILL_FIELDS:
         new_leads[field] = firsts[field].reindex(fresh["lead_id"]).to_numpy()
+    return new_leads
 
-    updates = pd.DataFrame(columns=["lead_id", *FILL_FIELDS])
-    if len(existing):
-        stored = existing.drop_duplicates("lead_id").set_index("lead_id")
-        touched = pd.Index(rows.loc[~is_new, "lead_id"].unique())
-        if len(touched):
-            fills = pd.DataFrame(index=touched)
-            for field in FILL_FIELDS:
-                fills[field] = firsts[field].reindex(touched).where(stored[field].reindex(touched).isna())
-            for field in IDENTITY_FIELDS:
-                fills[field] = pd.NA
-            changed = fills.notna().any(axis=1)
-            updates = fills[changed].rename_axis("lead_id").reset_index()
-    return LeadPlan(links, new_leads, updates)
+
+def lead_updates(linked: pd.Series, existing: pd.DataFrame, firsts: dict[str, pd.Series]) -> pd.DataFrame:
+    """Existing leads (`linked`: the lead of each row that found one): fill NULLs, never IDENTITY_FIELDS;
+    written only when something is filled."""
+    touched = pd.Index(linked.unique())
+    if not len(existing) or not len(touched):
+        return pd.DataFrame(columns=["lead_id", *FILL_FIELDS])
+    stored = existing.drop_duplicates("lead_id").set_index("lead_id")
+    fills = pd.DataFrame(index=touched)
+    for field in FILL_FIELDS:
+        fills[field] = firsts[field].reindex(touched).where(stored[field].reindex(touched).isna())
+    for field in IDENTITY_FIELDS:
+        fills[field] = pd.NA
+    changed = fills.notna().any(axis=1)
+    return fills[changed].rename_axis("lead_id").reset_index()

@@ -27,28 +27,62 @@ def students_with_persons(students: pd.DataFrame, persons: pd.DataFrame) -> pd.D
     return students.merge(persons, on="staging_id", how="inner")
 
 
+REVIEW_COLUMNS = ["kind", "staging_id", "person_id", "field", "existing_value", "incoming_value", "reason"]
+
+
 def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
     """`rows`: staging students with a person, in arrival order (staging_id, person_id,
     student_number, program, data_source, csv_enriched, warnings). `existing`: production
     students of those persons or numbers (student_id, person_id, student_number, program,
     data_source, csv_enriched)."""
-    rows = rows.reset_index(drop=True).assign(order=lambda f: np.arange(len(f)))
+    rows = rows.reset_index(drop=True)
+    taken = number_taken(rows, number_owners(rows, existing))
+    ok, is_new = assign_students(rows[~taken], existing)
+    fresh = is_new & ~ok.duplicated("person_id")
+    links = student_links(ok, fresh, existing)
+    stored = stored_students(existing)
+    fields = {field: survive_student_field(ok, stored, field) for field in ("student_number", "program")}
+    chosen = {field: final for field, (final, _) in fields.items()}
+    sources = union_of_tokens(ok["student_id"], ok["data_source"])
+    csv_any = ok.groupby("student_id")["csv_enriched"].any()
+    new_students = new_student_rows(ok[fresh], chosen, sources, csv_any)
+    updates = student_updates(ok, stored, chosen, csv_any)
+    reviews = pd.concat(
+        [number_taken_reviews(rows[taken]), *(differs for _, differs in fields.values())], ignore_index=True
+    )
+    return StudentPlan(links, new_students, updates, reviews.reindex(columns=REVIEW_COLUMNS))
+
+
+def number_owners(rows: pd.DataFrame, existing: pd.DataFrame) -> pd.Series:
+    """Student number -> the person who owns it: the person of the stored student that holds it,
+    else the first row of the batch to claim it -- a number belongs to one student only."""
     owner_existing = existing.dropna(subset=["student_number"]).set_index("student_number")["person_id"]
     claims = rows.dropna(subset=["student_number"])
     first_claim = claims.drop_duplicates("student_number").set_index("student_number")["person_id"]
     owner = owner_existing.reindex(first_claim.index).fillna(first_claim)
-    owner = pd.concat([owner, owner_existing[~owner_existing.index.isin(owner.index)]])
+    return pd.concat([owner, owner_existing[~owner_existing.index.isin(owner.index)]])
+
+
+def number_taken(rows: pd.DataFrame, owner: pd.Series) -> pd.Series:
+    """Rows whose student number another person owns: they go to review, not to a student."""
     row_owner = rows["student_number"].map(owner).astype("string")
-    taken = rows["student_number"].notna() & (row_owner != rows["person_id"]).fillna(False)
-    reviews = rows[taken].assign(
+    return rows["student_number"].notna() & (row_owner != rows["person_id"]).fillna(False)
+
+
+def number_taken_reviews(taken: pd.DataFrame) -> pd.DataFrame:
+    """The identity conflicts of the rows whose student number is taken (REVIEW_COLUMNS and more)."""
+    return taken.assign(
         kind="identity_conflict",
         field="student_number",
         reason=NUMBER_TAKEN,
-        incoming_value=rows.loc[taken, "student_number"],
+        incoming_value=taken["student_number"],
         existing_value=pd.NA,
     )
-    ok = rows[~taken]
 
+
+def assign_students(ok: pd.DataFrame, existing: pd.DataFrame) -> tuple[pd.DataFrame, pd.Series]:
+    """`ok` with the student_id of each row -- the person's stored student, else a new uuid per
+    person (one student per person) -- and which rows belong to a new student."""
     by_person = existing.drop_duplicates("person_id").set_index("person_id")
     persons = ok["person_id"].drop_duplicates()
     new_persons = persons[~persons.isin(by_person.index)]
@@ -59,11 +93,15 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         ]
     )
     ok = ok.assign(student_id=ok["person_id"].map(student_of).astype("string"))
-    is_new = ok["person_id"].isin(new_persons)
-    first_row = ~ok.duplicated("person_id")
-    number_hit = ok["student_number"].notna() & ok["student_number"].isin(owner_existing.index)
-    matched_by = np.select([is_new & first_row, number_hit], ["new", "student_number"], "person")
-    links = pd.DataFrame(
+    return ok, ok["person_id"].isin(new_persons)
+
+
+def student_links(ok: pd.DataFrame, fresh: pd.Series, existing: pd.DataFrame) -> pd.DataFrame:
+    """Each row -> its student, and how: the row that creates a student is 'new'; a row whose number a
+    stored student holds matched by 'student_number'; any other by 'person'."""
+    number_hit = ok["student_number"].notna() & ok["student_number"].isin(existing["student_number"].dropna())
+    matched_by = np.select([fresh, number_hit], ["new", "student_number"], "person")
+    return pd.DataFrame(
         {
             "staging_id": ok["staging_id"],
             "student_id": ok["student_id"],
@@ -72,45 +110,56 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         }
     )
 
-    stored = (
-        by_person.set_index("student_id")
-        if len(by_person)
-        else pd.DataFrame(columns=["person_id", "student_number", "program", "data_source", "csv_enriched"])
-    )
-    chosen: dict[str, pd.Series] = {}
-    field_reviews = []
-    for field in ("student_number", "program"):
-        present = ok.dropna(subset=[field])
-        first = present.drop_duplicates("student_id").set_index("student_id")[field]
-        final = stored[field].reindex(first.index.union(stored.index)).fillna(first) if len(stored) else first
-        chosen[field] = final
-        kept = present["student_id"].map(final)
-        differs = present[(present[field] != kept).fillna(False)]
-        field_reviews.append(
-            differs.assign(
-                kind="field_conflict",
-                field=field,
-                existing_value=kept[differs.index],
-                incoming_value=differs[field],
-                reason="differs from the value kept",
-            )
-        )
-    sources = union_of_tokens(ok["student_id"], ok["data_source"])
-    csv_any = ok.groupby("student_id")["csv_enriched"].any()
 
-    fresh = ok[is_new & first_row]
-    new_students = pd.DataFrame(
+def stored_students(existing: pd.DataFrame) -> pd.DataFrame:
+    """The stored student of each person, by student_id (an empty frame with the columns if none)."""
+    by_person = existing.drop_duplicates("person_id").set_index("person_id")
+    if len(by_person):
+        return by_person.set_index("student_id")
+    return pd.DataFrame(columns=["person_id", "student_number", "program", "data_source", "csv_enriched"])
+
+
+def survive_student_field(
+    ok: pd.DataFrame, stored: pd.DataFrame, field: str
+) -> tuple[pd.Series, pd.DataFrame]:
+    """Fill NULLs only: per student the stored value stays, else the first row's value is taken; the
+    rows that bring another value are field conflicts (REVIEW_COLUMNS and more)."""
+    present = ok.dropna(subset=[field])
+    first = present.drop_duplicates("student_id").set_index("student_id")[field]
+    final = stored[field].reindex(first.index.union(stored.index)).fillna(first) if len(stored) else first
+    kept = present["student_id"].map(final)
+    differs = present[(present[field] != kept).fillna(False)]
+    conflicts = differs.assign(
+        kind="field_conflict",
+        field=field,
+        existing_value=kept[differs.index],
+        incoming_value=differs[field],
+        reason="differs from the value kept",
+    )
+    return final, conflicts
+
+
+def new_student_rows(
+    fresh: pd.DataFrame, chosen: dict[str, pd.Series], sources: pd.Series, csv_any: pd.Series
+) -> pd.DataFrame:
+    """The students to create, one per row that creates one, with the values that survived."""
+    ids = fresh["student_id"]
+    return pd.DataFrame(
         {
-            "student_id": fresh["student_id"].to_numpy(),
+            "student_id": ids.to_numpy(),
             "person_id": fresh["person_id"].to_numpy(),
-            "student_number": chosen["student_number"].reindex(fresh["student_id"]).to_numpy(),
-            "program": chosen["program"].reindex(fresh["student_id"]).to_numpy(),
-            "data_source": sources.reindex(fresh["student_id"]).to_numpy(),
-            "csv_enriched": csv_any.reindex(fresh["student_id"]).fillna(False).to_numpy(dtype=bool),
+            "student_number": chosen["student_number"].reindex(ids).to_numpy(),
+            "program": chosen["program"].reindex(ids).to_numpy(),
+            "data_source": sources.reindex(ids).to_numpy(),
+            "csv_enriched": csv_any.reindex(ids).fillna(False).to_numpy(dtype=bool),
         }
     )
 
-    # Existing students: fill NULLs, add the sources, set csv_enriched; written only when something changes.
+
+def student_updates(
+    ok: pd.DataFrame, stored: pd.DataFrame, chosen: dict[str, pd.Series], csv_any: pd.Series
+) -> pd.DataFrame:
+    """Existing students: fill NULLs, add the sources, set csv_enriched; written only when something changes."""
     touched = pd.Index(ok["student_id"].unique()).intersection(stored.index)
     current = stored.loc[touched]
     fill_number = chosen["student_number"].reindex(touched).where(current["student_number"].isna())
@@ -129,7 +178,7 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
         | (source.fillna("\x00") != stored_source.fillna("\x00"))
         | (csv_flag != stored_csv)
     )
-    updates_frame = pd.DataFrame(
+    return pd.DataFrame(
         {
             "student_id": touched.to_numpy(),
             "student_number": fill_number.to_numpy(),
@@ -138,14 +187,3 @@ def plan_students(rows: pd.DataFrame, existing: pd.DataFrame) -> StudentPlan:
             "csv_enriched": csv_flag.to_numpy(dtype=bool),
         }
     )[changed.to_numpy()]
-    all_reviews = pd.concat([reviews, *field_reviews], ignore_index=True)
-    review_columns = [
-        "kind",
-        "staging_id",
-        "person_id",
-        "field",
-        "existing_value",
-        "incoming_value",
-        "reason",
-    ]
-    return StudentPlan(links, new_students, updates_frame, all_reviews.reindex(columns=review_columns))
