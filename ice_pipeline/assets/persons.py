@@ -341,16 +341,15 @@ def resolved_persons(
     options: MigrationOptions,
 ) -> Output[pd.DataFrame]:
     started = time.monotonic()
+    run_id = context.op_execution_context.run_id
     incoming = lp.incoming_rows(staging_students.rows, staging_leads.rows)
     with production_db.connection() as conn, writer_transaction(conn, options) as cur:
-        limits = column_limits(cur, context.op_execution_context.run_id)
+        limits = column_limits(cur, run_id)
         rows = fit_person_rows(incoming, limits)
         loadable = rows[rows["reject_reason"].isna()].reset_index(drop=True)
-        refreshed = refresh_person_keys(cur, staging_reference_data, context.op_execution_context.run_id)
+        refreshed = refresh_person_keys(cur, staging_reference_data, run_id)
         planned = gather_and_plan(cur, context, loadable, staging_reference_data)
-        written = write_resolution(
-            cur, planned, lp.person_rejections(rows), context.op_execution_context.run_id, limits
-        )
+        written = write_resolution(cur, planned, lp.person_rejections(rows), run_id, limits)
     metadata = {
         "dry_run": MetadataValue.bool(options.dry_run),
         **resolution_metadata(planned, written, len(rows), refreshed),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -128,7 +129,7 @@ class Clusters:
     new_anchors: np.ndarray  # those with no existing person: persons to create
     ids: dict[int, str]  # anchor -> person id (existing, or a new uuid)
 
-    @property
+    @cached_property
     def existing_anchors(self) -> pd.Index:
         """The existing persons with a row: the persons to fill."""
         return self.existing.index[self.existing.index.isin(self.anchors)]
